@@ -1,0 +1,84 @@
+"""zoo: a plugin-based model zoo for PyTorch.
+
+>>> import zoo_core
+>>> zoo_core.list_models("simple_*")                           # doctest: +SKIP
+['simple_cnn', 'simple_rnn']
+>>> model = zoo_core.create_model("simple_cnn", num_classes=5)  # doctest: +SKIP
+>>> zoo_core.save_model(model, "cnn/")                          # doctest: +SKIP
+>>> model = zoo_core.load_model("cnn/", device="cpu")           # doctest: +SKIP
+
+Importing this package is cheap: torch-backed names (``ZooModel``,
+``create_model``, ...) are imported on first use, so ``zoo list`` and plugin
+hook modules never pay for torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from zoo_core.errors import (
+    AmbiguousModelError,
+    ConfigError,
+    DeviceError,
+    InputShapeError,
+    ModelNotFoundError,
+    PluginError,
+    PluginNotInstalledError,
+    SourceNotFoundError,
+    UsageError,
+    WeightsError,
+    ZooError,
+)
+from zoo_core.registry import get_registry, list_models
+from zoo_core.spec import ModelSpec, hookimpl
+
+__version__ = "0.1.0"
+
+# Public names that need torch, and the module each lives in.
+_LAZY = {
+    "ZooModel": "zoo_core.model",
+    "create_model": "zoo_core.api",
+    "save_model": "zoo_core.api",
+    "load_model": "zoo_core.api",
+}
+
+if TYPE_CHECKING:
+    from zoo_core.api import create_model, load_model, save_model
+    from zoo_core.model import ZooModel
+
+__all__ = [
+    "AmbiguousModelError",
+    "ConfigError",
+    "DeviceError",
+    "InputShapeError",
+    "ModelNotFoundError",
+    "ModelSpec",
+    "PluginError",
+    "PluginNotInstalledError",
+    "SourceNotFoundError",
+    "UsageError",
+    "WeightsError",
+    "ZooError",
+    "ZooModel",
+    "__version__",
+    "create_model",
+    "get_registry",
+    "hookimpl",
+    "list_models",
+    "load_model",
+    "save_model",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zoo_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,303 @@
+"""The public verbs: :func:`create_model`, :func:`save_model`, :func:`load_model`.
+
+>>> import zoo_core
+>>> model = zoo_core.create_model("simple_cnn", num_classes=5, seed=0)   # doctest: +SKIP
+>>> zoo_core.save_model(model, "cnn/")                                  # doctest: +SKIP
+>>> same = zoo_core.load_model("cnn/", dtype="bfloat16")                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo_core.config import build_config, config_to_dict
+from zoo_core.errors import (
+    ConfigError,
+    SourceNotFoundError,
+    UsageError,
+    WeightsError,
+)
+from zoo_core.fsutil import try_recover
+from zoo_core.model import ZooModel
+from zoo_core.placement import parse_device, parse_dtype
+from zoo_core.registry import ModelEntry, get_registry
+from zoo_core.weights import (
+    SavedModel,
+    check_structure,
+    make_record,
+    read_saved,
+    read_tensors,
+    write_directory,
+)
+
+__all__ = [
+    "LoadedModel",
+    "create_model",
+    "describe_source",
+    "load_model",
+    "open_model",
+    "save_model",
+]
+
+
+@dataclass
+class LoadedModel:
+    """A model together with where it came from (what the CLI reports)."""
+
+    model: ZooModel
+    entry: ModelEntry
+    source: str
+    source_kind: str  # "name", "directory", "file" or "hub"
+    load_seconds: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _build(
+    entry: ModelEntry, config: Any, *, seed: int | None, device: torch.device | None
+) -> ZooModel:
+    cls = entry.load_class()
+    with torch.device(device or "cpu"):
+        if seed is None:
+            return cls(config)
+        # fork_rng restores the global generators afterwards: a seed given here
+        # must not change what the caller's own torch.randn calls return.
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return cls(config)
+
+
+def _config_for(entry: ModelEntry, overrides: dict[str, Any], from_strings: bool) -> Any:
+    cls = entry.load_class()
+    return build_config(cls.Config, overrides, from_strings=from_strings)
+
+
+def create_model(
+    name: str,
+    /,
+    *,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    **overrides: Any,
+) -> ZooModel:
+    """Build a freshly initialised model by name, with config overrides.
+
+    Args:
+        name: a model name from :func:`list_models`, bare or ``DIST:NAME``.
+        seed: when given, initialise from this seed without touching the
+            global random state.
+        device, dtype: where to build and which floating dtype to use.
+        **overrides: config fields, checked against the model's ``Config``.
+
+    Raises:
+        ModelNotFoundError, AmbiguousModelError: the name does not resolve.
+        ConfigError: an override is unknown or has the wrong type.
+
+    >>> model = create_model("simple_rnn", cell="gru", seed=0)   # doctest: +SKIP
+    """
+    entry = get_registry().resolve(name)
+    config = _config_for(entry, overrides, from_strings=False)
+    model = _build(entry, config, seed=seed, device=parse_device(device))
+    target_dtype = parse_dtype(dtype)
+    if target_dtype is not None:
+        model = model.to(target_dtype)
+    return model
+
+
+def save_model(
+    model: ZooModel, directory: str | os.PathLike[str], *, max_shard_size: int | str | None = None
+) -> Path:
+    """Save ``model`` as ``config.json`` + safetensors weights in ``directory``, atomically.
+
+    The directory is written next to its final place and swapped in, so an
+    interrupted save leaves the previous model intact. ``max_shard_size`` (bytes
+    or a string like ``"500MB"``) splits large weights into shards.
+
+    Raises:
+        PluginError: the model's class is not registered by an installed plugin.
+        WeightsError: ``directory`` exists and is not a zoo model.
+
+    >>> save_model(create_model("linear_regression"), "lr/")   # doctest: +SKIP
+    PosixPath('/home/me/lr')
+    """
+    if not isinstance(model, ZooModel):
+        raise UsageError(f"save_model expects a ZooModel, got {type(model).__name__}")
+    entry = get_registry().entry_for_class(type(model))
+    state_dict = model.state_dict()
+    on_meta = [k for k, t in state_dict.items() if t.is_meta]
+    if on_meta:
+        raise WeightsError(
+            f"cannot save {entry.name}: {', '.join(on_meta[:3])} have no data (meta device)"
+        )
+    record = make_record(
+        architecture=entry.name,
+        plugin=entry.plugin.distribution or entry.plugin.name,
+        plugin_version=entry.plugin.version,
+        target=entry.spec.target,
+        config=config_to_dict(model.config),
+    )
+    return write_directory(state_dict, record, Path(directory), max_shard_size=max_shard_size)
+
+
+def load_model(
+    source: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> ZooModel:
+    """Load a model from a saved directory, a lone ``.safetensors`` file, or a model name.
+
+    A source that exists on disk is a path; anything else is a model name
+    (freshly initialised, as :func:`create_model`). Saved weights are read
+    straight into a model built on the ``meta`` device, so no random
+    initialisation is paid for and no second copy is made. Loaded models are
+    returned in ``eval()`` mode.
+
+    Raises:
+        SourceNotFoundError: a path-like source does not exist.
+        WeightsError: the file is not safetensors, not zoo's, or does not fit.
+        PluginNotInstalledError: the architecture's plugin is not installed.
+
+    >>> model = load_model("cnn/", device="cpu", dtype="bfloat16")   # doctest: +SKIP
+    """
+    return open_model(source, device=device, dtype=dtype).model
+
+
+def _looks_like_path(source: str) -> bool:
+    return (
+        "/" in source
+        or os.sep in source
+        or source.startswith((".", "~"))
+        or source.endswith((".safetensors", ".json"))
+    )
+
+
+def _find_saved(
+    source: str | os.PathLike[str], overrides: dict[str, Any] | None
+) -> SavedModel | None:
+    """The saved model at ``source`` if it is a path; None if it is a model name."""
+    text = os.fspath(source)
+    path = Path(os.path.expanduser(text))
+    # An interrupted save may have left the model aside; put it back before looking.
+    try_recover(Path(os.path.abspath(path)))
+    if path.exists():
+        if overrides:
+            raise ConfigError(
+                f"{text} is a saved model: its config comes from the file, not from overrides",
+                hint="drop --set, or build a new model by name",
+            )
+        return read_saved(path)
+    if _looks_like_path(text):
+        raise SourceNotFoundError(
+            f"no such file or directory: {text}",
+            hint="give a saved model directory, a .safetensors file, or a model name",
+        )
+    return None
+
+
+def _saved_entry_and_config(saved: SavedModel) -> tuple[ModelEntry, Any]:
+    entry = get_registry().resolve_saved(
+        saved.architecture, saved.record.get("plugin"), saved.record.get("plugin_version")
+    )
+    try:
+        config = build_config(entry.load_class().Config, saved.record["config"])
+    except ConfigError as err:
+        # A bad config inside a file is a problem with the file, not the command line.
+        raise WeightsError(f"{saved.path}: {err}", hint=err.hint) from None
+    return entry, config
+
+
+def describe_source(
+    source: str | os.PathLike[str],
+    overrides: dict[str, Any] | None = None,
+    *,
+    from_strings: bool = True,
+) -> tuple[ModelEntry, Any, str]:
+    """The entry and config a source stands for, without building or reading weights."""
+    saved = _find_saved(source, overrides)
+    if saved is not None:
+        entry, config = _saved_entry_and_config(saved)
+        return entry, config, str(saved.path)
+    entry = get_registry().resolve(os.fspath(source))
+    return entry, _config_for(entry, overrides or {}, from_strings), os.fspath(source)
+
+
+def open_model(
+    source: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    overrides: dict[str, Any] | None = None,
+    from_strings: bool = False,
+    seed: int | None = None,
+) -> LoadedModel:
+    """:func:`load_model` with provenance, and config overrides for model names."""
+    started = time.perf_counter()
+    target_device = parse_device(device)
+    target_dtype = parse_dtype(dtype)
+    saved = _find_saved(source, overrides)
+    if saved is not None:
+        entry, config = _saved_entry_and_config(saved)
+        model = _load_saved(entry, config, saved, target_device, target_dtype)
+        return LoadedModel(
+            model, entry, str(saved.path), saved.kind, time.perf_counter() - started,
+            {"files": [str(f) for f in saved.files]},
+        )  # fmt: skip
+    text = os.fspath(source)
+    entry = get_registry().resolve(text)
+    config = _config_for(entry, overrides or {}, from_strings=from_strings)
+    model = _build(entry, config, seed=seed, device=target_device)
+    if target_dtype is not None:
+        model = model.to(target_dtype)
+    return LoadedModel(model, entry, text, "name", time.perf_counter() - started)
+
+
+def _load_saved(
+    entry: ModelEntry,
+    config: Any,
+    saved: SavedModel,
+    device: torch.device | None,
+    dtype: torch.dtype | None,
+) -> ZooModel:
+    cls = entry.load_class()
+    with torch.device("meta"):
+        model = cls(config)
+    expected = model.state_dict()
+    check_structure(saved, expected)
+    tensors = read_tensors(saved, list(expected), device=device, dtype=dtype)
+    model.load_state_dict(tensors, strict=True, assign=True)
+    _materialise_leftovers(model, entry, config, device, dtype)
+    return model.eval()
+
+
+def _materialise_leftovers(
+    model: ZooModel,
+    entry: ModelEntry,
+    config: Any,
+    device: torch.device | None,
+    dtype: torch.dtype | None,
+) -> None:
+    """Give non-persistent buffers (not in any state dict) real values.
+
+    They were built on ``meta`` with the rest and no file holds them, so the
+    only way to compute them is to build the model for real. Most models have
+    none and never pay for this.
+    """
+    leftovers = [name for name, b in model.named_buffers() if b.is_meta]
+    if not leftovers:
+        return
+    reference = _build(entry, config, seed=0, device=device)
+    real = dict(reference.named_buffers())
+    for name in leftovers:
+        module_name, _, buffer_name = name.rpartition(".")
+        owner = model.get_submodule(module_name)
+        value = real[name]
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        owner._buffers[buffer_name] = value

@@ -1,0 +1,77 @@
+"""The ``zoo`` command line: thin commands over the library.
+
+Each command module registers its commands on :data:`cli`; none imports torch at
+module level, so ``zoo --help``, ``zoo list`` and ``zoo plugins`` stay instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from zoo_core import __version__
+from zoo_core.errors import ZooError
+
+__all__ = ["cli", "main"]
+
+_state = {"debug": False}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="zoo-core")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors (also: ZOO_DEBUG=1).")
+def cli(debug: bool) -> None:
+    """zoo: a plugin-based model zoo for PyTorch.
+
+    \b
+    zoo list                         installed models
+    zoo info simple_cnn              config fields, parameters, input shape
+    zoo load simple_cnn --set num_classes=5
+    zoo save simple_cnn ./cnn --seed 0
+    zoo load ./cnn --dtype bfloat16
+    """
+    _state["debug"] = debug or _state["debug"]
+
+
+# Registering the commands: these modules import only click and zoo_core's light parts.
+from zoo_core.cli import models, plugins  # noqa: E402
+
+for command in (*models.COMMANDS, *plugins.COMMANDS):
+    cli.add_command(command)
+
+
+def _debug_enabled() -> bool:
+    return _state["debug"] or os.environ.get("ZOO_DEBUG", "") not in ("", "0")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``zoo`` console script: runs a command, maps errors to exit codes."""
+    try:
+        code = cli.main(args=argv, prog_name="zoo", standalone_mode=False)
+    except ZooError as err:
+        if _debug_enabled():
+            traceback.print_exc()
+        click.echo(f"zoo: error: {err.message}", err=True)
+        if err.hint:
+            click.echo(f"  {err.hint}", err=True)
+        sys.exit(err.exit_code)
+    except click.exceptions.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("zoo: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error worth a word.
+        sys.stderr.close()
+        sys.exit(0)
+    except Exception as err:
+        if _debug_enabled():
+            raise
+        click.echo(f"zoo: internal error: {type(err).__name__}: {err}", err=True)
+        click.echo("  rerun with --debug to see the traceback, and please report it", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,57 @@
+"""Small output helpers shared by the commands."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from zoo_core.registry import Registry, ZooPluginWarning, get_registry
+
+set_option = click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config field (repeatable); the value is parsed to the field's type.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def registry(*, warn: bool = True) -> Registry:
+    """The registry, with one ``zoo: warning:`` line per broken plugin unless ``warn`` is off."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ZooPluginWarning)
+        reg = get_registry()
+    if warn:
+        for w in caught:
+            if issubclass(w.category, ZooPluginWarning):
+                click.echo(f"zoo: warning: {w.message}", err=True)
+    return reg
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    """Left-aligned columns; the last column is not padded."""
+    all_rows = [list(header), *[list(r) for r in rows]]
+    widths = [max(len(r[i]) for r in all_rows) for i in range(len(header) - 1)]
+    lines = []
+    for r in all_rows:
+        cells = [c.ljust(w) for c, w in zip(r, widths, strict=False)] + [r[-1]]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")

@@ -1,0 +1,226 @@
+"""``zoo list``, ``zoo info``, ``zoo load`` and ``zoo save``.
+
+Only ``list`` avoids torch; the others import it inside the command body.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import click
+
+from zoo_core.cli._common import echo_json, human_bytes, json_option, registry, set_option, table
+from zoo_core.config import parse_assignments
+
+
+@click.command("list")
+@click.argument("pattern", required=False)
+@json_option
+def list_command(pattern: str | None, as_json: bool) -> None:
+    """List installed models, optionally filtered by an fnmatch PATTERN (e.g. 'simple_*')."""
+    entries = registry().models(pattern)
+    if as_json:
+        echo_json([e.as_dict() for e in entries])
+        return
+    if not entries:
+        click.echo("no models match" if pattern else "no models installed (pip install zoo-cnn)")
+        return
+    rows = [(e.display_name, e.plugin.name, e.spec.summary) for e in entries]
+    click.echo(table(rows, ("NAME", "PLUGIN", "SUMMARY")))
+
+
+def _tensor_stats(model: Any) -> dict[str, Any]:
+    state = model.state_dict()
+    floats = {str(t.dtype).removeprefix("torch.") for t in state.values() if t.is_floating_point()}
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "bytes": sum(t.numel() * t.element_size() for t in state.values()),
+        "dtype": ",".join(sorted(floats)) or None,
+    }
+
+
+@click.command("info")
+@click.argument("source")
+@set_option
+@json_option
+def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> None:
+    """Show a model's config fields, parameter count and example input.
+
+    SOURCE is a model name or a saved model; nothing is initialised or read
+    beyond the config, so this is cheap even for large models.
+    """
+    import torch
+
+    from zoo_core.api import describe_source
+    from zoo_core.config import config_fields, config_to_dict
+
+    registry()
+    entry, config, origin = describe_source(source, parse_assignments(assignments))
+    cls = entry.load_class()
+    with torch.device("meta"):
+        model = cls(config)
+        example = model.example_input(1)
+    stats = _tensor_stats(model)
+    fields = [
+        {
+            "name": f.name,
+            "type": f.type,
+            "default": None if f.default is dataclasses.MISSING else f.default,
+            "required": f.default is dataclasses.MISSING,
+            "value": getattr(config, f.name),
+            "help": f.help,
+        }
+        for f in config_fields(cls.Config)
+    ]
+    data = {
+        **entry.as_dict(),
+        "source": origin,
+        "config": config_to_dict(config),
+        "fields": fields,
+        **stats,
+        "input_shape": list(example.shape),
+        "input_dtype": str(example.dtype).removeprefix("torch."),
+    }
+    if as_json:
+        echo_json(data)
+        return
+    version = f" {entry.plugin.version}" if entry.plugin.version else ""
+    click.echo(f"{entry.display_name}  ({entry.plugin.name}{version})")
+    if entry.spec.summary:
+        click.echo(f"  {entry.spec.summary}")
+    if origin != source:
+        click.echo(f"  source      {origin}")
+    click.echo(f"  class       {entry.spec.target}")
+    click.echo(f"  tags        {', '.join(entry.spec.tags) or '-'}")
+    click.echo(
+        f"  parameters  {stats['parameters']:,} ({human_bytes(stats['bytes'])} as {stats['dtype']})"
+    )
+    click.echo(f"  input       {tuple(example.shape)} {data['input_dtype']}")
+    click.echo("  config")
+    rows = []
+    for f in fields:
+        default = "(required)" if f["required"] else repr(f["default"])
+        value = "" if f["value"] == f["default"] else f"-> {f['value']!r}"
+        rows.append(("   ", f["name"], f["type"], f"= {default} {value}".rstrip(), f["help"]))
+    click.echo(table(rows, ("", "", "", "", "")).split("\n", 1)[1])
+
+
+def _output_shape(output: Any) -> Any:
+    if hasattr(output, "shape"):
+        return list(output.shape)
+    if isinstance(output, (tuple, list)):
+        return [_output_shape(o) for o in output]
+    if isinstance(output, dict):
+        return {k: _output_shape(v) for k, v in output.items()}
+    return None
+
+
+@click.command("load")
+@click.argument("source")
+@set_option
+@click.option("--device", help="Where to put the weights: cpu, cuda, cuda:N, mps.")
+@click.option("--dtype", help="Cast floating weights: float32, float16, bfloat16, float64.")
+@click.option("--seed", type=int, help="Seed for a freshly built model (model names only).")
+@json_option
+def load_command(
+    source: str,
+    assignments: tuple[str, ...],
+    device: str | None,
+    dtype: str | None,
+    seed: int | None,
+    as_json: bool,
+) -> None:
+    """Build or load a model, run one forward pass on its example input, summarise it.
+
+    SOURCE is a saved model directory, a .safetensors file with zoo metadata,
+    or a model name (built fresh, with --set overrides).
+    """
+    import torch
+
+    from zoo_core.api import open_model
+    from zoo_core.placement import parse_device, parse_dtype
+
+    # Check the words first: a typo in --dtype is a usage error, whatever SOURCE is.
+    parse_dtype(dtype)
+    parse_device(device)
+    overrides = parse_assignments(assignments)
+    registry()
+    loaded = open_model(
+        source, device=device, dtype=dtype, overrides=overrides, from_strings=True, seed=seed
+    )
+    model = loaded.model
+    with torch.inference_mode():
+        example = model.example_input(1)
+        started = time.perf_counter()
+        output = model(example)
+        forward_seconds = time.perf_counter() - started
+    stats = _tensor_stats(model)
+    ref = next(iter(model.state_dict().values()), None)
+    entry = loaded.entry
+    data = {
+        "source": loaded.source,
+        "source_kind": loaded.source_kind,
+        "architecture": entry.name,
+        "qualified_name": entry.qualified_name,
+        "plugin": entry.plugin.name,
+        "plugin_version": entry.plugin.version,
+        **stats,
+        "device": str(ref.device) if ref is not None else "cpu",
+        "load_seconds": round(loaded.load_seconds, 6),
+        "forward_seconds": round(forward_seconds, 6),
+        "input_shape": list(example.shape),
+        "output_shape": _output_shape(output),
+        **loaded.details,
+    }
+    if as_json:
+        echo_json(data)
+        return
+    where = "built fresh" if loaded.source_kind == "name" else f"loaded from {loaded.source}"
+    version = f" {entry.plugin.version}" if entry.plugin.version else ""
+    click.echo(f"{entry.name} ({entry.plugin.name}{version}), {where}")
+    click.echo(f"  parameters  {stats['parameters']:,}")
+    click.echo(
+        f"  size        {human_bytes(stats['bytes'])} ({stats['dtype']}) on {data['device']}"
+    )
+    click.echo(f"  load time   {loaded.load_seconds:.3f} s")
+    click.echo(f"  forward     {tuple(example.shape)} -> {_shape_text(data['output_shape'])}")
+
+
+def _shape_text(shape: Any) -> str:
+    return str(tuple(shape)) if isinstance(shape, list) else str(shape)
+
+
+@click.command("save")
+@click.argument("name")
+@click.argument("directory", type=click.Path(file_okay=False))
+@set_option
+@click.option("--seed", type=int, help="Initialise from this seed (reproducible weights).")
+@click.option(
+    "--max-shard-size",
+    help="Split weights into shards of at most this size (bytes, or e.g. 500MB).",
+)
+def save_command(
+    name: str,
+    directory: str,
+    assignments: tuple[str, ...],
+    seed: int | None,
+    max_shard_size: str | None,
+) -> None:
+    """Build model NAME (with --set overrides) and save it to DIRECTORY, atomically."""
+    from zoo_core.api import open_model, save_model
+
+    overrides = parse_assignments(assignments)
+    registry()
+    loaded = open_model(name, overrides=overrides, from_strings=True, seed=seed)
+    if loaded.source_kind != "name":
+        raise click.UsageError(f"{name} is a saved model; 'zoo save' takes a model name")
+    shard = int(max_shard_size) if max_shard_size and max_shard_size.isdigit() else max_shard_size
+    path = save_model(loaded.model, directory, max_shard_size=shard)
+    files = sorted(p.name for p in path.iterdir())
+    total = sum((path / f).stat().st_size for f in files)
+    click.echo(f"saved {loaded.entry.name} to {path} ({', '.join(files)}; {human_bytes(total)})")
+
+
+COMMANDS = (list_command, info_command, load_command, save_command)

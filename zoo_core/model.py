@@ -1,0 +1,122 @@
+"""The model contract: :class:`ZooModel`, an ``nn.Module`` with a typed config.
+
+A zoo model builds its layers in ``__init__(self, config)`` and moves data only
+in ``forward`` (work done outside ``forward`` is invisible to autograd). Its
+``Config`` is a dataclass of typed fields with defaults, and ``example_input``
+returns a tensor that ``forward`` accepts.
+
+>>> from dataclasses import dataclass
+>>> import torch
+>>> from torch import nn
+>>> from zoo_core import ZooModel
+>>> @dataclass
+... class LinearConfig:
+...     input_dim: int = 1
+...     output_dim: int = 1
+>>> class Linear(ZooModel):
+...     Config = LinearConfig
+...     def __init__(self, config=None):
+...         super().__init__(config)
+...         self.linear = nn.Linear(self.config.input_dim, self.config.output_dim)
+...     def forward(self, x):
+...         self.check_input(x, ("batch", self.config.input_dim))
+...         return self.linear(x)
+...     def example_input(self, batch_size=1):
+...         return self.randn_like_input(batch_size, self.config.input_dim)
+>>> Linear(LinearConfig(input_dim=3))(torch.ones(2, 3)).shape
+torch.Size([2, 1])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from zoo_core.config import build_config, config_from_dict
+from zoo_core.errors import InputShapeError
+
+__all__ = ["ZooModel"]
+
+
+class ZooModel(nn.Module):
+    """Base class of every zoo architecture.
+
+    Subclasses set ``Config`` to a dataclass and implement ``forward`` and
+    ``example_input``. ``__init__`` accepts a ``Config`` instance, a mapping of
+    field values (checked against the field types) or nothing (the defaults).
+    """
+
+    Config: ClassVar[type[Any]]
+    config: Any
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("Config")
+        if own is not None and not dataclasses.is_dataclass(own):
+            raise TypeError(f"{cls.__qualname__}.Config must be a dataclass")
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__()
+        cls = type(self)
+        if not hasattr(cls, "Config"):
+            raise TypeError(f"{cls.__qualname__} must define a Config dataclass")
+        if config is None:
+            config = build_config(cls.Config)
+        elif isinstance(config, Mapping):
+            config = config_from_dict(cls.Config, config)
+        elif not isinstance(config, cls.Config):
+            raise TypeError(
+                f"{cls.__qualname__} expects a {cls.Config.__qualname__}, "
+                f"got {type(config).__name__}"
+            )
+        self.config = config
+
+    def example_input(self, batch_size: int = 1) -> torch.Tensor:
+        """A batch that ``forward`` accepts, on the model's device (for smoke tests)."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement example_input")
+
+    # Helpers for subclasses -------------------------------------------------
+
+    def _reference_tensor(self) -> torch.Tensor | None:
+        ref = next(self.parameters(), None)
+        return ref if ref is not None else next(self.buffers(), None)
+
+    def randn_like_input(self, *shape: int) -> torch.Tensor:
+        """Random normal input of ``shape`` on the model's device, in its floating dtype."""
+        ref = self._reference_tensor()
+        device = ref.device if ref is not None else torch.device("cpu")
+        dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
+        return torch.randn(*shape, device=device, dtype=dtype)
+
+    def check_input(
+        self, x: Any, expected: Sequence[int | str | None], *, name: str = "input"
+    ) -> None:
+        """Raise :class:`~zoo_core.errors.InputShapeError` unless ``x`` has shape ``expected``.
+
+        ``expected`` lists each dimension: an int must match exactly; a string
+        (``"batch"``) or ``None`` matches any size and only names the dimension.
+        """
+        if not isinstance(x, torch.Tensor):
+            raise InputShapeError(
+                f"{type(self).__qualname__} expects a tensor as {name}, got {type(x).__name__}"
+            )
+        shape = tuple(x.shape)
+        ok = len(shape) == len(expected) and all(
+            not isinstance(want, int) or got == want
+            for got, want in zip(shape, expected, strict=False)
+        )
+        if not ok:
+            want_text = ", ".join("*" if d is None else str(d) for d in expected)
+            raise InputShapeError(
+                f"{type(self).__qualname__} expects {name} of shape ({want_text}), "
+                f"got {tuple(shape)}"
+            )
+
+    @property
+    def num_parameters(self) -> int:
+        """Number of parameter elements (works on the ``meta`` device too)."""
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,397 @@
+"""Plugin discovery and model-name resolution.
+
+Plugins are found through the ``zoo`` entry-point group (and, for development,
+the ``ZOO_PLUGINS`` environment variable) and registered with a pluggy
+``PluginManager``. Each plugin's hook is called on its own, so one that fails to
+import, raises or returns garbage is recorded as broken while the others work.
+
+Names: a bare name (``simple_cnn``) resolves only when exactly one plugin
+registers it; ``DIST:NAME`` (``zoo-cnn:simple_cnn``) always does. Conflicts are
+reported, never settled by load order. Nothing here imports torch.
+
+>>> from zoo_core.registry import get_registry
+>>> entry = get_registry().resolve("simple_cnn")        # doctest: +SKIP
+>>> entry.qualified_name, entry.spec.target             # doctest: +SKIP
+('zoo-cnn:simple_cnn', 'zoo_cnn.model:SimpleCNN')
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import os
+import re
+import warnings
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from zoo_core import hookspecs
+from zoo_core.errors import (
+    AmbiguousModelError,
+    ModelNotFoundError,
+    PluginError,
+    PluginNotInstalledError,
+)
+from zoo_core.spec import ModelSpec
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ModelEntry",
+    "PluginInfo",
+    "Registry",
+    "ZooPluginWarning",
+    "canonical_name",
+    "get_registry",
+    "list_models",
+    "reset_registry",
+]
+
+ENTRY_POINT_GROUP = "zoo"
+
+
+class ZooPluginWarning(UserWarning):
+    """Issued once per broken plugin when the registry is built."""
+
+
+def canonical_name(name: str) -> str:
+    """Normalise a distribution or module name the way PyPI does (``Zoo_CNN`` -> ``zoo-cnn``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One discovered plugin: where it came from and whether it works.
+
+    ``name`` is its qualifier in ``DIST:NAME``: the distribution name for an
+    installed plugin, the module name for one given in ``ZOO_PLUGINS``.
+    ``status`` is ``"ok"``, ``"broken"`` (``error`` says why) or ``"disabled"``.
+    """
+
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    entry_point: str | None = None
+    source: str = "entry-point"
+    status: str = "ok"
+    error: str | None = None
+    models: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "module": self.module,
+            "entry_point": self.entry_point,
+            "source": self.source,
+            "status": self.status,
+            "error": self.error,
+            "models": list(self.models),
+        }
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: its spec and the plugin that provides it."""
+
+    spec: ModelSpec
+    plugin: PluginInfo
+    conflicted: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin.name}:{self.spec.name}"
+
+    @property
+    def display_name(self) -> str:
+        """The shortest name that resolves to this entry."""
+        return self.qualified_name if self.conflicted else self.spec.name
+
+    def load_class(self) -> type:
+        """Import the model class named by the spec's target (this imports torch).
+
+        Raises:
+            PluginError: the target does not import or is not a ZooModel subclass.
+        """
+        from zoo_core.model import ZooModel
+
+        module_name, _, attr = self.spec.target.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except Exception as err:  # a plugin's import can fail in any way
+            raise PluginError(
+                f"plugin {self.plugin.name} cannot import {self.spec.target} "
+                f"for {self.spec.name!r}: {type(err).__name__}: {err}",
+                hint=f"reinstall or fix {self.plugin.distribution or self.plugin.module}",
+            ) from err
+        if not (isinstance(cls, type) and issubclass(cls, ZooModel)):
+            raise PluginError(
+                f"{self.spec.target} (from plugin {self.plugin.name}) is not a ZooModel subclass"
+            )
+        return cls
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.display_name,
+            "qualified_name": self.qualified_name,
+            "plugin": self.plugin.name,
+            "version": self.plugin.version,
+            "summary": self.spec.summary,
+            "tags": list(self.spec.tags),
+            "target": self.spec.target,
+        }
+
+
+@dataclass
+class Registry:
+    """Every discovered plugin and model. Build it with :func:`get_registry`."""
+
+    plugins: list[PluginInfo] = field(default_factory=list)
+    entries: list[ModelEntry] = field(default_factory=list)
+    manager: pluggy.PluginManager | None = None
+
+    @property
+    def broken(self) -> list[PluginInfo]:
+        return [p for p in self.plugins if p.status == "broken"]
+
+    def models(self, pattern: str | None = None) -> list[ModelEntry]:
+        """Entries whose bare or qualified name matches the fnmatch ``pattern``, sorted."""
+        found = [
+            e
+            for e in self.entries
+            if pattern is None
+            or fnmatch.fnmatchcase(e.name, pattern)
+            or fnmatch.fnmatchcase(e.qualified_name, pattern)
+        ]
+        return sorted(found, key=lambda e: (e.name, e.qualified_name))
+
+    def conflicts(self) -> dict[str, list[ModelEntry]]:
+        """Bare names registered by more than one plugin."""
+        by_name: dict[str, list[ModelEntry]] = {}
+        for e in self.entries:
+            by_name.setdefault(e.name, []).append(e)
+        return {n: es for n, es in sorted(by_name.items()) if len(es) > 1}
+
+    def plugin(self, name: str) -> PluginInfo | None:
+        wanted = canonical_name(name)
+        for p in self.plugins:
+            if wanted in {canonical_name(p.name), canonical_name(p.entry_point or p.name)}:
+                return p
+        return None
+
+    def resolve(self, name: str) -> ModelEntry:
+        """Find the one model a user-typed name means.
+
+        Raises:
+            ModelNotFoundError: nothing registers the name (close names are suggested).
+            AmbiguousModelError: several plugins register the bare name.
+            PluginError: the qualifier names a plugin that is broken or disabled.
+        """
+        qualifier, sep, bare = name.rpartition(":")
+        if sep:
+            plugin = self.plugin(qualifier)
+            if plugin is not None and plugin.status != "ok":
+                raise PluginError(
+                    f"plugin {plugin.name} is {plugin.status}"
+                    + (f": {plugin.error}" if plugin.error else ""),
+                    hint="see 'zoo plugins'",
+                )
+            for e in self.entries:
+                if e.name == bare and plugin is not None and e.plugin.name == plugin.name:
+                    return e
+            raise self._not_found(name)
+        matches = [e for e in self.entries if e.name == name]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            options = ", ".join(e.qualified_name for e in matches)
+            raise AmbiguousModelError(
+                f"{name!r} is registered by {len(matches)} plugins: {options}",
+                hint=f"use a qualified name, e.g. {matches[0].qualified_name}",
+            )
+        raise self._not_found(name)
+
+    def _not_found(self, name: str) -> ModelNotFoundError:
+        known = sorted({e.qualified_name if ":" in name else e.name for e in self.entries})
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        if close:
+            hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
+        elif known:
+            hint = "'zoo list' shows the installed models"
+        else:
+            hint = "no models are installed; install a plugin, e.g. pip install zoo-cnn"
+        disabled = [p.name for p in self.plugins if p.status != "ok"]
+        if disabled:
+            hint += f" (not loaded: {', '.join(disabled)}; see 'zoo plugins')"
+        return ModelNotFoundError(f"no model named {name!r}", hint=hint)
+
+    def entry_for_class(self, cls: type) -> ModelEntry:
+        """The entry whose target is ``cls`` (how ``save_model`` knows what it saves).
+
+        Raises:
+            PluginError: no installed plugin registers this class.
+        """
+        target = f"{cls.__module__}:{cls.__qualname__}"
+        for e in self.entries:
+            if e.spec.target == target:
+                return e
+        raise PluginError(
+            f"{target} is not registered by any installed zoo plugin",
+            hint="a model must come from a plugin's ModelSpec to be saved; see 'zoo list'",
+        )
+
+    def resolve_saved(
+        self, architecture: str, distribution: str | None, version: str | None
+    ) -> ModelEntry:
+        """Find the architecture that saved weights name, or say what to install.
+
+        Raises:
+            PluginNotInstalledError: the recorded plugin distribution is missing.
+        """
+        if distribution:
+            plugin = self.plugin(distribution)
+            if plugin is None or plugin.status != "ok":
+                requirement = f"{distribution}>={version}" if version else distribution
+                state = "is not installed" if plugin is None else f"is {plugin.status}"
+                raise PluginNotInstalledError(
+                    f"these weights are a {architecture!r} model from the plugin "
+                    f"{distribution} (version {version or 'unknown'}), which {state}",
+                    distribution=distribution,
+                    hint=f"install it: pip install '{requirement}'",
+                )
+            return self.resolve(f"{plugin.name}:{architecture}")
+        return self.resolve(architecture)
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _env_list(name: str) -> list[str]:
+    return [s.strip() for s in os.environ.get(name, "").split(",") if s.strip()]
+
+
+def _discover() -> Registry:
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    disabled = {canonical_name(n) for n in _env_list("ZOO_DISABLE_PLUGINS")}
+    plugins: list[PluginInfo] = []
+    collected: list[tuple[PluginInfo, list[ModelSpec]]] = []
+
+    candidates: list[tuple[PluginInfo, Any]] = []
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        dist_name = dist.metadata["Name"] if dist is not None else None
+        info = PluginInfo(
+            name=canonical_name(dist_name) if dist_name else ep.name,
+            module=ep.value,
+            distribution=dist_name,
+            version=dist.version if dist is not None else None,
+            entry_point=ep.name,
+        )
+        candidates.append((info, ep.load))
+    for module_name in _env_list("ZOO_PLUGINS"):
+        info = PluginInfo(name=module_name, module=module_name, source="ZOO_PLUGINS")
+        candidates.append((info, lambda m=module_name: importlib.import_module(m)))
+
+    for info, load in candidates:
+        keys = {canonical_name(info.name), canonical_name(info.entry_point or info.name)}
+        if keys & disabled:
+            plugins.append(replace(info, status="disabled", error="listed in ZOO_DISABLE_PLUGINS"))
+            continue
+        try:
+            specs = _call_plugin(manager, info, load)
+        except Exception as err:  # third-party code: any failure marks it broken
+            plugins.append(replace(info, status="broken", error=_describe(err)))
+            continue
+        info = replace(info, models=tuple(s.name for s in specs))
+        plugins.append(info)
+        collected.append((info, specs))
+
+    names = [s.name for _, specs in collected for s in specs]
+    entries = [
+        ModelEntry(spec=s, plugin=info, conflicted=names.count(s.name) > 1)
+        for info, specs in collected
+        for s in specs
+    ]
+    return Registry(plugins=plugins, entries=entries, manager=manager)
+
+
+def _call_plugin(manager: pluggy.PluginManager, info: PluginInfo, load: Any) -> list[ModelSpec]:
+    module = load()
+    # A distribution may expose several entry points; pluggy needs unique names.
+    register_name = f"{info.name}/{info.entry_point or info.module}"
+    manager.register(module, name=register_name)
+    impls = [
+        impl
+        for impl in manager.hook.zoo_register_models.get_hookimpls()
+        if impl.plugin_name == register_name
+    ]
+    if not impls:
+        raise PluginError(f"{info.module} defines no zoo_register_models hook")
+    specs: list[ModelSpec] = []
+    for impl in impls:
+        result = impl.function()
+        if not isinstance(result, (list, tuple)) or not all(
+            isinstance(s, ModelSpec) for s in result
+        ):
+            raise PluginError(
+                f"zoo_register_models returned {type(result).__name__}, not a list of ModelSpec"
+            )
+        specs.extend(result)
+    seen: set[str] = set()
+    for s in specs:
+        if s.name in seen:
+            raise PluginError(f"registers {s.name!r} twice")
+        seen.add(s.name)
+    return specs
+
+
+_REGISTRY: Registry | None = None
+
+
+def get_registry(*, refresh: bool = False) -> Registry:
+    """The process-wide registry, discovered on first use.
+
+    ``refresh=True`` discovers again (after installing a plugin or changing
+    ``ZOO_PLUGINS`` / ``ZOO_DISABLE_PLUGINS`` in a running process).
+    """
+    global _REGISTRY
+    if _REGISTRY is None or refresh:
+        _REGISTRY = _discover()
+        for p in _REGISTRY.broken:
+            warnings.warn(
+                f"zoo plugin {p.name} is broken ({p.error}); see 'zoo plugins'",
+                ZooPluginWarning,
+                stacklevel=2,
+            )
+    return _REGISTRY
+
+
+def reset_registry() -> None:
+    """Forget the discovered plugins; the next use discovers them again."""
+    global _REGISTRY
+    _REGISTRY = None
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Names of the installed models, sorted, optionally filtered by an fnmatch pattern.
+
+    A name registered by two plugins is listed once per plugin, qualified as
+    ``DIST:NAME``; every other name is listed bare.
+
+    >>> import zoo_core
+    >>> zoo_core.list_models("simple_*")                  # doctest: +SKIP
+    ['simple_cnn', 'simple_rnn']
+    """
+    return [e.display_name for e in get_registry().models(pattern)]

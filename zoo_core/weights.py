@@ -21,8 +21,16 @@ from typing import Any
 
 import torch
 
-from zoo_core.errors import WeightsError
+from zoo_core.errors import UsageError, WeightsError
 from zoo_core.fsutil import atomic_directory
+from zoo_core.safetensors_io import (
+    FileRecord,
+    Header,
+    can_write,
+    hash_file,
+    read_header,
+    write_file,
+)
 
 __all__ = [
     "CONFIG_NAME",
@@ -30,9 +38,11 @@ __all__ = [
     "INDEX_NAME",
     "WEIGHTS_NAME",
     "SavedModel",
+    "check_files_record",
     "is_zoo_directory",
     "read_saved",
     "read_tensors",
+    "structure_problems",
     "write_directory",
 ]
 
@@ -43,6 +53,7 @@ FORMAT_VERSION = 1
 # Reading a config.json or index beyond this is an attack or a mistake, not a model.
 _MAX_JSON_BYTES = 16 * 1024 * 1024
 _META_PREFIX = "zoo."
+FILES_KEY = "files"
 
 
 @dataclass
@@ -54,6 +65,7 @@ class SavedModel:
     record: dict[str, Any]
     key_to_file: dict[str, Path] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    headers: dict[Path, Header] = field(default_factory=dict)
 
     @property
     def architecture(self) -> str:
@@ -117,7 +129,7 @@ def _check_record(record: Any, where: Path) -> dict[str, Any]:
     if "architecture" not in record:
         raise WeightsError(
             f"{where} does not say which zoo architecture it holds (no 'architecture' field)",
-            hint="a plain safetensors or Hugging Face checkpoint needs its architecture named",
+            hint="for weights saved by other tools, name the architecture: --arch NAME",
         )
     for key in ("architecture", "plugin", "plugin_version", "target"):
         value = record.get(key)
@@ -132,7 +144,49 @@ def _check_record(record: Any, where: Path) -> dict[str, Any]:
     if not isinstance(record.get("config", {}), dict):
         raise WeightsError(f"{where}: 'config' must be a JSON object")
     record.setdefault("config", {})
+    if FILES_KEY in record:
+        check_files_record(record[FILES_KEY], where)
     return record
+
+
+def check_files_record(files: Any, where: Path | str) -> dict[str, FileRecord]:
+    """The ``files`` entry of ``config.json``, checked: ``{name: {"sha256": hex, "size": int}}``.
+
+    Raises:
+        WeightsError: the entry has another shape.
+    """
+    if not isinstance(files, dict):
+        raise WeightsError(f"{where}: 'files' must be a JSON object")
+    out = {}
+    for name, entry in files.items():
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        size = entry.get("size") if isinstance(entry, dict) else None
+        if (
+            not _plain_name(name)
+            or not isinstance(digest, str)
+            or len(digest) != 64
+            or any(c not in "0123456789abcdef" for c in digest)
+            or not isinstance(size, int)
+            or isinstance(size, bool)
+            or size < 0
+        ):
+            raise WeightsError(
+                f"{where}: 'files' entry {str(name)[:80]!r} must be "
+                '{"sha256": <64 hex digits>, "size": <bytes>}'
+            )
+        out[name] = FileRecord(digest, size)
+    return out
+
+
+def _plain_name(name: Any) -> bool:
+    return (
+        isinstance(name, str)
+        and bool(name)
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+        and name not in (".", "..")
+    )
 
 
 def _read_json(path: Path) -> Any:
@@ -141,18 +195,22 @@ def _read_json(path: Path) -> Any:
         if size > _MAX_JSON_BYTES:
             raise WeightsError(f"{path} is {size} bytes; that is too large to be zoo metadata")
         with open(path, "rb") as f:
-            return json.loads(f.read().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise WeightsError(f"{path} is not valid JSON: {err}") from None
+            return json.loads(f.read(_MAX_JSON_BYTES + 1).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        # ValueError covers JSONDecodeError and integers too long to convert.
+        text = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        raise WeightsError(f"{path} is not valid JSON: {text}") from None
     except OSError as err:
         raise WeightsError(f"cannot read {path}: {err.strerror or err}") from None
 
 
 def _member(directory: Path, name: Any, where: Path) -> Path:
     """A file named by an index, checked to be a plain file inside ``directory``."""
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
-        raise WeightsError(f"{where} names an invalid shard file {name!r}")
+    if not _plain_name(name):
+        raise WeightsError(f"{where} names an invalid shard file {str(name)[:80]!r}")
     path = directory / name
+    if os.path.islink(path) and directory.resolve() not in path.resolve().parents:
+        raise WeightsError(f"shard {name!r} in {directory} points outside the directory")
     if not path.is_file():
         raise WeightsError(f"{where} names the shard {name!r}, which is missing")
     if directory.resolve() not in path.resolve().parents:
@@ -183,8 +241,17 @@ def is_zoo_directory(path: Path) -> bool:
     return isinstance(data, dict) and "zoo_format" in data
 
 
-def read_saved(path: Path) -> SavedModel:
+def read_saved(path: Path, *, foreign: bool = False) -> SavedModel:
     """Read the record and the tensor map of a saved directory or lone file.
+
+    Every safetensors header is parsed and checked here; no tensor data is
+    read (content hashes are :mod:`zoo_core.verify`'s job).
+
+    With ``foreign=True`` the source may come from another tool (a
+    ``PyTorchModelHubMixin`` or ``save_torch_model`` directory, a bare
+    ``.safetensors`` file): ``config.json`` is optional, and the record's
+    ``config`` holds whatever config fields it offers, for the caller to match
+    against an architecture it names.
 
     Raises:
         WeightsError: the source is not a zoo model, or its JSON parts are broken.
@@ -192,43 +259,64 @@ def read_saved(path: Path) -> SavedModel:
     path = Path(path)
     if path.is_dir():
         config_path = path / CONFIG_NAME
-        if not config_path.is_file():
+        if foreign:
+            record = _foreign_record(_read_json(config_path) if config_path.is_file() else {})
+        elif not config_path.is_file():
             raise WeightsError(
                 f"{path} has no {CONFIG_NAME}, so it is not a saved zoo model",
-                hint="save one with 'zoo save NAME DIR' or zoo_core.save_model",
+                hint="save one with 'zoo save NAME DIR', or name the architecture with --arch",
             )
-        record = _check_record(_read_json(config_path), config_path)
+        else:
+            record = _check_record(_read_json(config_path), config_path)
         saved = SavedModel(path=path, kind="directory", record=record)
         index_path = path / INDEX_NAME
-        if (path / WEIGHTS_NAME).is_file():
+        if os.path.lexists(path / WEIGHTS_NAME):
             _map_single(saved, _member(path, WEIGHTS_NAME, path))
-        elif index_path.is_file():
-            _map_index(saved, index_path)
+        elif os.path.lexists(index_path):
+            _map_index(saved, _member(path, INDEX_NAME, path))
         else:
             raise WeightsError(f"{path} has neither {WEIGHTS_NAME} nor {INDEX_NAME}")
         return saved
     if path.is_file():
-        with _safe_open(path) as f:
-            meta = f.metadata() or {}
-        record = metadata_to_record(meta, path)
-        if "architecture" not in record:
+        header = read_header(path)
+        record = metadata_to_record(header.metadata, path)
+        if foreign:
+            record = _foreign_record(record)
+        elif "architecture" not in record:
             raise WeightsError(
                 f"{path} carries no zoo metadata, so zoo cannot tell which architecture it is",
-                hint="save it with zoo_core.save_model, or load it into a model you build yourself",
+                hint="name it: zoo load FILE --arch NAME (or load_model(FILE, arch=NAME))",
             )
         saved = SavedModel(path=path, kind="file", record=_check_record(record, path))
-        _map_single(saved, path)
+        _map_single(saved, path, header)
         return saved
     raise WeightsError(f"{path} is neither a file nor a directory")
 
 
-def _map_single(saved: SavedModel, file: Path) -> None:
-    with _safe_open(file) as f:
-        keys = list(f.keys())
-        meta = f.metadata() or {}
-    saved.key_to_file = dict.fromkeys(keys, file)
+def _foreign_record(data: Any) -> dict[str, Any]:
+    """A record for weights saved by another tool: config fields, where they can be found."""
+    if not isinstance(data, dict):
+        data = {}
+    if isinstance(data.get("config"), dict) and ("architecture" in data or "zoo_format" in data):
+        fields = data["config"]  # a zoo record: its config, whatever architecture it names
+    else:
+        fields = {k: v for k, v in data.items() if isinstance(k, str)}
+    return {"architecture": None, "config": fields}
+
+
+def _header(saved: SavedModel, file: Path) -> Header:
+    if file not in saved.headers:
+        saved.headers[file] = read_header(file)
+    return saved.headers[file]
+
+
+def _map_single(saved: SavedModel, file: Path, header: Header | None = None) -> None:
+    if header is not None:
+        saved.headers[file] = header
+    header = _header(saved, file)
+    saved.key_to_file = dict.fromkeys(header.tensors, file)
     # huggingface_hub drops shared tensors on save and notes "dropped -> kept" in the metadata.
-    saved.aliases = _aliases(meta, saved.key_to_file)
+    saved.aliases = _aliases(header.metadata, saved.key_to_file)
 
 
 def _map_index(saved: SavedModel, index_path: Path) -> None:
@@ -241,6 +329,17 @@ def _map_index(saved: SavedModel, index_path: Path) -> None:
         if name not in files:
             files[name] = _member(saved.path, name, index_path)
         saved.key_to_file[key] = files[name]
+    for name, file in files.items():
+        held = set(_header(saved, file).tensors)
+        named = {k for k, f in saved.key_to_file.items() if f == file}
+        if named - held:
+            raise WeightsError(
+                f"{index_path} places {_few(sorted(named - held))} in {name}, which lacks them"
+            )
+        if held - named:
+            raise WeightsError(
+                f"{name} holds {_few(sorted(held - named))}, which {index_path.name} does not list"
+            )
     meta = index.get("metadata")
     saved.aliases = _aliases(meta if isinstance(meta, dict) else {}, saved.key_to_file)
 
@@ -257,12 +356,8 @@ def _aliases(meta: dict[str, Any], keys: dict[str, Path]) -> dict[str, str]:
     }
 
 
-def check_structure(saved: SavedModel, expected: dict[str, torch.Tensor]) -> None:
-    """Compare the saved keys and shapes with the model's, naming every mismatch.
-
-    Raises:
-        WeightsError: keys missing, unexpected, or of another shape.
-    """
+def structure_problems(saved: SavedModel, expected: dict[str, torch.Tensor]) -> list[str]:
+    """Every way the saved tensors differ from what the model expects (keys, shapes, dtypes)."""
     available = set(saved.key_to_file) | set(saved.aliases)
     missing = sorted(set(expected) - available)
     unexpected = sorted(available - set(expected))
@@ -271,24 +366,43 @@ def check_structure(saved: SavedModel, expected: dict[str, torch.Tensor]) -> Non
         problems.append(f"missing {_few(missing)}")
     if unexpected:
         problems.append(f"unexpected {_few(unexpected)}")
-    shapes = []
-    by_file: dict[Path, list[str]] = {}
+    shapes, dtypes = [], []
     for key, file in saved.key_to_file.items():
-        if key in expected:
-            by_file.setdefault(file, []).append(key)
-    for file, keys in by_file.items():
-        with _safe_open(file) as f:
-            present = set(f.keys())
-            for key in keys:
-                if key not in present:
-                    problems.append(f"{key} is not in {file.name} although the index says so")
-                    continue
-                got = tuple(f.get_slice(key).get_shape())
-                want = tuple(expected[key].shape)
-                if got != want:
-                    shapes.append(f"{key} {list(got)} (model expects {list(want)})")
+        if key not in expected:
+            continue
+        info = _header(saved, file).tensors[key]
+        want = expected[key]
+        if info.shape != tuple(want.shape):
+            shapes.append(f"{key} {list(info.shape)} (model expects {list(want.shape)})")
+        # Any floating dtype is fine (a model saved in bfloat16 loads in bfloat16); others
+        # (integer step counters, bool masks) must match exactly.
+        want_code = _dtype_code(want.dtype)
+        if info.is_floating != want.is_floating_point() or (
+            not info.is_floating and info.dtype != want_code
+        ):
+            dtypes.append(f"{key} {info.dtype} (model expects {want_code})")
     if shapes:
         problems.append("wrong shape: " + _few(shapes))
+    if dtypes:
+        problems.append("wrong dtype: " + _few(dtypes))
+    return problems
+
+
+def _dtype_code(dtype: torch.dtype) -> str:
+    from zoo_core.safetensors_io import _torch_codes
+
+    return _torch_codes().get(dtype, str(dtype).removeprefix("torch."))
+
+
+def check_structure(saved: SavedModel, expected: dict[str, torch.Tensor]) -> None:
+    """Compare the saved keys, shapes and dtypes with the model's, naming every mismatch.
+
+    Only headers are consulted (already read by :func:`read_saved`): this is cheap.
+
+    Raises:
+        WeightsError: keys missing, unexpected, or of another shape or kind of dtype.
+    """
+    problems = structure_problems(saved, expected)
     if problems:
         arch = saved.record.get("architecture")
         raise WeightsError(
@@ -347,24 +461,23 @@ def write_directory(
 ) -> Path:
     """Write ``config.json`` and the weights atomically into ``directory``.
 
+    Weights are split into shards in huggingface_hub's layout when they exceed
+    ``max_shard_size`` (default 5GB). ``config.json`` records the sha256 and
+    size of every weight and index file under ``files``.
+
     Raises:
         WeightsError: ``directory`` exists and is not a zoo model (nothing is written).
+        UsageError: ``max_shard_size`` is not a size.
     """
-    from huggingface_hub import save_torch_state_dict
-
     directory = Path(directory)
-
-    def may_replace(path: Path) -> bool:
-        return is_zoo_directory(path)
-
-    shard_kwargs = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
+    metadata = record_to_metadata(record)
+    split = _split(state_dict, max_shard_size)
     try:
-        with atomic_directory(directory, may_replace=may_replace) as tmp:
-            save_torch_state_dict(
-                state_dict, tmp, metadata=record_to_metadata(record), **shard_kwargs
-            )
+        with atomic_directory(directory, may_replace=is_zoo_directory) as tmp:
+            files = _write_weights(state_dict, split, metadata, tmp, max_shard_size)
+            full = {**record, FILES_KEY: {n: files[n].as_dict() for n in sorted(files)}}
             with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as f:
-                json.dump(record, f, indent=2)
+                json.dump(full, f, indent=2)
                 f.write("\n")
     except FileExistsError as err:
         raise WeightsError(
@@ -372,3 +485,45 @@ def write_directory(
             hint="choose a new directory, or remove this one first",
         ) from None
     return Path(os.path.abspath(directory))
+
+
+def _split(state_dict: dict[str, torch.Tensor], max_shard_size: int | str | None) -> Any:
+    from huggingface_hub import split_torch_state_dict_into_shards
+
+    kwargs = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
+    try:
+        return split_torch_state_dict_into_shards(
+            state_dict, filename_pattern="model{suffix}.safetensors", **kwargs
+        )
+    except (ValueError, TypeError) as err:
+        raise UsageError(
+            f"invalid max_shard_size {max_shard_size!r}: {err}",
+            hint="give bytes (1000000) or a size like 500MB or 2GB",
+        ) from None
+
+
+def _write_weights(
+    state_dict: dict[str, torch.Tensor],
+    split: Any,
+    metadata: dict[str, str],
+    tmp: Path,
+    max_shard_size: int | str | None,
+) -> dict[str, FileRecord]:
+    """Write shards (hashing as they are written) and the index; return each file's record."""
+    if not can_write(state_dict):
+        # Shared storage or exotic tensors: huggingface_hub's writer knows how to drop aliases.
+        from huggingface_hub import save_torch_state_dict
+
+        kwargs = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
+        save_torch_state_dict(state_dict, tmp, metadata=dict(metadata), **kwargs)
+        return {p.name: hash_file(p) for p in sorted(tmp.iterdir())}
+    files = {}
+    for name, keys in split.filename_to_tensors.items():
+        files[name] = write_file(tmp / name, {k: state_dict[k] for k in keys}, metadata)
+    if split.is_sharded:
+        # The same index huggingface_hub writes, so its loaders and transformers read it.
+        index = {"metadata": {**split.metadata, **metadata}, "weight_map": split.tensor_to_filename}
+        with open(tmp / INDEX_NAME, "w", encoding="utf-8") as f:
+            json.dump(index, f, indent=2)
+        files[INDEX_NAME] = hash_file(tmp / INDEX_NAME)
+    return files

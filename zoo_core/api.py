@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -150,6 +151,7 @@ def load_model(
     *,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
+    arch: str | None = None,
 ) -> ZooModel:
     """Load a model from a saved directory, a lone ``.safetensors`` file, or a model name.
 
@@ -159,14 +161,20 @@ def load_model(
     initialisation is paid for and no second copy is made. Loaded models are
     returned in ``eval()`` mode.
 
+    ``arch`` names the architecture of weights saved by other tools (a
+    ``PyTorchModelHubMixin.save_pretrained`` or ``save_torch_model`` directory,
+    a bare ``.safetensors`` file); config fields are taken from their
+    ``config.json`` where the names match.
+
     Raises:
         SourceNotFoundError: a path-like source does not exist.
         WeightsError: the file is not safetensors, not zoo's, or does not fit.
         PluginNotInstalledError: the architecture's plugin is not installed.
 
     >>> model = load_model("cnn/", device="cpu", dtype="bfloat16")   # doctest: +SKIP
+    >>> model = load_model("hf_dir/", arch="linear_regression")      # doctest: +SKIP
     """
-    return open_model(source, device=device, dtype=dtype).model
+    return open_model(source, device=device, dtype=dtype, arch=arch).model
 
 
 def _looks_like_path(source: str) -> bool:
@@ -199,6 +207,30 @@ def _find_saved(
             hint="give a saved model directory, a .safetensors file, or a model name",
         )
     return None
+
+
+def _foreign_saved(
+    source: str | os.PathLike[str], arch: str, overrides: dict[str, Any], from_strings: bool
+) -> tuple[SavedModel, ModelEntry, Any]:
+    """Weights from another tool, read as architecture ``arch``."""
+    path = Path(os.path.expanduser(os.fspath(source)))
+    if not path.exists():
+        raise SourceNotFoundError(
+            f"no such file or directory: {os.fspath(source)}",
+            hint="--arch names the architecture of a local directory or .safetensors file",
+        )
+    saved = read_saved(path, foreign=True)
+    entry = get_registry().resolve(arch)
+    cls = entry.load_class()
+    names = {f.name for f in dataclasses.fields(cls.Config)}
+    found = {k: v for k, v in saved.record["config"].items() if k in names}
+    try:
+        base = build_config(cls.Config, found)
+    except ConfigError as err:
+        raise WeightsError(f"{path}: {err}", hint=err.hint) from None
+    config = build_config(cls.Config, overrides, base=base, from_strings=from_strings)
+    saved.record.update(architecture=entry.name, config=config_to_dict(config))
+    return saved, entry, config
 
 
 def _saved_entry_and_config(saved: SavedModel) -> tuple[ModelEntry, Any]:
@@ -236,11 +268,22 @@ def open_model(
     overrides: dict[str, Any] | None = None,
     from_strings: bool = False,
     seed: int | None = None,
+    arch: str | None = None,
 ) -> LoadedModel:
-    """:func:`load_model` with provenance, and config overrides for model names."""
+    """:func:`load_model` with provenance, and config overrides for model names.
+
+    With ``arch``, ``source`` is a path to weights saved by another tool, and
+    ``overrides`` complete or replace the config fields found next to them.
+    """
     started = time.perf_counter()
     target_device = parse_device(device)
     target_dtype = parse_dtype(dtype)
+    if arch is not None:
+        saved, entry, config = _foreign_saved(source, arch, overrides or {}, from_strings)
+        model = _load_saved(entry, config, saved, target_device, target_dtype)
+        seconds = time.perf_counter() - started
+        files = {"files": [str(f) for f in saved.files]}
+        return LoadedModel(model, entry, str(saved.path), saved.kind, seconds, files)
     saved = _find_saved(source, overrides)
     if saved is not None:
         entry, config = _saved_entry_and_config(saved)

@@ -37,9 +37,9 @@ def cli(debug: bool) -> None:
 
 
 # Registering the commands: these modules import only click and zoo_core's light parts.
-from zoo_core.cli import models, plugins  # noqa: E402
+from zoo_core.cli import models, plugins, weights  # noqa: E402
 
-for command in (*models.COMMANDS, *plugins.COMMANDS):
+for command in (*models.COMMANDS, *plugins.COMMANDS, *weights.COMMANDS):
     cli.add_command(command)
 
 

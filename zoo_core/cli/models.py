@@ -123,6 +123,10 @@ def _output_shape(output: Any) -> Any:
 @click.option("--device", help="Where to put the weights: cpu, cuda, cuda:N, mps.")
 @click.option("--dtype", help="Cast floating weights: float32, float16, bfloat16, float64.")
 @click.option("--seed", type=int, help="Seed for a freshly built model (model names only).")
+@click.option(
+    "--arch",
+    help="Architecture of weights saved by other tools (a Hugging Face directory, a bare file).",
+)
 @json_option
 def load_command(
     source: str,
@@ -130,12 +134,15 @@ def load_command(
     device: str | None,
     dtype: str | None,
     seed: int | None,
+    arch: str | None,
     as_json: bool,
 ) -> None:
     """Build or load a model, run one forward pass on its example input, summarise it.
 
     SOURCE is a saved model directory, a .safetensors file with zoo metadata,
-    or a model name (built fresh, with --set overrides).
+    or a model name (built fresh, with --set overrides). With --arch, SOURCE
+    may come from another tool (PyTorchModelHubMixin, save_torch_model): config
+    fields are read from its config.json where they match, and --set adds to them.
     """
     import torch
 
@@ -148,7 +155,13 @@ def load_command(
     overrides = parse_assignments(assignments)
     registry()
     loaded = open_model(
-        source, device=device, dtype=dtype, overrides=overrides, from_strings=True, seed=seed
+        source,
+        device=device,
+        dtype=dtype,
+        overrides=overrides,
+        from_strings=True,
+        seed=seed,
+        arch=arch,
     )
     model = loaded.model
     with torch.inference_mode():

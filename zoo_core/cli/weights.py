@@ -1,0 +1,84 @@
+"""``zoo convert`` and ``zoo verify``: bringing legacy checkpoints in, checking saved models.
+
+Both import torch (and zoo_core's heavy modules) only inside the command body.
+"""
+
+from __future__ import annotations
+
+import click
+
+from zoo_core.cli._common import echo_json, json_option, registry, set_option
+from zoo_core.config import parse_assignments
+
+
+@click.command("convert")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--arch", required=True, help="The architecture the checkpoint was trained as.")
+@set_option
+@click.option(
+    "-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+    help="The zoo directory to write (replaced atomically if it is a zoo model).",
+)  # fmt: skip
+@click.option("--max-shard-size", help="Split weights into shards of at most this size.")
+def convert_command(
+    checkpoint: str,
+    arch: str,
+    assignments: tuple[str, ...],
+    output: str,
+    max_shard_size: str | None,
+) -> None:
+    """Convert a PyTorch state-dict CHECKPOINT (.pt/.pth) into a zoo directory.
+
+    The file is read with torch.load(weights_only=True): tensors and plain
+    containers only. A checkpoint that needs full unpickling is refused.
+    """
+    from zoo_core.convert import convert_checkpoint
+
+    overrides = parse_assignments(assignments)
+    registry()
+    shard = int(max_shard_size) if max_shard_size and max_shard_size.isdigit() else max_shard_size
+    path = convert_checkpoint(
+        checkpoint,
+        arch,
+        output,
+        overrides=overrides,
+        from_strings=True,
+        max_shard_size=shard,
+    )
+    click.echo(f"converted {checkpoint} to {path} ({arch})")
+
+
+@click.command("verify")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--no-hashes", is_flag=True, help="Skip the sha256 check (structure only).")
+@json_option
+def verify_command(directory: str, no_hashes: bool, as_json: bool) -> None:
+    """Check a saved model DIRECTORY: every shard, tensor, shape, dtype and content hash.
+
+    Exits 0 when nothing is wrong (warnings allowed), 1 when a problem is found.
+    """
+    from zoo_core.errors import WeightsError
+    from zoo_core.verify import verify_directory
+
+    registry()
+    problems = verify_directory(directory, hashes=not no_hashes)
+    errors = [p for p in problems if p.level == "error"]
+    if as_json:
+        echo_json(
+            {"path": directory, "ok": not errors, "problems": [p.as_dict() for p in problems]}
+        )
+        if errors:
+            raise click.exceptions.Exit(1)
+        return
+    for problem in problems:
+        click.echo(str(problem))
+    if errors:
+        raise WeightsError(
+            f"{directory}: {len(errors)} problem(s) found",
+            hint="save or download the model again; 'zoo verify --json' lists them for tools",
+        )
+    checked = "structure" if no_hashes else "structure and content hashes"
+    click.echo(f"ok: {directory} ({checked} checked)")
+
+
+COMMANDS = (convert_command, verify_command)

@@ -110,8 +110,8 @@ def verify_directory(path: str | os.PathLike[str], *, hashes: bool = True) -> li
     try:
         saved = read_saved(directory)
     except WeightsError as err:
-        problems.append(Problem(str(directory), err.message))
-        problems += _shard_problems(directory)
+        # Name every broken shard; the first error alone only when no shard explains it.
+        problems += _shard_problems(directory) or [Problem(str(directory), err.message)]
         saved = None
     record = saved.record if saved is not None else _raw_record(directory / CONFIG_NAME)
     files = record.get(FILES_KEY) if isinstance(record, dict) else None

@@ -218,11 +218,13 @@ def _member(directory: Path, name: Any, where: Path) -> Path:
     return path
 
 
-def _safe_open(path: Path, device: str = "cpu") -> Any:
+def _safe_open(path: Path, device: str = "cpu", *, backend: str = "mmap") -> Any:
     from safetensors import SafetensorError, safe_open
 
     try:
-        return safe_open(path, framework="pt", device=device)
+        if backend == "mmap":
+            return safe_open(path, framework="pt", device=device)
+        return safe_open(path, framework="pt", device=device, backend=backend)
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         text = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise WeightsError(
@@ -429,7 +431,7 @@ def read_tensors(
     copy of a single tensor exists during a cast. Integer and bool tensors keep
     their dtype.
     """
-    wanted = set(saved.key_to_file if keys is None else keys)
+    wanted = set(saved.key_to_file) | set(saved.aliases) if keys is None else set(keys)
     target = str(device) if device is not None else "cpu"
     by_file: dict[Path, list[str]] = {}
     for key, file in saved.key_to_file.items():
@@ -437,7 +439,10 @@ def read_tensors(
             by_file.setdefault(file, []).append(key)
     out: dict[str, torch.Tensor] = {}
     for file, file_keys in by_file.items():
-        with _safe_open(file, target) as f:
+        # A cast makes a copy: reading with pread lets each source tensor go once cast,
+        # where a mapping would keep the whole file's pages resident until the end.
+        casting = dtype is not None and target == "cpu"
+        with _safe_open(file, target, backend="pread" if casting else "mmap") as f:
             for key in file_keys:
                 try:
                     tensor = f.get_tensor(key)

@@ -46,7 +46,13 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        detail = str(err).split("WeightsUnpickler error:")[-1].strip().splitlines()[0][:200]
+        tail = str(err).split("WeightsUnpickler error:")[-1]
+        detail = next((line.strip() for line in tail.splitlines() if line.strip()), "")[:200]
+        if "global" not in detail.lower() and "class" not in detail.lower():
+            raise WeightsError(
+                f"{path} is not a readable PyTorch checkpoint ({detail or 'not a pickle'})",
+                hint="convert takes a file written by torch.save(model.state_dict(), PATH)",
+            ) from None
         raise WeightsError(
             f"{path} needs full unpickling, which zoo refuses: unpickling runs any code "
             f"the file names ({detail})",

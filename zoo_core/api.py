@@ -309,8 +309,15 @@ def _load_saved(
     dtype: torch.dtype | None,
 ) -> ZooModel:
     cls = entry.load_class()
-    with torch.device("meta"):
-        model = cls(config)
+    try:
+        with torch.device("meta"):
+            model = cls(config)
+    except (ValueError, TypeError, RuntimeError, OverflowError, MemoryError) as err:
+        # The config came from a file: absurd sizes in it are the file's fault.
+        raise WeightsError(
+            f"{saved.path}: cannot build {entry.name} with the config it records: {err}",
+            hint="the config.json or metadata was damaged or edited by hand",
+        ) from None
     expected = model.state_dict()
     check_structure(saved, expected)
     tensors = read_tensors(saved, list(expected), device=device, dtype=dtype)

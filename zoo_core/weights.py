@@ -116,8 +116,9 @@ def metadata_to_record(meta: dict[str, str], where: Path) -> dict[str, Any]:
         if name in ("config", "zoo_format"):
             try:
                 record[name] = json.loads(value)
-            except json.JSONDecodeError as err:
-                raise WeightsError(f"{where}: metadata field {key!r} is not JSON: {err}") from None
+            except (ValueError, RecursionError) as err:
+                text = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+                raise WeightsError(f"{where}: metadata field {key!r} is not JSON: {text}") from None
         else:
             record[name] = value
     return record
@@ -136,7 +137,9 @@ def _check_record(record: Any, where: Path) -> dict[str, Any]:
         if value is not None and not isinstance(value, str):
             raise WeightsError(f"{where}: {key!r} must be a string, got {type(value).__name__}")
     fmt = record.get("zoo_format", FORMAT_VERSION)
-    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt > FORMAT_VERSION:
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
+        raise WeightsError(f"{where}: zoo_format must be a positive integer, got {fmt!r}")
+    if fmt > FORMAT_VERSION:
         raise WeightsError(
             f"{where}: zoo_format {fmt!r} is newer than this zoo-core understands",
             hint="upgrade zoo-core: pip install -U zoo-core",
@@ -209,11 +212,15 @@ def _member(directory: Path, name: Any, where: Path) -> Path:
     if not _plain_name(name):
         raise WeightsError(f"{where} names an invalid shard file {str(name)[:80]!r}")
     path = directory / name
-    if os.path.islink(path) and directory.resolve() not in path.resolve().parents:
+    try:
+        inside = directory.resolve() in path.resolve().parents
+    except (OSError, RuntimeError):  # a symlink loop
+        raise WeightsError(f"shard {name!r} in {directory} is a symlink loop") from None
+    if os.path.islink(path) and not inside:
         raise WeightsError(f"shard {name!r} in {directory} points outside the directory")
     if not path.is_file():
         raise WeightsError(f"{where} names the shard {name!r}, which is missing")
-    if directory.resolve() not in path.resolve().parents:
+    if not inside:
         raise WeightsError(f"shard {name!r} in {directory} points outside the directory")
     return path
 

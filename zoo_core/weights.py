@@ -499,19 +499,46 @@ def write_directory(
     return Path(os.path.abspath(directory))
 
 
+_DEFAULT_SHARD = 5_000_000_000  # huggingface_hub's default: 5GB
+_UNITS = {"TB": 10**12, "GB": 10**9, "MB": 10**6, "KB": 10**3}
+
+
+def shard_limit(max_shard_size: int | str | None) -> int:
+    """Bytes from a shard size: an int, digits, or a number with TB/GB/MB/KB (as the Hub reads it).
+
+    Raises:
+        UsageError: not a positive size.
+    """
+    if max_shard_size is None:
+        return _DEFAULT_SHARD
+    value: float | None = None
+    if isinstance(max_shard_size, int) and not isinstance(max_shard_size, bool):
+        value = max_shard_size
+    elif isinstance(max_shard_size, str):
+        text = max_shard_size.strip()
+        unit = text[-2:].upper()
+        try:
+            value = float(text) if text.isdigit() else float(text[:-2]) * _UNITS[unit]
+        except (KeyError, ValueError):
+            value = None
+    if value is None or not value >= 1 or value == float("inf"):
+        raise UsageError(
+            f"invalid max_shard_size {max_shard_size!r}",
+            hint="give bytes (1000000) or a size like 500MB or 2GB",
+        )
+    return int(value)
+
+
 def _split(state_dict: dict[str, torch.Tensor], max_shard_size: int | str | None) -> Any:
+    """The Hub's shard plan, or None when everything fits one ``model.safetensors``."""
+    limit = shard_limit(max_shard_size)
+    if sum(t.numel() * t.element_size() for t in state_dict.values()) <= limit:
+        return None  # the common case: no need to import huggingface_hub (and torch.distributed)
     from huggingface_hub import split_torch_state_dict_into_shards
 
-    kwargs = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
-    try:
-        return split_torch_state_dict_into_shards(
-            state_dict, filename_pattern="model{suffix}.safetensors", **kwargs
-        )
-    except (ValueError, TypeError) as err:
-        raise UsageError(
-            f"invalid max_shard_size {max_shard_size!r}: {err}",
-            hint="give bytes (1000000) or a size like 500MB or 2GB",
-        ) from None
+    return split_torch_state_dict_into_shards(
+        state_dict, filename_pattern="model{suffix}.safetensors", max_shard_size=limit
+    )
 
 
 def _write_weights(
@@ -526,9 +553,11 @@ def _write_weights(
         # Shared storage or exotic tensors: huggingface_hub's writer knows how to drop aliases.
         from huggingface_hub import save_torch_state_dict
 
-        kwargs = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
-        save_torch_state_dict(state_dict, tmp, metadata=dict(metadata), **kwargs)
+        limit = shard_limit(max_shard_size)
+        save_torch_state_dict(state_dict, tmp, metadata=dict(metadata), max_shard_size=limit)
         return {p.name: hash_file(p) for p in sorted(tmp.iterdir())}
+    if split is None:
+        return {WEIGHTS_NAME: write_file(tmp / WEIGHTS_NAME, state_dict, metadata)}
     files = {}
     for name, keys in split.filename_to_tensors.items():
         files[name] = write_file(tmp / name, {k: state_dict[k] for k in keys}, metadata)

@@ -1,0 +1,38 @@
+"""The benchmark scripts still run (tiny sizes, CPU): they are not timed here, only exercised."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parent.parent / "benchmarks"
+
+
+def test_gpu_check_dry_run_on_cpu() -> None:
+    args = ["--device", "cpu", "--mib", "4", "--reps", "2"]
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "gpu_check.py"), *args],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert sum(" ok " in line for line in lines) == 7, result.stdout + result.stderr
+    assert any(line.startswith("zoo.load_model ") for line in lines)
+    assert "target <= 1.2x" in result.stdout
+    # A 4 MiB model on CPU may miss the ratio; everything else must pass.
+    assert result.returncode == (1 if "NOT met" in result.stdout else 0), result.stdout
+
+
+@pytest.mark.slow
+def test_weights_benchmark_prints_its_tables(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_weights.py"), "--sizes", "2", "--reps", "1",
+         "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "**Load, 2 MiB" in result.stdout and "**Save, 2 MiB" in result.stdout
+    assert "| zoo_core.load_model | " in result.stdout
+    assert "| zoo_core.save_model (fsync, sha256) | " in result.stdout

@@ -229,6 +229,33 @@ def test_sharded_model_pushed_from_python_loads_back_bit_exact(
     }
 
 
+def test_models_pushed_from_memory_by_python_and_by_name(hub: Hub, tmp_path: Path) -> None:
+    env = hub.env(tmp_path / "home")
+    result = run_python(
+        env,
+        """
+        import hashlib, torch, zoo_core
+
+        def digests(model):
+            return {
+                k: hashlib.sha256(t.contiguous().view(-1).view(torch.uint8).numpy()).hexdigest()
+                for k, t in model.state_dict().items()
+            }
+
+        model = zoo_core.create_model("linear_regression", seed=7)
+        info = zoo_core.push_to_hub(model, "zoo/lr", private=True, commit_message="from memory")
+        back = zoo_core.load_model(f"hf://zoo/lr@{info.oid}")
+        result = {"same": digests(model) == digests(back), "commit": info.oid}
+        """,
+    )
+    assert result["same"] is True
+    by_name = run_zoo("push", "linear_regression", "zoo/lr-fresh", "--seed", "3", **env)
+    assert by_name.returncode == 0, by_name.stderr
+    assert "pushed linear_regression (built fresh) to hf://zoo/lr-fresh@" in by_name.stdout
+    loaded = json.loads(run_zoo("load", "hf://zoo/lr-fresh", "--json", **env).stdout)
+    assert loaded["architecture"] == "linear_regression"
+
+
 def test_info_fetches_only_the_config(hub: Hub, published: Published, tmp_path: Path) -> None:
     result = run_zoo("info", "hf://zoo/cnn-sharded", "--json", **hub.env(tmp_path / "home"))
     assert result.returncode == 0, result.stderr
@@ -333,6 +360,7 @@ def test_not_found_no_permission_and_network_errors(
 
     no_token = run_zoo("push", str(published.single), "zoo/x", **hub.env(home, token=None))
     assert no_token.returncode == 1 and "(401)" in no_token.stderr
+    assert "no repository zoo/x" in run_zoo("pull", "zoo/x", **hub.env(home)).stderr
 
     elsewhere = run_zoo("push", str(published.single), "someone-else/cnn", **hub.env(home))
     assert elsewhere.returncode == 1
@@ -491,6 +519,11 @@ def test_content_is_checked_against_recorded_hashes(
     assert "model.safetensors from hf://zoo/tampered is corrupt or was tampered" in tampered.stderr
     # The bad file left the cache, so the next try downloads it again instead of trusting it.
     assert not list((home / "hub").glob("models--zoo--tampered/snapshots/*/model.safetensors"))
+    # push checks the same record before uploading anything.
+    local = tmp_path / "up" / "upload" / "zoo--tampered"
+    refused = run_zoo("push", str(local), "zoo/tampered-again", **hub.env(home))
+    assert refused.returncode == 1 and "does not match its config.json" in refused.stderr
+    assert "no repository" in run_zoo("pull", "zoo/tampered-again", **hub.env(home)).stderr
 
 
 def test_token_appears_in_no_output_or_file(hub: Hub, published: Published, tmp_path: Path) -> None:

@@ -449,7 +449,8 @@ def verify_files(
     bad file is removed from the cache so that the next try downloads it again.
 
     Raises:
-        HubError: a file's size or sha256 differs from the recorded one.
+        HubError: a downloaded file (``source`` given) differs from the recorded one.
+        WeightsError: a local file (no ``source``) differs from the recorded one.
     """
     recorded = record.get("files")
     if not isinstance(recorded, dict):
@@ -472,9 +473,13 @@ def verify_files(
             path.unlink(missing_ok=True)
             if blob != path:
                 blob.unlink(missing_ok=True)
-        where = source or str(directory)
+        if source is None:
+            raise WeightsError(
+                f"{name} in {directory} does not match its config.json: {problem}",
+                hint="the files changed after they were saved; save the model again",
+            )
         raise HubError(
-            f"{name} from {where} is corrupt or was tampered with: {problem}",
+            f"{name} from {source} is corrupt or was tampered with: {problem}",
             hint="download it again; if it persists, the repository's files do not match "
             "their config.json",
         )

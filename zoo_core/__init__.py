@@ -21,6 +21,7 @@ from zoo_core.errors import (
     AmbiguousModelError,
     ConfigError,
     DeviceError,
+    HubError,
     InputShapeError,
     ModelNotFoundError,
     PluginError,
@@ -41,16 +42,20 @@ _LAZY = {
     "create_model": "zoo_core.api",
     "save_model": "zoo_core.api",
     "load_model": "zoo_core.api",
+    "push_to_hub": "zoo_core.hub",
+    "pull": "zoo_core.hub",
 }
 
 if TYPE_CHECKING:
     from zoo_core.api import create_model, load_model, save_model
+    from zoo_core.hub import pull, push_to_hub
     from zoo_core.model import ZooModel
 
 __all__ = [
     "AmbiguousModelError",
     "ConfigError",
     "DeviceError",
+    "HubError",
     "InputShapeError",
     "ModelNotFoundError",
     "ModelSpec",
@@ -67,6 +72,8 @@ __all__ = [
     "hookimpl",
     "list_models",
     "load_model",
+    "pull",
+    "push_to_hub",
     "save_model",
 ]
 

@@ -155,7 +155,11 @@ def _member(directory: Path, name: Any, where: Path) -> Path:
     path = directory / name
     if not path.is_file():
         raise WeightsError(f"{where} names the shard {name!r}, which is missing")
-    if directory.resolve() not in path.resolve().parents:
+    homes = [directory.resolve()]
+    if directory.parent.name == "snapshots":
+        # huggingface_hub's cache links snapshots/<commit>/<name> to ../../blobs/<hash>.
+        homes.append(homes[0].parent.parent / "blobs")
+    if not any(home in path.resolve().parents for home in homes):
         raise WeightsError(f"shard {name!r} in {directory} points outside the directory")
     return path
 

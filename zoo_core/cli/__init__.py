@@ -32,14 +32,16 @@ def cli(debug: bool) -> None:
     zoo load simple_cnn --set num_classes=5
     zoo save simple_cnn ./cnn --seed 0
     zoo load ./cnn --dtype bfloat16
+    zoo check                        conformance checks of every installed model
+    zoo new-plugin zoo-mlp           start a plugin of your own
     """
     _state["debug"] = debug or _state["debug"]
 
 
 # Registering the commands: these modules import only click and zoo_core's light parts.
-from zoo_core.cli import models, plugins  # noqa: E402
+from zoo_core.cli import kit, models, plugins  # noqa: E402
 
-for command in (*models.COMMANDS, *plugins.COMMANDS):
+for command in (*models.COMMANDS, *plugins.COMMANDS, *kit.COMMANDS):
     cli.add_command(command)
 
 

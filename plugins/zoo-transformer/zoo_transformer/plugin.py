@@ -17,7 +17,7 @@ def zoo_register_models() -> list[ModelSpec]:
         ModelSpec(
             name="tiny_transformer",
             target="zoo_transformer.model:TinyTransformer",
-            summary="TinyTransformer: a two-layer perceptron classifier.",
-            tags=("classification",),
+            summary="Transformer-encoder sequence classifier: embed, positions, encode, pool.",
+            tags=("sequence", "classification", "transformer"),
         )
     ]

@@ -11,12 +11,13 @@ import json
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PLUGINS = ["zoo-linear", "zoo-cnn", "zoo-rnn"]
+PLUGINS = ["zoo-linear", "zoo-cnn", "zoo-rnn", "zoo-transformer"]
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +66,19 @@ def test_wheels_install_list_load_and_uninstall(tmp_path: Path) -> None:
         build_wheel(project, wheels)
     build_wheel(write_broken_plugin(tmp_path), wheels)
     names = sorted(p.name.split("-")[0] for p in wheels.glob("*.whl"))
-    assert names == ["zoo_broken", "zoo_cnn", "zoo_core", "zoo_linear", "zoo_rnn"]
+    assert names == [
+        "zoo_broken",
+        "zoo_cnn",
+        "zoo_core",
+        "zoo_linear",
+        "zoo_rnn",
+        "zoo_transformer",
+    ]
+    # The plugin template ships in the core's wheel as package data.
+    with zipfile.ZipFile(next(wheels.glob("zoo_core-*.whl"))) as wheel:
+        templates = [n for n in wheel.namelist() if n.startswith("zoo_core/templates/plugin/")]
+    assert "zoo_core/templates/plugin/{{package}}/plugin.py.tmpl" in templates
+    assert "zoo_core/templates/plugin/gitignore.tmpl" in templates
 
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv)
@@ -80,6 +93,7 @@ def test_wheels_install_list_load_and_uninstall(tmp_path: Path) -> None:
         "linear_regression": "zoo-linear",
         "simple_cnn": "zoo-cnn",
         "simple_rnn": "zoo-rnn",
+        "tiny_transformer": "zoo-transformer",
     }
     loaded = json.loads(run(zoo, "load", "simple_cnn", "--json").stdout)
     assert loaded["output_shape"] == [1, 10]
@@ -97,7 +111,38 @@ def test_wheels_install_list_load_and_uninstall(tmp_path: Path) -> None:
 
     run(*pip, "uninstall", "-y", "zoo-cnn", "zoo-broken")
     after = [m["name"] for m in json.loads(run(zoo, "list", "--json").stdout)]
-    assert after == ["linear_regression", "simple_rnn"]
+    assert after == ["linear_regression", "simple_rnn", "tiny_transformer"]
     orphan = subprocess.run([zoo, "load", saved], capture_output=True, text=True)
     assert orphan.returncode == 1
     assert "pip install 'zoo-cnn>=0.1.0'" in orphan.stderr
+
+
+def test_new_plugin_from_the_wheel_installs_editable_and_passes_its_checks(
+    tmp_path: Path,
+) -> None:
+    """What a plugin author does, in a venv with nothing but the released core."""
+    wheels = tmp_path / "wheels"
+    build_wheel(ROOT, wheels)
+    venv = tmp_path / "venv"
+    run(sys.executable, "-m", "venv", venv)
+    pip = [venv / "bin" / "python", "-m", "pip", "--disable-pip-version-check", "-q"]
+    zoo = venv / "bin" / "zoo"
+    run(*pip, "install", "torch==2.13.0")
+    run(*pip, "install", "--find-links", wheels, "zoo-core[test]")
+
+    project = tmp_path / "zoo-mlp"
+    run(zoo, "new-plugin", "zoo-mlp", "--model", "tiny_mlp", "-o", project)
+    run(*pip, "install", "--no-build-isolation", "-e", project)
+    listed = json.loads(run(zoo, "list", "--json").stdout)
+    assert [(m["name"], m["plugin"]) for m in listed] == [("tiny_mlp", "zoo-mlp")]
+    checked = json.loads(run(zoo, "check", "--json").stdout)
+    assert checked["passed"] is True
+    assert [m["model"] for m in checked["models"]] == ["tiny_mlp"]
+    tests = run(
+        venv / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=project
+    )
+    assert " passed" in tests.stdout
+    # Editable: an edit to the project shows without reinstalling.
+    plugin = project / "zoo_mlp" / "plugin.py"
+    plugin.write_text(plugin.read_text().replace("a two-layer perceptron", "an edited MLP"))
+    assert "an edited MLP" in run(zoo, "list").stdout

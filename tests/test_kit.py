@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +50,7 @@ def test_check_json_names_and_plugins() -> None:
 
 
 def test_check_reports_each_failure_with_why_and_fix() -> None:
-    result = run_zoo("check", "unused_layer", "good", **fixture_env("bad_models"))
+    result = run_zoo("check", "unused_layer", "good", "-v", **fixture_env("bad_models"))
     assert_clean_error(result, 1, "zoo: error: 1 of 2 model(s) failed the zoo checks")
     rows = {line.split()[0]: line.split()[2] for line in result.stdout.splitlines()[1:3]}
     assert rows == {"unused_layer": "FAIL", "good": "pass"}
@@ -57,6 +58,9 @@ def test_check_reports_each_failure_with_why_and_fix() -> None:
         result.stdout
     )
     assert "  fix: use every layer in forward" in result.stdout
+    # -v adds one row per check for each model.
+    assert re.search(r"^  gradients +FAIL +2 trainable", result.stdout, re.M)
+    assert re.search(r"^  save-load-exact +pass +", result.stdout, re.M)
     as_json = run_zoo("check", "unused_layer", "--json", **fixture_env("bad_models"))
     assert as_json.returncode == 1
     data = json.loads(as_json.stdout)

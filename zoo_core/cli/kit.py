@@ -102,12 +102,17 @@ def _print_human(reports: list[Any], problems: list[PluginInfo], verbose: bool) 
     click.echo(table(rows, ("MODEL", "PLUGIN", "RESULT", "CHECKS")))
     for p in problems:
         click.echo(f"\n{p.name}: plugin is {p.status}: {p.error}")
-    labels = {"fail": "FAILED", "warn": "warning", "skip": "skipped", "pass": "passed"}
     for report in reports:
-        shown = [r for r in report.results if verbose or r.status in ("fail", "warn")]
-        for r in shown:
-            click.echo(f"\n{report.label}: {r.check} {labels[r.status]}: {r.message}")
+        if verbose:
+            rows = [(r.check, r.status.upper() if r.status == "fail" else r.status, r.message)
+                    for r in report.results]  # fmt: skip
+            click.echo(f"\n{report.label}")
+            for line in table(rows, ("CHECK", "RESULT", "DETAIL")).splitlines():
+                click.echo(f"  {line}")
+        for r in report.results:
             if r.status in ("fail", "warn"):
+                word = "FAILED" if r.status == "fail" else "warning"
+                click.echo(f"\n{report.label}: {r.check} {word}: {r.message}")
                 click.echo(f"  why: {r.reason}")
                 click.echo(f"  fix: {r.hint}")
 

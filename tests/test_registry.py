@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 import zoo_core
-from zoo_core.errors import AmbiguousModelError, ModelNotFoundError, PluginError
+from zoo_core.errors import (
+    AmbiguousModelError,
+    ModelNotFoundError,
+    PluginError,
+    PluginNotInstalledError,
+)
 from zoo_core.registry import ZooPluginWarning, get_registry
 
 BUNDLED = ["linear_regression", "simple_cnn", "simple_rnn", "tiny_transformer"]
@@ -156,6 +161,11 @@ def test_an_incompatible_plugin_says_what_it_needs_and_what_is_installed(fixture
     with pytest.raises(ModelNotFoundError) as not_found:
         registry.resolve("from_the_future")
     assert "not loaded: future_api" in not_found.value.hint
+    # Weights saved with that plugin say why they cannot load, not "pip install" it again.
+    with pytest.raises(PluginNotInstalledError) as saved:
+        registry.resolve_saved("from_the_future", "future_api", "1.0")
+    assert "which is incompatible" in str(saved.value)
+    assert "needs plugin API 2" in saved.value.hint
 
 
 @pytest.mark.parametrize(

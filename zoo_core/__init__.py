@@ -32,7 +32,7 @@ from zoo_core.errors import (
     ZooError,
 )
 from zoo_core.registry import get_registry, list_models
-from zoo_core.spec import ModelSpec, hookimpl
+from zoo_core.spec import PLUGIN_API_VERSION, ModelSpec, hookimpl
 
 __version__ = "0.1.0"
 
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from zoo_core.model import ZooModel
 
 __all__ = [
+    "PLUGIN_API_VERSION",
     "AmbiguousModelError",
     "ConfigError",
     "DeviceError",

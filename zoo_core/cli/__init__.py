@@ -34,14 +34,16 @@ def cli(debug: bool) -> None:
     zoo load ./cnn --dtype bfloat16
     zoo push ./cnn me/cnn-demo       share on the Hugging Face Hub
     zoo load hf://me/cnn-demo
+    zoo check                        conformance checks of every installed model
+    zoo new-plugin zoo-mlp           start a plugin of your own
     """
     _state["debug"] = debug or _state["debug"]
 
 
 # Registering the commands: these modules import only click and zoo_core's light parts.
-from zoo_core.cli import hub, models, plugins  # noqa: E402
+from zoo_core.cli import hub, kit, models, plugins  # noqa: E402
 
-for command in (*models.COMMANDS, *plugins.COMMANDS, *hub.COMMANDS):
+for command in (*models.COMMANDS, *plugins.COMMANDS, *hub.COMMANDS, *kit.COMMANDS):
     cli.add_command(command)
 
 

@@ -54,9 +54,10 @@ and ``X-Error-Message`` plus a JSON ``{"error": ...}`` body.
 
 Authentication is off unless tokens are configured (``--token``, ``HubServer(tokens=...)``). Then
 a request with an unknown bearer token gets 401 "Invalid credentials in Authorization header"
-(on any route), every write needs a valid token (401 otherwise), and reading a private repository
-without a token gets 401 with ``X-Error-Code: RepoNotFound`` like the real Hub. Without tokens
-every request is accepted as the configured user and ``private`` is only reported, not enforced.
+(on any route), every write needs a valid token (401 otherwise) and may only go to the user's
+own namespace (403 otherwise), and reading a private repository without a token gets 401 with
+``X-Error-Code: RepoNotFound`` like the real Hub. Without tokens every request is accepted as
+the configured user and ``private`` is only reported, not enforced.
 
 Not covered: Xet storage (``xet-*-token`` routes answer 501), pull requests and discussions, LFS
 multipart uploads and the LFS "download" operation, gated repos, pagination (every listing fits in
@@ -642,10 +643,17 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         repo = self.store.get(REPO_TYPES[plural or "models"], repo_id)
         if repo is None:
             raise repo_not_found(repo_id)
+        if write:
+            self._check_namespace(user, namespace)
         if user is None and repo.private:
             # The Hub answers 401 + RepoNotFound so as not to reveal that a private repo exists.
             raise repo_not_found(repo_id, status=401)
         return repo
+
+    def _check_namespace(self, user: str, namespace: str) -> None:
+        """With authentication on, a user writes only under their own name (403 otherwise)."""
+        if self.hub.tokens and namespace != user:
+            raise HubError(403, f"You don't have the rights to write to the namespace {namespace}")
 
     @staticmethod
     def _commit_sha(repo: Repo, rev: str) -> str:
@@ -698,7 +706,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         repo_type = body.get("type") or "model"
         if repo_type not in REPO_TYPES.values():
             raise HubError(400, f"Unsupported repo type: {repo_type}")
-        repo_id = f"{body.get('organization') or user}/{body.get('name')}"
+        namespace = body.get("organization") or user
+        self._check_namespace(user, namespace)
+        repo_id = f"{namespace}/{body.get('name')}"
         private = bool(body.get("private")) or body.get("visibility") == "private"
         try:
             self.store.create(repo_type, repo_id, private, user)

@@ -42,6 +42,7 @@ def test_list_json_lists_the_bundled_models() -> None:
         "linear_regression": "zoo-linear",
         "simple_cnn": "zoo-cnn",
         "simple_rnn": "zoo-rnn",
+        "tiny_transformer": "zoo-transformer",
     }
     assert rows["simple_cnn"]["target"] == "zoo_cnn.model:SimpleCNN"
     assert rows["simple_cnn"]["version"] == "0.1.0"
@@ -262,6 +263,7 @@ def test_broken_and_conflicting_plugins_through_the_cli(fixture_plugins) -> None
         "conflicting:simple_cnn",
         "zoo-cnn:simple_cnn",
         "simple_rnn",
+        "tiny_transformer",
     ]
     _assert_clean_error(run_zoo("load", "simple_cnn"), 1, "registered by 2 plugins")
     ok = run_zoo("load", "zoo-cnn:simple_cnn", "--json")

@@ -5,10 +5,15 @@ from __future__ import annotations
 import pytest
 
 import zoo_core
-from zoo_core.errors import AmbiguousModelError, ModelNotFoundError, PluginError
+from zoo_core.errors import (
+    AmbiguousModelError,
+    ModelNotFoundError,
+    PluginError,
+    PluginNotInstalledError,
+)
 from zoo_core.registry import ZooPluginWarning, get_registry
 
-BUNDLED = ["linear_regression", "simple_cnn", "simple_rnn"]
+BUNDLED = ["linear_regression", "simple_cnn", "simple_rnn", "tiny_transformer"]
 
 
 def test_bundled_plugins_are_found_through_entry_points() -> None:
@@ -29,6 +34,7 @@ def test_bundled_plugins_are_found_through_entry_points() -> None:
 def test_list_models_filters_with_fnmatch() -> None:
     assert zoo_core.list_models("simple_*") == ["simple_cnn", "simple_rnn"]
     assert zoo_core.list_models("zoo-cnn:*") == ["simple_cnn"]
+    assert zoo_core.list_models("*transformer") == ["tiny_transformer"]
     assert zoo_core.list_models("nothing*") == []
 
 
@@ -79,6 +85,7 @@ def test_conflicts_are_reported_never_settled_by_load_order(fixture_plugins) -> 
         "conflicting:simple_cnn",
         "zoo-cnn:simple_cnn",
         "simple_rnn",
+        "tiny_transformer",
     ]
     model = zoo_core.create_model("conflicting:simple_cnn", width=3)
     assert model.body.in_features == 3
@@ -90,7 +97,12 @@ def test_disable_plugins_by_distribution_or_entry_point(fixture_plugins) -> None
     status = {p.name: p.status for p in registry.plugins}
     assert status["zoo-cnn"] == "disabled"
     assert status["zoo-linear"] == "disabled"
-    assert zoo_core.list_models() == ["other_linear", "simple_cnn", "simple_rnn"]
+    assert zoo_core.list_models() == [
+        "other_linear",
+        "simple_cnn",
+        "simple_rnn",
+        "tiny_transformer",
+    ]
     # With zoo-cnn disabled, the bare name is no longer ambiguous.
     assert registry.resolve("simple_cnn").plugin.name == "conflicting"
     with pytest.raises(PluginError, match="zoo-cnn is disabled"):
@@ -124,3 +136,66 @@ def test_model_spec_rejects_bad_fields() -> None:
         ModelSpec("ok", "no_colon")
     with pytest.raises(ValueError, match="tags"):
         ModelSpec("ok", "m:C", tags="vision")
+
+
+def test_plugins_declare_the_plugin_api_they_target() -> None:
+    plugins = {p.name: p for p in get_registry().plugins}
+    for name in ("zoo-linear", "zoo-cnn", "zoo-rnn", "zoo-transformer"):
+        assert plugins[name].api_version == zoo_core.PLUGIN_API_VERSION == 1
+
+
+def test_an_incompatible_plugin_says_what_it_needs_and_what_is_installed(fixture_plugins) -> None:
+    fixture_plugins("future_api")
+    with pytest.warns(ZooPluginWarning, match="future_api is incompatible"):
+        registry = get_registry()
+    info = registry.plugin("future_api")
+    assert (info.status, info.api_version, info.models) == ("incompatible", 2, ())
+    assert info.error == (
+        "needs plugin API 2, but zoo-core 0.1.0 provides plugin API 1; "
+        "upgrade zoo-core (pip install -U zoo-core)"
+    )
+    assert registry.unusable == [info]
+    assert zoo_core.list_models() == BUNDLED
+    with pytest.raises(PluginError, match="future_api is incompatible: needs plugin API 2"):
+        registry.resolve("future_api:from_the_future")
+    with pytest.raises(ModelNotFoundError) as not_found:
+        registry.resolve("from_the_future")
+    assert "not loaded: future_api" in not_found.value.hint
+    # Weights saved with that plugin say why they cannot load, not "pip install" it again.
+    with pytest.raises(PluginNotInstalledError) as saved:
+        registry.resolve_saved("from_the_future", "future_api", "1.0")
+    assert "which is incompatible" in str(saved.value)
+    assert "needs plugin API 2" in saved.value.hint
+
+
+@pytest.mark.parametrize(
+    ("declared", "status", "error"),
+    [
+        ("0", "incompatible", "needs plugin API 0, but zoo-core 0.1.0 provides plugin API 1; "
+         "upgrade the plugin"),
+        ("'1'", "broken", "PluginError: ZOO_PLUGIN_API must be an int like 1, got '1'"),
+        ("1", "ok", None),
+    ],
+)  # fmt: skip
+def test_plugin_api_declarations(fixture_plugins, tmp_path, declared, status, error) -> None:
+    import sys
+    import warnings
+
+    module = f"declares_{status}"  # one name each: an imported module would be reused
+    (tmp_path / f"{module}.py").write_text(
+        "from zoo_core import ModelSpec, hookimpl\n"
+        f"ZOO_PLUGIN_API = {declared}\n"
+        "@hookimpl\n"
+        "def zoo_register_models():\n"
+        "    return [ModelSpec('declared', 'conflicting_model:OtherLinear')]\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        fixture_plugins(module)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ZooPluginWarning)
+            info = get_registry().plugin(module)
+        assert info.status == status
+        assert info.error == error or (error and info.error.startswith(error))
+    finally:
+        sys.path.remove(str(tmp_path))

@@ -21,6 +21,7 @@ from zoo_core.errors import (
     AmbiguousModelError,
     ConfigError,
     DeviceError,
+    HubError,
     InputShapeError,
     ModelNotFoundError,
     PluginError,
@@ -31,7 +32,7 @@ from zoo_core.errors import (
     ZooError,
 )
 from zoo_core.registry import get_registry, list_models
-from zoo_core.spec import ModelSpec, hookimpl
+from zoo_core.spec import PLUGIN_API_VERSION, ModelSpec, hookimpl
 
 __version__ = "0.1.0"
 
@@ -41,16 +42,21 @@ _LAZY = {
     "create_model": "zoo_core.api",
     "save_model": "zoo_core.api",
     "load_model": "zoo_core.api",
+    "push_to_hub": "zoo_core.hub",
+    "pull": "zoo_core.hub",
 }
 
 if TYPE_CHECKING:
     from zoo_core.api import create_model, load_model, save_model
+    from zoo_core.hub import pull, push_to_hub
     from zoo_core.model import ZooModel
 
 __all__ = [
+    "PLUGIN_API_VERSION",
     "AmbiguousModelError",
     "ConfigError",
     "DeviceError",
+    "HubError",
     "InputShapeError",
     "ModelNotFoundError",
     "ModelSpec",
@@ -67,6 +73,8 @@ __all__ = [
     "hookimpl",
     "list_models",
     "load_model",
+    "pull",
+    "push_to_hub",
     "save_model",
 ]
 

@@ -187,10 +187,22 @@ def _looks_like_path(source: str) -> bool:
 
 
 def _find_saved(
-    source: str | os.PathLike[str], overrides: dict[str, Any] | None
+    source: str | os.PathLike[str], overrides: dict[str, Any] | None, *, weights: bool = True
 ) -> SavedModel | None:
-    """The saved model at ``source`` if it is a path; None if it is a model name."""
+    """The saved model at ``source`` if it is a path or ``hf://``; None if it is a model name.
+
+    ``weights=False`` lets an ``hf://`` source fetch only its config.
+    """
     text = os.fspath(source)
+    if text.startswith("hf://"):
+        if overrides:
+            raise ConfigError(
+                f"{text} is a saved model: its config comes from the Hub, not from overrides",
+                hint="drop --set, or build a new model by name",
+            )
+        from zoo_core.hub import open_hub_saved
+
+        return open_hub_saved(text, weights=weights)
     path = Path(os.path.expanduser(text))
     # An interrupted save may have left the model aside; put it back before looking.
     try_recover(Path(os.path.abspath(path)))
@@ -252,10 +264,10 @@ def describe_source(
     from_strings: bool = True,
 ) -> tuple[ModelEntry, Any, str]:
     """The entry and config a source stands for, without building or reading weights."""
-    saved = _find_saved(source, overrides)
+    saved = _find_saved(source, overrides, weights=False)
     if saved is not None:
         entry, config = _saved_entry_and_config(saved)
-        return entry, config, str(saved.path)
+        return entry, config, getattr(saved, "uri", str(saved.path))
     entry = get_registry().resolve(os.fspath(source))
     return entry, _config_for(entry, overrides or {}, from_strings), os.fspath(source)
 
@@ -288,9 +300,12 @@ def open_model(
     if saved is not None:
         entry, config = _saved_entry_and_config(saved)
         model = _load_saved(entry, config, saved, target_device, target_dtype)
+        details: dict[str, Any] = {"files": [str(f) for f in saved.files]}
+        if saved.kind == "hub":  # a HubModel: say which commit of which repo
+            details.update(saved.provenance())  # type: ignore[attr-defined]
         return LoadedModel(
-            model, entry, str(saved.path), saved.kind, time.perf_counter() - started,
-            {"files": [str(f) for f in saved.files]},
+            model, entry, getattr(saved, "uri", str(saved.path)), saved.kind,
+            time.perf_counter() - started, details,
         )  # fmt: skip
     text = os.fspath(source)
     entry = get_registry().resolve(text)

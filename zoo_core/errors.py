@@ -78,3 +78,7 @@ class InputShapeError(ZooError, ValueError):
 
 class DeviceError(ZooError):
     """The requested device does not exist on this machine."""
+
+
+class HubError(ZooError):
+    """A Hugging Face Hub transfer failed: not found, no permission, offline, or not a zoo model."""

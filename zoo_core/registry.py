@@ -36,7 +36,7 @@ from zoo_core.errors import (
     PluginError,
     PluginNotInstalledError,
 )
-from zoo_core.spec import ModelSpec
+from zoo_core.spec import PLUGIN_API_ATTRIBUTE, PLUGIN_API_VERSION, ModelSpec, plugin_api_problem
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -54,7 +54,13 @@ ENTRY_POINT_GROUP = "zoo"
 
 
 class ZooPluginWarning(UserWarning):
-    """Issued once per broken plugin when the registry is built."""
+    """Issued once per broken or incompatible plugin when the registry is built."""
+
+
+class _IncompatiblePlugin(Exception):
+    def __init__(self, message: str, api_version: Any) -> None:
+        super().__init__(message)
+        self.api_version = api_version
 
 
 def canonical_name(name: str) -> str:
@@ -68,7 +74,10 @@ class PluginInfo:
 
     ``name`` is its qualifier in ``DIST:NAME``: the distribution name for an
     installed plugin, the module name for one given in ``ZOO_PLUGINS``.
-    ``status`` is ``"ok"``, ``"broken"`` (``error`` says why) or ``"disabled"``.
+    ``status`` is ``"ok"``, ``"broken"`` (``error`` says why), ``"incompatible"``
+    (it targets a plugin API this zoo-core does not provide; ``error`` says what
+    it needs and what is installed) or ``"disabled"``. ``api_version`` is the
+    plugin API its hook module declares (``ZOO_PLUGIN_API``), None if it declares none.
     """
 
     name: str
@@ -80,6 +89,7 @@ class PluginInfo:
     status: str = "ok"
     error: str | None = None
     models: tuple[str, ...] = ()
+    api_version: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +102,7 @@ class PluginInfo:
             "status": self.status,
             "error": self.error,
             "models": list(self.models),
+            "api_version": self.api_version,
         }
 
 
@@ -162,6 +173,11 @@ class Registry:
     @property
     def broken(self) -> list[PluginInfo]:
         return [p for p in self.plugins if p.status == "broken"]
+
+    @property
+    def unusable(self) -> list[PluginInfo]:
+        """Plugins that were found but give no models: broken or incompatible."""
+        return [p for p in self.plugins if p.status in ("broken", "incompatible")]
 
     def models(self, pattern: str | None = None) -> list[ModelEntry]:
         """Entries whose bare or qualified name matches the fnmatch ``pattern``, sorted."""
@@ -262,11 +278,14 @@ class Registry:
             if plugin is None or plugin.status != "ok":
                 requirement = f"{distribution}>={version}" if version else distribution
                 state = "is not installed" if plugin is None else f"is {plugin.status}"
+                hint = f"install it: pip install '{requirement}'"
+                if plugin is not None and plugin.status == "incompatible":
+                    hint = f"{plugin.name} {plugin.error}"
                 raise PluginNotInstalledError(
                     f"these weights are a {architecture!r} model from the plugin "
                     f"{distribution} (version {version or 'unknown'}), which {state}",
                     distribution=distribution,
-                    hint=f"install it: pip install '{requirement}'",
+                    hint=hint,
                 )
             return self.resolve(f"{plugin.name}:{architecture}")
         return self.resolve(architecture)
@@ -310,11 +329,16 @@ def _discover() -> Registry:
             plugins.append(replace(info, status="disabled", error="listed in ZOO_DISABLE_PLUGINS"))
             continue
         try:
-            specs = _call_plugin(manager, info, load)
+            specs, api_version = _call_plugin(manager, info, load)
+        except _IncompatiblePlugin as err:
+            plugins.append(
+                replace(info, status="incompatible", error=str(err), api_version=err.api_version)
+            )
+            continue
         except Exception as err:  # third-party code: any failure marks it broken
             plugins.append(replace(info, status="broken", error=_describe(err)))
             continue
-        info = replace(info, models=tuple(s.name for s in specs))
+        info = replace(info, models=tuple(s.name for s in specs), api_version=api_version)
         plugins.append(info)
         collected.append((info, specs))
 
@@ -327,8 +351,30 @@ def _discover() -> Registry:
     return Registry(plugins=plugins, entries=entries, manager=manager)
 
 
-def _call_plugin(manager: pluggy.PluginManager, info: PluginInfo, load: Any) -> list[ModelSpec]:
+def _check_api(module: Any) -> int | None:
+    """The plugin API a hook module declares; raises _IncompatiblePlugin if it is not ours."""
+    from zoo_core import __version__
+
+    declared = getattr(module, PLUGIN_API_ATTRIBUTE, None)
+    problem = plugin_api_problem(declared, core_version=__version__)
+    if problem is None:
+        return declared
+    if isinstance(declared, bool) or not isinstance(declared, int):
+        raise PluginError(problem)  # a malformed declaration is a bug in the plugin
+    if declared > PLUGIN_API_VERSION:
+        problem += "; upgrade zoo-core (pip install -U zoo-core)"
+    else:
+        problem += "; upgrade the plugin, or install an older zoo-core"
+    raise _IncompatiblePlugin(problem, declared)
+
+
+def _call_plugin(
+    manager: pluggy.PluginManager, info: PluginInfo, load: Any
+) -> tuple[list[ModelSpec], int | None]:
     module = load()
+    # Checked before the hook runs: a plugin written for another API may fail in
+    # its hook in ways that would hide the real reason.
+    api_version = _check_api(module)
     # A distribution may expose several entry points; pluggy needs unique names.
     register_name = f"{info.name}/{info.entry_point or info.module}"
     manager.register(module, name=register_name)
@@ -354,7 +400,7 @@ def _call_plugin(manager: pluggy.PluginManager, info: PluginInfo, load: Any) -> 
         if s.name in seen:
             raise PluginError(f"registers {s.name!r} twice")
         seen.add(s.name)
-    return specs
+    return specs, api_version
 
 
 _REGISTRY: Registry | None = None
@@ -369,9 +415,9 @@ def get_registry(*, refresh: bool = False) -> Registry:
     global _REGISTRY
     if _REGISTRY is None or refresh:
         _REGISTRY = _discover()
-        for p in _REGISTRY.broken:
+        for p in _REGISTRY.unusable:
             warnings.warn(
-                f"zoo plugin {p.name} is broken ({p.error}); see 'zoo plugins'",
+                f"zoo plugin {p.name} is {p.status} ({p.error}); see 'zoo plugins'",
                 ZooPluginWarning,
                 stacklevel=2,
             )

@@ -3,6 +3,7 @@
 This module must stay free of torch so that ``zoo list`` never pays for it.
 
 >>> from zoo_core import ModelSpec, hookimpl
+>>> ZOO_PLUGIN_API = 1          # the plugin API this hook module targets
 >>> @hookimpl
 ... def zoo_register_models():
 ...     return [ModelSpec("simple_cnn", "zoo_cnn.model:SimpleCNN", "A tiny CNN.", ("vision",))]
@@ -15,7 +16,25 @@ from dataclasses import dataclass
 
 from zoo_core.hookspecs import hookimpl
 
-__all__ = ["ModelSpec", "hookimpl"]
+__all__ = [
+    "MIN_PLUGIN_API_VERSION",
+    "PLUGIN_API_ATTRIBUTE",
+    "PLUGIN_API_VERSION",
+    "ModelSpec",
+    "hookimpl",
+    "plugin_api_problem",
+]
+
+#: The plugin API this zoo-core provides. It changes only when something a
+#: plugin relies on (the hook, ModelSpec, the ZooModel contract) changes
+#: incompatibly; a plugin states the version it targets, and one that targets
+#: a version outside ``MIN_PLUGIN_API_VERSION..PLUGIN_API_VERSION`` is reported
+#: as incompatible instead of failing later with an AttributeError.
+PLUGIN_API_VERSION = 1
+#: The oldest plugin API this zoo-core still supports.
+MIN_PLUGIN_API_VERSION = 1
+#: The hook-module attribute in which a plugin states its target API.
+PLUGIN_API_ATTRIBUTE = "ZOO_PLUGIN_API"
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.\-]*\Z")
 _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z")
@@ -52,3 +71,28 @@ class ModelSpec:
         if isinstance(self.tags, str) or not all(isinstance(t, str) for t in self.tags):
             raise ValueError(f"tags of {self.name!r} must be a sequence of strings")
         object.__setattr__(self, "tags", tuple(self.tags))
+
+
+def plugin_api_problem(declared: object, *, core_version: str) -> str | None:
+    """Why a plugin that targets plugin API ``declared`` cannot work here, or None if it can.
+
+    ``None`` (nothing declared) is accepted as API 1, the first version, so that
+    plugins written before the contract existed keep working.
+
+    >>> plugin_api_problem(1, core_version="0.1.0") is None
+    True
+    >>> plugin_api_problem(2, core_version="0.1.0")
+    'needs plugin API 2, but zoo-core 0.1.0 provides plugin API 1'
+    """
+    if declared is None:
+        return None
+    if isinstance(declared, bool) or not isinstance(declared, int):
+        return f"{PLUGIN_API_ATTRIBUTE} must be an int like {PLUGIN_API_VERSION}, got {declared!r}"
+    provided = (
+        f"plugin API {PLUGIN_API_VERSION}"
+        if MIN_PLUGIN_API_VERSION == PLUGIN_API_VERSION
+        else f"plugin API {MIN_PLUGIN_API_VERSION} to {PLUGIN_API_VERSION}"
+    )
+    if declared > PLUGIN_API_VERSION or declared < MIN_PLUGIN_API_VERSION:
+        return f"needs plugin API {declared}, but zoo-core {core_version} provides {provided}"
+    return None

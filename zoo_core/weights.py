@@ -213,7 +213,11 @@ def _member(directory: Path, name: Any, where: Path) -> Path:
         raise WeightsError(f"{where} names an invalid shard file {str(name)[:80]!r}")
     path = directory / name
     try:
-        inside = directory.resolve() in path.resolve().parents
+        homes = [directory.resolve()]
+        if directory.parent.name == "snapshots":
+            # huggingface_hub's cache links snapshots/<commit>/<name> to ../../blobs/<hash>.
+            homes.append(homes[0].parent.parent / "blobs")
+        inside = any(home in path.resolve().parents for home in homes)
     except (OSError, RuntimeError):  # a symlink loop
         raise WeightsError(f"shard {name!r} in {directory} is a symlink loop") from None
     if os.path.islink(path) and not inside:

@@ -32,14 +32,24 @@ def cli(debug: bool) -> None:
     zoo load simple_cnn --set num_classes=5
     zoo save simple_cnn ./cnn --seed 0
     zoo load ./cnn --dtype bfloat16
+    zoo push ./cnn me/cnn-demo       share on the Hugging Face Hub
+    zoo load hf://me/cnn-demo
+    zoo check                        conformance checks of every installed model
+    zoo new-plugin zoo-mlp           start a plugin of your own
     """
     _state["debug"] = debug or _state["debug"]
 
 
 # Registering the commands: these modules import only click and zoo_core's light parts.
-from zoo_core.cli import models, plugins, weights  # noqa: E402
+from zoo_core.cli import hub, kit, models, plugins, weights  # noqa: E402
 
-for command in (*models.COMMANDS, *plugins.COMMANDS, *weights.COMMANDS):
+for command in (
+    *models.COMMANDS,
+    *plugins.COMMANDS,
+    *hub.COMMANDS,
+    *kit.COMMANDS,
+    *weights.COMMANDS,
+):
     cli.add_command(command)
 
 
@@ -49,6 +59,10 @@ def _debug_enabled() -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``zoo`` console script: runs a command, maps errors to exit codes."""
+    if not sys.stderr.isatty():
+        # Hub transfers draw huggingface_hub's progress bars on a terminal only; it reads
+        # this at import, which no command has done yet. An explicit setting wins.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         code = cli.main(args=argv, prog_name="zoo", standalone_mode=False)
     except ZooError as err:

@@ -48,8 +48,9 @@ def _tensor_stats(model: Any) -> dict[str, Any]:
 def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> None:
     """Show a model's config fields, parameter count and example input.
 
-    SOURCE is a model name or a saved model; nothing is initialised or read
-    beyond the config, so this is cheap even for large models.
+    SOURCE is a model name, a saved model or hf://OWNER/REPO[@REVISION]; nothing
+    is initialised or read beyond the config (for hf://, only config.json is
+    downloaded), so this is cheap even for large models.
     """
     import torch
 
@@ -140,9 +141,10 @@ def load_command(
     """Build or load a model, run one forward pass on its example input, summarise it.
 
     SOURCE is a saved model directory, a .safetensors file with zoo metadata,
-    or a model name (built fresh, with --set overrides). With --arch, SOURCE
-    may come from another tool (PyTorchModelHubMixin, save_torch_model): config
-    fields are read from its config.json where they match, and --set adds to them.
+    hf://OWNER/REPO[@REVISION] on the Hugging Face Hub, or a model name (built
+    fresh, with --set overrides). With --arch, SOURCE may come from another
+    tool (PyTorchModelHubMixin, save_torch_model): config fields are read from
+    its config.json where they match, and --set adds to them.
     """
     import torch
 

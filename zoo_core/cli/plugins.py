@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from zoo_core import __version__
 from zoo_core.cli._common import echo_json, json_option, registry, table
+from zoo_core.spec import PLUGIN_API_VERSION
 
 
 @click.command("plugins")
@@ -19,10 +21,17 @@ def plugins_command(as_json: bool) -> None:
         click.echo("no zoo plugins installed (pip install zoo-cnn)")
         return
     rows = [
-        (p.name, p.version or "-", p.status, ", ".join(p.models) or "-")
+        (
+            p.name,
+            p.version or "-",
+            "-" if p.api_version is None else str(p.api_version),
+            p.status,
+            ", ".join(p.models) or "-",
+        )
         for p in sorted(reg.plugins, key=lambda p: p.name)
     ]
-    click.echo(table(rows, ("PLUGIN", "VERSION", "STATUS", "MODELS")))
+    click.echo(table(rows, ("PLUGIN", "VERSION", "API", "STATUS", "MODELS")))
+    click.echo(f"\nzoo-core {__version__} provides plugin API {PLUGIN_API_VERSION}")
     for p in reg.plugins:
         if p.error and p.status != "ok":
             click.echo(f"\n{p.name} ({p.module}) is {p.status}: {p.error}")

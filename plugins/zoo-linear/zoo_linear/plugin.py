@@ -2,6 +2,9 @@
 
 from zoo_core import ModelSpec, hookimpl
 
+# The zoo plugin API this module targets; zoo reports a mismatch instead of failing later.
+ZOO_PLUGIN_API = 1
+
 
 @hookimpl
 def zoo_register_models() -> list[ModelSpec]:

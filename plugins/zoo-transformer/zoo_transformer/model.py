@@ -1,0 +1,120 @@
+"""TinyTransformer, a zoo model: a small Transformer-encoder sequence classifier.
+
+Tokens (or feature vectors) are embedded (or projected) to ``d_model``, given
+sinusoidal positions, run through ``nn.TransformerEncoder`` and pooled over
+time into a linear classification head.
+
+>>> import torch
+>>> TinyTransformer()(torch.randint(0, 1000, (4, 16))).shape
+torch.Size([4, 2])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+
+from zoo_core import InputShapeError, ZooModel
+
+
+@dataclass
+class TinyTransformerConfig:
+    """Every field has a type and a default; ``--set num_layers=4`` overrides one."""
+
+    input_kind: Literal["tokens", "features"] = field(
+        default="tokens", metadata={"help": "token ids (embedding) or feature vectors (linear)"}
+    )
+    vocab_size: int = field(default=1000, metadata={"help": "token ids are 0..vocab_size-1"})
+    in_features: int = field(
+        default=16, metadata={"help": "features per step (input_kind=features)"}
+    )
+    d_model: int = field(default=64, metadata={"help": "width of the encoder"})
+    num_heads: int = field(default=4, metadata={"help": "attention heads; must divide d_model"})
+    num_layers: int = field(default=2, metadata={"help": "encoder layers"})
+    dim_feedforward: int = field(default=128, metadata={"help": "hidden size of each MLP block"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout probability while training"})
+    max_len: int = field(default=128, metadata={"help": "longest sequence (positional table)"})
+    pooling: Literal["mean", "max"] = field(default="mean", metadata={"help": "pool over time"})
+    num_classes: int = field(default=2, metadata={"help": "number of output classes"})
+    seq_len: int = field(default=16, metadata={"help": "time steps in example_input"})
+
+    def __post_init__(self) -> None:
+        # A ValueError here becomes a clear zoo ConfigError for the user.
+        for name in ("vocab_size", "in_features", "d_model", "num_heads", "num_layers",
+                     "dim_feedforward", "max_len", "num_classes", "seq_len"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"num_heads ({self.num_heads}) must divide d_model ({self.d_model})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
+        if self.seq_len > self.max_len:
+            raise ValueError(f"seq_len ({self.seq_len}) must not exceed max_len ({self.max_len})")
+
+
+def sinusoidal_positions(max_len: int, d_model: int) -> torch.Tensor:
+    """The fixed positional table of "Attention Is All You Need", ``(max_len, d_model)``."""
+    position = torch.arange(max_len, dtype=torch.float32).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(1e4) / d_model))
+    table = torch.zeros(max_len, d_model)
+    table[:, 0::2] = torch.sin(position * freq)
+    table[:, 1::2] = torch.cos(position * freq[: d_model // 2])
+    return table
+
+
+class TinyTransformer(ZooModel):
+    """Input ``(batch, time)`` token ids, or ``(batch, time, in_features)`` features
+    -> logits ``(batch, num_classes)``."""
+
+    Config = TinyTransformerConfig
+
+    def __init__(self, config: TinyTransformerConfig | None = None) -> None:
+        super().__init__(config)  # checks the config; self.config is a TinyTransformerConfig
+        c = self.config
+        if c.input_kind == "tokens":
+            self.embed: nn.Module = nn.Embedding(c.vocab_size, c.d_model)
+        else:
+            self.embed = nn.Linear(c.in_features, c.d_model)
+        # Computed from the config, not stored in weights files: persistent=False.
+        self.register_buffer(
+            "positions", sinusoidal_positions(c.max_len, c.d_model), persistent=False
+        )
+        self.dropout = nn.Dropout(c.dropout)
+        layer = nn.TransformerEncoderLayer(
+            c.d_model, c.num_heads, c.dim_feedforward, c.dropout,
+            batch_first=True, norm_first=True,
+        )  # fmt: skip
+        # Pre-norm layers cannot use nested tensors; saying so keeps torch quiet.
+        self.encoder = nn.TransformerEncoder(layer, c.num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(c.d_model)
+        self.head = nn.Linear(c.d_model, c.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        if c.input_kind == "tokens":
+            self.check_input(x, ("batch", "time"))
+            if x.is_floating_point():
+                raise InputShapeError(f"TinyTransformer expects integer token ids, got {x.dtype}")
+            h = self.embed(x) * math.sqrt(c.d_model)
+        else:
+            self.check_input(x, ("batch", "time", c.in_features))
+            h = self.embed(x)
+        steps = x.shape[1]
+        if steps > c.max_len:
+            raise InputShapeError(f"TinyTransformer takes at most {c.max_len} steps, got {steps}")
+        h = self.dropout(h + self.positions[:steps].to(h.dtype))
+        h = self.encoder(h)
+        pooled = h.mean(dim=1) if c.pooling == "mean" else h.amax(dim=1)
+        return self.head(self.norm(pooled))
+
+    def example_input(self, batch_size: int = 1) -> torch.Tensor:
+        # On the model's device (and, for features, in its dtype).
+        c = self.config
+        if c.input_kind == "features":
+            return self.randn_like_input(batch_size, c.seq_len, c.in_features)
+        device = next(self.parameters()).device
+        return torch.randint(0, c.vocab_size, (batch_size, c.seq_len), device=device)

@@ -1,0 +1,153 @@
+"""``zoo check`` and ``zoo new-plugin``: the plugin author's kit.
+
+``check`` imports torch inside its body; ``new-plugin`` never does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from zoo_core.cli._common import echo_json, json_option, registry, table
+from zoo_core.errors import PluginError, ZooError
+from zoo_core.registry import PluginInfo, Registry
+
+
+def _targets(
+    reg: Registry, names: tuple[str, ...], plugin_names: tuple[str, ...]
+) -> tuple[list[str], list[PluginInfo]]:
+    """Qualified model names to check, and found plugins that give no models."""
+    if not names and not plugin_names:
+        return [e.qualified_name for e in reg.models()], reg.unusable
+    targets: list[str] = []
+    problems: list[PluginInfo] = []
+    for wanted in plugin_names:
+        plugin = reg.plugin(wanted)
+        if plugin is None:
+            raise PluginError(f"no zoo plugin named {wanted!r}", hint="'zoo plugins' lists them")
+        if plugin.status == "disabled":
+            raise PluginError(
+                f"plugin {plugin.name} is disabled (ZOO_DISABLE_PLUGINS)",
+                hint="unset ZOO_DISABLE_PLUGINS to check it",
+            )
+        if plugin.status != "ok":
+            problems.append(plugin)
+        targets += [e.qualified_name for e in reg.models() if e.plugin.name == plugin.name]
+    targets += [reg.resolve(name).qualified_name for name in names]
+    return list(dict.fromkeys(targets)), problems
+
+
+def _plugin_row(p: PluginInfo) -> dict[str, Any]:
+    return {"plugin": p.name, "status": p.status, "error": p.error}
+
+
+@click.command("check")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option(
+    "--plugin",
+    "plugin_names",
+    multiple=True,
+    metavar="DIST",
+    help="Check every model of this plugin (repeatable).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show every check, not only problems.")
+@json_option
+def check_command(
+    names: tuple[str, ...], plugin_names: tuple[str, ...], verbose: bool, as_json: bool
+) -> None:
+    """Run the conformance checks on models (all installed models if none is named).
+
+    Exits 1 if any check fails; warning-level checks (torch.export) do not fail.
+    docs/plugin-authors.md explains each check and how to fix it.
+    """
+    reg = registry(warn=False)
+    targets, problems = _targets(reg, names, plugin_names)
+    if not targets and not problems:
+        click.echo("no models to check (pip install a zoo plugin, or zoo new-plugin NAME)")
+        return
+
+    from zoo_core.testing import run_checks
+
+    reports = [run_checks(name) for name in targets]
+    failed = [r for r in reports if not r.passed]
+    if as_json:
+        echo_json(
+            {
+                "passed": not failed and not problems,
+                "models": [r.as_dict() for r in reports],
+                "plugins": [_plugin_row(p) for p in problems],
+            }
+        )
+    else:
+        _print_human(reports, problems, verbose)
+    if failed or problems:
+        parts = []
+        if failed:
+            parts.append(f"{len(failed)} of {len(reports)} model(s) failed the zoo checks")
+        if problems:
+            parts.append(f"{len(problems)} plugin(s) could not be loaded")
+        raise ZooError(
+            "; ".join(parts),
+            hint="each failure above says what is wrong and how to fix it",
+        )
+
+
+def _print_human(reports: list[Any], problems: list[PluginInfo], verbose: bool) -> None:
+    rows = [
+        (r.label, r.plugin or "-", "pass" if r.passed else "FAIL", r.summary()) for r in reports
+    ]
+    rows += [(f"({p.name})", p.name, "FAIL", f"plugin is {p.status}") for p in problems]
+    click.echo(table(rows, ("MODEL", "PLUGIN", "RESULT", "CHECKS")))
+    for p in problems:
+        click.echo(f"\n{p.name}: plugin is {p.status}: {p.error}")
+    for report in reports:
+        if verbose:
+            rows = [(r.check, r.status.upper() if r.status == "fail" else r.status, r.message)
+                    for r in report.results]  # fmt: skip
+            click.echo(f"\n{report.label}")
+            for line in table(rows, ("CHECK", "RESULT", "DETAIL")).splitlines():
+                click.echo(f"  {line}")
+        for r in report.results:
+            if r.status in ("fail", "warn"):
+                word = "FAILED" if r.status == "fail" else "warning"
+                click.echo(f"\n{report.label}: {r.check} {word}: {r.message}")
+                click.echo(f"  why: {r.reason}")
+                click.echo(f"  fix: {r.hint}")
+
+
+@click.command("new-plugin")
+@click.argument("name")
+@click.option("--model", help="The model it registers (default: NAME without 'zoo-').")
+@click.option(
+    "-o",
+    "--output",
+    "directory",
+    type=click.Path(file_okay=False),
+    help="Directory to create (default: ./NAME); must not exist or be empty.",
+)
+def new_plugin_command(name: str, model: str | None, directory: str | None) -> None:
+    """Write a complete plugin project for distribution NAME (e.g. zoo-mlp).
+
+    The project installs with pip install -e DIR, appears in zoo list, and
+    passes zoo check and its own pytest before any edit; then replace the
+    example model in PACKAGE/model.py with yours.
+    """
+    from zoo_core.scaffold import new_plugin, plugin_names
+
+    names = plugin_names(name, model)
+    path = new_plugin(name, model=model, directory=directory)
+    files = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+    shown = Path(directory) if directory is not None else Path(names.dist)
+    click.echo(f"created {names.dist} (model {names.model}) in {shown}:")
+    for f in files:
+        click.echo(f"  {f}")
+    click.echo("next:")
+    click.echo(f"  pip install -e {shown}")
+    click.echo(f"  zoo check {names.model}")
+    click.echo(f"  pytest {shown}")
+    click.echo(f"  then write your model in {shown / names.package / 'model.py'}")
+
+
+COMMANDS = (check_command, new_plugin_command)

@@ -244,6 +244,35 @@ def test_shared_tensors_go_through_the_hub_writer(tmp_path) -> None:
     assert set(files) == {"model.safetensors"}
 
 
+def _flatten_into_one_buffer(model: torch.nn.Module) -> None:
+    """Make every parameter a view of one flat buffer, as cuDNN does to RNN weights on CUDA."""
+    params = list(model.parameters())
+    flat = torch.cat([p.detach().flatten() for p in params])
+    offset = 0
+    for p in params:
+        p.data = flat[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
+
+
+def test_views_of_one_flat_buffer_save_and_load_exactly(tmp_path) -> None:
+    model = zoo_core.create_model("simple_rnn", cell="lstm", num_layers=2, seed=0)
+    _flatten_into_one_buffer(model)
+    loaded = zoo_core.load_model(zoo_core.save_model(model, tmp_path / "rnn"))
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_flat_buffer_views_next_to_a_tied_alias(tmp_path) -> None:
+    flat = torch.arange(12.0)
+    state = {"a": flat[:6].view(2, 3), "b": flat[6:].view(2, 3)}
+    state["c"] = state["a"]  # a true alias: dropped on disk, noted in the metadata
+    path = write_directory(state, make_record("views", None, None, "x:y", {}), tmp_path / "v")
+    saved = read_saved(path)
+    assert saved.aliases == {"c": "a"}
+    tensors = read_tensors(saved)
+    assert {k: v.tolist() for k, v in tensors.items()} == {k: v.tolist() for k, v in state.items()}
+
+
 # Crash safety --------------------------------------------------------------------------------
 
 

@@ -269,28 +269,62 @@ def _torch_codes() -> dict[Any, str]:
     return codes
 
 
-def can_write(tensors: dict[str, torch.Tensor]) -> bool:
-    """Whether :func:`write_file` handles these tensors (dense, known dtypes, no shared storage).
+def _alias_key(t: torch.Tensor) -> tuple[Any, ...]:
+    """What makes two tensors the same tensor (tied weights), not just neighbours in memory."""
+    return (str(t.device), t.data_ptr(), t.dtype, tuple(t.shape), t.stride())
 
-    Anything else (shared storage, exotic dtypes, a big-endian machine) goes
-    through huggingface_hub's writer instead, which knows how to drop aliases.
+
+def can_write(tensors: dict[str, torch.Tensor]) -> bool:
+    """Whether :func:`write_file` handles these tensors (dense, known dtypes, no tied aliases).
+
+    Tensors that merely share a storage (cuDNN packs an RNN's weights into one
+    flat CUDA buffer, for example) are written one by one like any other.
+    Aliases (two names for one tensor, as tied weights are), exotic dtypes and
+    big-endian machines go through huggingface_hub's writer instead, which
+    drops aliases and notes them in the metadata.
     """
     import torch
 
     if sys.byteorder != "little":
         return False
     codes = _torch_codes()
-    seen: set[tuple[str, int]] = set()
+    seen: set[tuple[Any, ...]] = set()
     for t in tensors.values():
         if t.dtype not in codes or t.layout != torch.strided or t.is_meta:
             return False
         if t.numel() == 0:
             continue
-        storage = (str(t.device), t.untyped_storage().data_ptr())
-        if storage in seen:
+        key = _alias_key(t)
+        if key in seen:
             return False
-        seen.add(storage)
+        seen.add(key)
     return True
+
+
+def separate_views(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Copy the tensors that share storage with others without being their alias.
+
+    huggingface_hub's writer refuses storage shared by tensors that are not
+    the same tensor ("found no suitable names to remove"). Each such view is
+    copied once, and names that alias one view keep sharing the copy, so only
+    true aliases are left for that writer to drop.
+    """
+    by_storage: dict[tuple[str, int], set[tuple[Any, ...]]] = {}
+    for t in tensors.values():
+        if t.numel():
+            storage = (str(t.device), t.untyped_storage().data_ptr())
+            by_storage.setdefault(storage, set()).add(_alias_key(t))
+    copies: dict[tuple[Any, ...], torch.Tensor] = {}
+    out = {}
+    for name, t in tensors.items():
+        storage = (str(t.device), t.untyped_storage().data_ptr())
+        if t.numel() and len(by_storage[storage]) > 1:
+            key = _alias_key(t)
+            if key not in copies:
+                copies[key] = t.clone()
+            t = copies[key]
+        out[name] = t
+    return out
 
 
 def _bytes_of(t: torch.Tensor) -> memoryview:

@@ -29,6 +29,7 @@ from zoo_core.safetensors_io import (
     can_write,
     hash_file,
     read_header,
+    separate_views,
     write_file,
 )
 
@@ -554,11 +555,13 @@ def _write_weights(
 ) -> dict[str, FileRecord]:
     """Write shards (hashing as they are written) and the index; return each file's record."""
     if not can_write(state_dict):
-        # Shared storage or exotic tensors: huggingface_hub's writer knows how to drop aliases.
+        # Tied aliases or exotic tensors: huggingface_hub's writer knows how to drop aliases.
         from huggingface_hub import save_torch_state_dict
 
         limit = shard_limit(max_shard_size)
-        save_torch_state_dict(state_dict, tmp, metadata=dict(metadata), max_shard_size=limit)
+        save_torch_state_dict(
+            separate_views(state_dict), tmp, metadata=dict(metadata), max_shard_size=limit
+        )
         return {p.name: hash_file(p) for p in sorted(tmp.iterdir())}
     if split is None:
         return {WEIGHTS_NAME: write_file(tmp / WEIGHTS_NAME, state_dict, metadata)}

@@ -267,7 +267,7 @@ def describe_source(
     saved = _find_saved(source, overrides, weights=False)
     if saved is not None:
         entry, config = _saved_entry_and_config(saved)
-        return entry, config, getattr(saved, "uri", str(saved.path))
+        return entry, config, saved.source
     entry = get_registry().resolve(os.fspath(source))
     return entry, _config_for(entry, overrides or {}, from_strings), os.fspath(source)
 
@@ -292,21 +292,15 @@ def open_model(
     target_dtype = parse_dtype(dtype)
     if arch is not None:
         saved, entry, config = _foreign_saved(source, arch, overrides or {}, from_strings)
-        model = _load_saved(entry, config, saved, target_device, target_dtype)
-        seconds = time.perf_counter() - started
-        files = {"files": [str(f) for f in saved.files]}
-        return LoadedModel(model, entry, str(saved.path), saved.kind, seconds, files)
-    saved = _find_saved(source, overrides)
+    else:
+        saved = _find_saved(source, overrides)
+        if saved is not None:
+            entry, config = _saved_entry_and_config(saved)
     if saved is not None:
-        entry, config = _saved_entry_and_config(saved)
         model = _load_saved(entry, config, saved, target_device, target_dtype)
-        details: dict[str, Any] = {"files": [str(f) for f in saved.files]}
-        if saved.kind == "hub":  # a HubModel: say which commit of which repo
-            details.update(saved.provenance())  # type: ignore[attr-defined]
-        return LoadedModel(
-            model, entry, getattr(saved, "uri", str(saved.path)), saved.kind,
-            time.perf_counter() - started, details,
-        )  # fmt: skip
+        details = {"files": [str(f) for f in saved.files], **saved.provenance()}
+        seconds = time.perf_counter() - started
+        return LoadedModel(model, entry, saved.source, saved.kind, seconds, details)
     text = os.fspath(source)
     entry = get_registry().resolve(text)
     config = _config_for(entry, overrides or {}, from_strings=from_strings)
@@ -338,6 +332,11 @@ def _load_saved(
     tensors = read_tensors(saved, list(expected), device=device, dtype=dtype)
     model.load_state_dict(tensors, strict=True, assign=True)
     _materialise_leftovers(model, entry, config, device, dtype)
+    for module in model.modules():
+        if isinstance(module, torch.nn.RNNBase):
+            # Assigned tensors are separate allocations; cuDNN wants one flat buffer and
+            # would otherwise re-pack them on every call (what .to() does for it, too).
+            module.flatten_parameters()
     return model.eval()
 
 

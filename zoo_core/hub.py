@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -34,13 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import HubError, UsageError, WeightsError
+from zoo_core.safetensors_io import hash_file
 from zoo_core.weights import (
     CONFIG_NAME,
     INDEX_NAME,
     WEIGHTS_NAME,
     SavedModel,
-    _check_record,
-    _read_json,
+    check_record,
+    read_json,
     read_saved,
 )
 
@@ -133,6 +133,10 @@ class HubModel(SavedModel):
     @property
     def uri(self) -> str:
         return f"{HF_PREFIX}{self.repo_id}@{self.commit}"
+
+    @property
+    def source(self) -> str:
+        return self.uri
 
     def provenance(self) -> dict[str, Any]:
         """What ``zoo load --json`` reports about where the model came from."""
@@ -295,7 +299,7 @@ def _check_names(source: str, names: list[str]) -> None:
 
 
 def _read_record(config: Path, source: str) -> dict[str, Any]:
-    data = _read_json(config)
+    data = read_json(config)
     if not isinstance(data, dict) or "zoo_format" not in data or "architecture" not in data:
         raise HubError(
             f"{source} is not a zoo model: its {CONFIG_NAME} has no zoo record",
@@ -303,7 +307,7 @@ def _read_record(config: Path, source: str) -> dict[str, Any]:
             "library's model",
         )
     try:
-        return _check_record(data, Path(source) / CONFIG_NAME)
+        return check_record(data, Path(source) / CONFIG_NAME)
     except WeightsError as err:
         raise HubError(f"{source}: {err}", hint=err.hint) from None
 
@@ -316,7 +320,7 @@ def _weight_names(
         return [WEIGHTS_NAME]
     if INDEX_NAME not in names:
         raise HubError(f"{source} has neither {WEIGHTS_NAME} nor {INDEX_NAME}")
-    index = _read_json(_download(repo_id, INDEX_NAME, commit, token))
+    index = read_json(_download(repo_id, INDEX_NAME, commit, token))
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict):
         raise HubError(f"{source}: {INDEX_NAME} has no 'weight_map' object")
@@ -425,14 +429,6 @@ def pull_snapshot(
 # -- verifying --------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_files(
     directory: Path,
     record: dict[str, Any],
@@ -464,7 +460,9 @@ def verify_files(
         problem = None
         if isinstance(want.get("size"), int) and size != want["size"]:
             problem = f"{size} bytes, but {want['size']} were recorded"
-        elif isinstance(want.get("sha256"), str) and _sha256(path) != want["sha256"].lower():
+        elif (
+            isinstance(want.get("sha256"), str) and hash_file(path).sha256 != want["sha256"].lower()
+        ):
             problem = "its sha256 differs from the one recorded in config.json"
         if problem is None:
             continue

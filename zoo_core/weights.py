@@ -73,6 +73,15 @@ class SavedModel:
         return self.record["architecture"]
 
     @property
+    def source(self) -> str:
+        """How commands name where this model came from."""
+        return str(self.path)
+
+    def provenance(self) -> dict[str, Any]:
+        """Extra facts about the origin for ``zoo load --json`` (the Hub adds its commit)."""
+        return {}
+
+    @property
     def files(self) -> list[Path]:
         return sorted(set(self.key_to_file.values()))
 
@@ -125,7 +134,13 @@ def metadata_to_record(meta: dict[str, str], where: Path) -> dict[str, Any]:
     return record
 
 
-def _check_record(record: Any, where: Path) -> dict[str, Any]:
+def check_record(record: Any, where: Path) -> dict[str, Any]:
+    """Check a zoo record (``config.json`` or header metadata) and fill in defaults.
+
+    Raises:
+        WeightsError: the record is not an object, names no architecture, or has
+            fields of the wrong type or a format newer than this zoo-core.
+    """
     if not isinstance(record, dict):
         raise WeightsError(f"{where} must hold a JSON object, not {type(record).__name__}")
     if "architecture" not in record:
@@ -193,7 +208,12 @@ def _plain_name(name: Any) -> bool:
     )
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """Parse a small JSON file (config or index), refusing oversized or malformed ones.
+
+    Raises:
+        WeightsError: the file is unreadable, too large to be metadata, or not JSON.
+    """
     try:
         size = path.stat().st_size
         if size > _MAX_JSON_BYTES:
@@ -249,7 +269,7 @@ def is_zoo_directory(path: Path) -> bool:
     """Whether ``path`` holds a zoo model (a ``config.json`` with zoo's record)."""
     config = Path(path) / CONFIG_NAME
     try:
-        data = _read_json(config)
+        data = read_json(config)
     except WeightsError:
         return False
     return isinstance(data, dict) and "zoo_format" in data
@@ -274,14 +294,14 @@ def read_saved(path: Path, *, foreign: bool = False) -> SavedModel:
     if path.is_dir():
         config_path = path / CONFIG_NAME
         if foreign:
-            record = _foreign_record(_read_json(config_path) if config_path.is_file() else {})
+            record = _foreign_record(read_json(config_path) if config_path.is_file() else {})
         elif not config_path.is_file():
             raise WeightsError(
                 f"{path} has no {CONFIG_NAME}, so it is not a saved zoo model",
                 hint="save one with 'zoo save NAME DIR', or name the architecture with --arch",
             )
         else:
-            record = _check_record(_read_json(config_path), config_path)
+            record = check_record(read_json(config_path), config_path)
         saved = SavedModel(path=path, kind="directory", record=record)
         index_path = path / INDEX_NAME
         if os.path.lexists(path / WEIGHTS_NAME):
@@ -301,7 +321,7 @@ def read_saved(path: Path, *, foreign: bool = False) -> SavedModel:
                 f"{path} carries no zoo metadata, so zoo cannot tell which architecture it is",
                 hint="name it: zoo load FILE --arch NAME (or load_model(FILE, arch=NAME))",
             )
-        saved = SavedModel(path=path, kind="file", record=_check_record(record, path))
+        saved = SavedModel(path=path, kind="file", record=check_record(record, path))
         _map_single(saved, path, header)
         return saved
     raise WeightsError(f"{path} is neither a file nor a directory")
@@ -334,7 +354,7 @@ def _map_single(saved: SavedModel, file: Path, header: Header | None = None) -> 
 
 
 def _map_index(saved: SavedModel, index_path: Path) -> None:
-    index = _read_json(index_path)
+    index = read_json(index_path)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict):
         raise WeightsError(f"{index_path} has no 'weight_map' object")

@@ -34,6 +34,7 @@ from typing import Any
 
 from zoo_core.errors import HubError, UsageError, WeightsError
 from zoo_core.safetensors_io import hash_file
+from zoo_core.units import human_bytes
 from zoo_core.weights import (
     CONFIG_NAME,
     INDEX_NAME,
@@ -545,7 +546,7 @@ def render_card(saved: SavedModel, repo_id: str, *, license: str | None = None) 
     if summary:
         lines += [f"> {summary}", ""]
     lines += [
-        f"- Parameters: {params:,} ({_human(size)})",
+        f"- Parameters: {params:,} ({human_bytes(size)})",
         f"- Weights: safetensors ({weights}); no pickle, no code",
         f"- Saved with zoo-core {record.get('zoo_core_version', 'unknown')}",
         "",
@@ -583,15 +584,6 @@ def _summary(arch: str, plugin: str | None) -> str | None:
     except ZooError:
         return None
     return entry.spec.summary or None
-
-
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def _is_weight_file(name: str) -> bool:

@@ -10,6 +10,9 @@ from typing import Any
 import click
 
 from zoo_core.registry import Registry, ZooPluginWarning, get_registry
+from zoo_core.units import human_bytes
+
+__all__ = ["echo_json", "human_bytes", "json_option", "registry", "set_option", "table"]
 
 set_option = click.option(
     "--set",
@@ -46,12 +49,3 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
         cells = [c.ljust(w) for c, w in zip(r, widths, strict=False)] + [r[-1]]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
-
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")

@@ -229,6 +229,16 @@ def test_sharded_model_pushed_from_python_loads_back_bit_exact(
     }
 
 
+def test_verify_checks_a_sharded_hub_model_in_the_cache(
+    hub: Hub, published: Published, tmp_path: Path
+) -> None:
+    env = hub.env(tmp_path / "home")
+    result = run_zoo("verify", f"hf://zoo/cnn-sharded@{published.sharded_commit}", **env)
+    assert result.returncode == 0, result.stderr
+    assert "structure and content hashes checked" in result.stdout
+    # The cache's snapshot links point into its blobs folder: that is not "outside".
+    assert "outside" not in result.stdout
+
 def test_models_pushed_from_memory_by_python_and_by_name(hub: Hub, tmp_path: Path) -> None:
     env = hub.env(tmp_path / "home")
     result = run_python(

@@ -60,7 +60,7 @@ def check_file_hashes(directory: str | os.PathLike[str], files: Mapping[str, Any
     []
     """
     from zoo_core.safetensors_io import hash_file
-    from zoo_core.weights import check_files_record
+    from zoo_core.weights import check_files_record, stays_inside
 
     directory = Path(directory)
     try:
@@ -68,13 +68,17 @@ def check_file_hashes(directory: str | os.PathLike[str], files: Mapping[str, Any
     except WeightsError as err:
         return [Problem(str(directory), err.message)]
     problems = []
-    root = directory.resolve()
     for name, want in sorted(expected.items()):
         path = directory / name
         if not os.path.lexists(path):
             problems.append(Problem(name, "is missing"))
             continue
-        if root not in path.resolve().parents:
+        try:
+            outside = not stays_inside(directory, path)
+        except (OSError, RuntimeError):
+            problems.append(Problem(name, "is a symlink loop"))
+            continue
+        if outside:
             problems.append(Problem(name, "points outside the directory"))
             continue
         if not path.is_file():

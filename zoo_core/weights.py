@@ -228,17 +228,28 @@ def read_json(path: Path) -> Any:
         raise WeightsError(f"cannot read {path}: {err.strerror or err}") from None
 
 
+def stays_inside(directory: Path, path: Path) -> bool:
+    """Whether ``path`` (symlinks followed) lies inside ``directory``.
+
+    huggingface_hub's cache links ``snapshots/<commit>/<name>`` to
+    ``../../blobs/<hash>``; inside a snapshot, that blobs folder counts as inside.
+
+    Raises:
+        OSError, RuntimeError: a symlink loop.
+    """
+    homes = [directory.resolve()]
+    if directory.parent.name == "snapshots":
+        homes.append(homes[0].parent.parent / "blobs")
+    return any(home in path.resolve().parents for home in homes)
+
+
 def _member(directory: Path, name: Any, where: Path) -> Path:
     """A file named by an index, checked to be a plain file inside ``directory``."""
     if not _plain_name(name):
         raise WeightsError(f"{where} names an invalid shard file {str(name)[:80]!r}")
     path = directory / name
     try:
-        homes = [directory.resolve()]
-        if directory.parent.name == "snapshots":
-            # huggingface_hub's cache links snapshots/<commit>/<name> to ../../blobs/<hash>.
-            homes.append(homes[0].parent.parent / "blobs")
-        inside = any(home in path.resolve().parents for home in homes)
+        inside = stays_inside(directory, path)
     except (OSError, RuntimeError):  # a symlink loop
         raise WeightsError(f"shard {name!r} in {directory} is a symlink loop") from None
     if os.path.islink(path) and not inside:

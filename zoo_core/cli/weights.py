@@ -5,6 +5,8 @@ Both import torch (and zoo_core's heavy modules) only inside the command body.
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from zoo_core.cli._common import echo_json, json_option, registry, set_option
@@ -53,15 +55,25 @@ def convert_command(
 @click.option("--no-hashes", is_flag=True, help="Skip the sha256 check (structure only).")
 @json_option
 def verify_command(directory: str, no_hashes: bool, as_json: bool) -> None:
-    """Check a saved model DIRECTORY: every shard, tensor, shape, dtype and content hash.
+    """Check a saved model DIRECTORY (or hf://OWNER/REPO[@REV]): shards, tensors, hashes.
 
     Exits 0 when nothing is wrong (warnings allowed), 1 when a problem is found.
     """
-    from zoo_core.errors import WeightsError
+    from zoo_core.errors import SourceNotFoundError, WeightsError
+    from zoo_core.hub import is_hf_source, resolve_hf_source
     from zoo_core.verify import verify_directory
 
     registry()
-    problems = verify_directory(directory, hashes=not no_hashes)
+    path = directory
+    if is_hf_source(directory):
+        # Fetch (allow-listed files only) into the Hub cache, then check that snapshot.
+        path = str(resolve_hf_source(directory, check_plugin=False).path)
+    elif not os.path.exists(directory):
+        raise SourceNotFoundError(
+            f"no such directory: {directory}",
+            hint="give a saved model directory or hf://OWNER/REPO",
+        )
+    problems = verify_directory(path, hashes=not no_hashes)
     errors = [p for p in problems if p.level == "error"]
     if as_json:
         echo_json(

@@ -239,6 +239,7 @@ def test_verify_checks_a_sharded_hub_model_in_the_cache(
     # The cache's snapshot links point into its blobs folder: that is not "outside".
     assert "outside" not in result.stdout
 
+
 def test_models_pushed_from_memory_by_python_and_by_name(hub: Hub, tmp_path: Path) -> None:
     env = hub.env(tmp_path / "home")
     result = run_python(

@@ -120,3 +120,15 @@ def test_seed_argument_is_reproducible_and_leaves_global_rng_alone() -> None:
     for key, value in a.state_dict().items():
         assert torch.equal(value, b.state_dict()[key])
     assert not torch.equal(a.fc.weight, c.fc.weight)
+
+
+def test_input_helpers_follow_the_model_device_and_dtype() -> None:
+    model = zoo_core.create_model("simple_cnn", dtype="float64")
+    assert model.device == torch.device("cpu")
+    assert model.randn_like_input(2, 3).dtype == torch.float64
+    ids = model.randint_like_input(7, 4, 5)
+    assert ids.shape == (4, 5) and ids.dtype == torch.int64
+    assert int(ids.min()) >= 0 and int(ids.max()) < 7
+    on_meta = zoo_core.create_model("simple_rnn", device="meta")
+    assert on_meta.device.type == "meta"
+    assert on_meta.example_input(2).is_meta

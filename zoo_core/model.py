@@ -85,12 +85,24 @@ class ZooModel(nn.Module):
         ref = next(self.parameters(), None)
         return ref if ref is not None else next(self.buffers(), None)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights live (``cpu`` for a model with none)."""
+        ref = self._reference_tensor()
+        return ref.device if ref is not None else torch.device("cpu")
+
     def randn_like_input(self, *shape: int) -> torch.Tensor:
         """Random normal input of ``shape`` on the model's device, in its floating dtype."""
         ref = self._reference_tensor()
-        device = ref.device if ref is not None else torch.device("cpu")
         dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
-        return torch.randn(*shape, device=device, dtype=dtype)
+        return torch.randn(*shape, device=self.device, dtype=dtype)
+
+    def randint_like_input(self, high: int, *shape: int) -> torch.Tensor:
+        """Random integers in ``[0, high)`` (token ids, class labels) on the model's device.
+
+        >>> model.randint_like_input(vocab_size, batch_size, seq_len)   # doctest: +SKIP
+        """
+        return torch.randint(0, high, shape, device=self.device)
 
     def check_input(
         self, x: Any, expected: Sequence[int | str | None], *, name: str = "input"

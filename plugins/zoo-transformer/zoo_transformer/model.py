@@ -116,5 +116,4 @@ class TinyTransformer(ZooModel):
         c = self.config
         if c.input_kind == "features":
             return self.randn_like_input(batch_size, c.seq_len, c.in_features)
-        device = next(self.parameters()).device
-        return torch.randint(0, c.vocab_size, (batch_size, c.seq_len), device=device)
+        return self.randint_like_input(c.vocab_size, batch_size, c.seq_len)

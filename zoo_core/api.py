@@ -78,6 +78,22 @@ def _config_for(entry: ModelEntry, overrides: dict[str, Any], from_strings: bool
     return build_config(cls.Config, overrides, from_strings=from_strings)
 
 
+def _create(
+    name: str,
+    overrides: dict[str, Any],
+    *,
+    from_strings: bool,
+    seed: int | None,
+    device: torch.device | None,
+    dtype: torch.dtype | None,
+) -> tuple[ModelEntry, ZooModel]:
+    """Resolve a model name, check the overrides, build it, cast it."""
+    entry = get_registry().resolve(name)
+    config = _config_for(entry, overrides, from_strings=from_strings)
+    model = _build(entry, config, seed=seed, device=device)
+    return entry, model if dtype is None else model.to(dtype)
+
+
 def create_model(
     name: str,
     /,
@@ -102,12 +118,14 @@ def create_model(
 
     >>> model = create_model("simple_rnn", cell="gru", seed=0)   # doctest: +SKIP
     """
-    entry = get_registry().resolve(name)
-    config = _config_for(entry, overrides, from_strings=False)
-    model = _build(entry, config, seed=seed, device=parse_device(device))
-    target_dtype = parse_dtype(dtype)
-    if target_dtype is not None:
-        model = model.to(target_dtype)
+    _, model = _create(
+        name,
+        overrides,
+        from_strings=False,
+        seed=seed,
+        device=parse_device(device),
+        dtype=parse_dtype(dtype),
+    )
     return model
 
 
@@ -194,12 +212,17 @@ def _find_saved(
     ``weights=False`` lets an ``hf://`` source fetch only its config.
     """
     text = os.fspath(source)
-    if text.startswith("hf://"):
+
+    def refuse_overrides(where: str) -> None:
+        # Checked before anything is read or downloaded.
         if overrides:
             raise ConfigError(
-                f"{text} is a saved model: its config comes from the Hub, not from overrides",
+                f"{text} is a saved model: its config comes from {where}, not from overrides",
                 hint="drop --set, or build a new model by name",
             )
+
+    if text.startswith("hf://"):
+        refuse_overrides("the Hub")
         from zoo_core.hub import open_hub_saved
 
         return open_hub_saved(text, weights=weights)
@@ -207,11 +230,7 @@ def _find_saved(
     # An interrupted save may have left the model aside; put it back before looking.
     try_recover(Path(os.path.abspath(path)))
     if path.exists():
-        if overrides:
-            raise ConfigError(
-                f"{text} is a saved model: its config comes from the file, not from overrides",
-                hint="drop --set, or build a new model by name",
-            )
+        refuse_overrides("the file")
         return read_saved(path)
     if _looks_like_path(text):
         raise SourceNotFoundError(
@@ -302,11 +321,14 @@ def open_model(
         seconds = time.perf_counter() - started
         return LoadedModel(model, entry, saved.source, saved.kind, seconds, details)
     text = os.fspath(source)
-    entry = get_registry().resolve(text)
-    config = _config_for(entry, overrides or {}, from_strings=from_strings)
-    model = _build(entry, config, seed=seed, device=target_device)
-    if target_dtype is not None:
-        model = model.to(target_dtype)
+    entry, model = _create(
+        text,
+        overrides or {},
+        from_strings=from_strings,
+        seed=seed,
+        device=target_device,
+        dtype=target_dtype,
+    )
     return LoadedModel(model, entry, text, "name", time.perf_counter() - started)
 
 

@@ -171,10 +171,6 @@ class Registry:
     manager: pluggy.PluginManager | None = None
 
     @property
-    def broken(self) -> list[PluginInfo]:
-        return [p for p in self.plugins if p.status == "broken"]
-
-    @property
     def unusable(self) -> list[PluginInfo]:
         """Plugins that were found but give no models: broken or incompatible."""
         return [p for p in self.plugins if p.status in ("broken", "incompatible")]

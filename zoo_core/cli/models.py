@@ -231,8 +231,7 @@ def save_command(
     loaded = open_model(name, overrides=overrides, from_strings=True, seed=seed)
     if loaded.source_kind != "name":
         raise click.UsageError(f"{name} is a saved model; 'zoo save' takes a model name")
-    shard = int(max_shard_size) if max_shard_size and max_shard_size.isdigit() else max_shard_size
-    path = save_model(loaded.model, directory, max_shard_size=shard)
+    path = save_model(loaded.model, directory, max_shard_size=max_shard_size)
     files = sorted(p.name for p in path.iterdir())
     total = sum((path / f).stat().st_size for f in files)
     click.echo(f"saved {loaded.entry.name} to {path} ({', '.join(files)}; {human_bytes(total)})")

@@ -38,14 +38,13 @@ def convert_command(
 
     overrides = parse_assignments(assignments)
     registry()
-    shard = int(max_shard_size) if max_shard_size and max_shard_size.isdigit() else max_shard_size
     path = convert_checkpoint(
         checkpoint,
         arch,
         output,
         overrides=overrides,
         from_strings=True,
-        max_shard_size=shard,
+        max_shard_size=max_shard_size,
     )
     click.echo(f"converted {checkpoint} to {path} ({arch})")
 

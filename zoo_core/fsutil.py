@@ -6,7 +6,12 @@ the swap is one ``renameat2(RENAME_EXCHANGE)`` call; elsewhere it is two
 renames (old aside, new into place), and a crash between them is undone by
 :func:`recover` on the next save or load. Saves to one parent directory are
 serialised with an advisory lock, so two concurrent saves end with one complete
-model.
+model; a save waiting longer than :func:`zoo_core.limits.lock_timeout` for
+another gives up and names the process holding the lock.
+
+A save replaces only what zoo writes: other files and folders in the old
+directory (a model card, training logs) are hard-linked into the new one
+before the swap, so they survive it (see ``keep`` in :func:`atomic_directory`).
 """
 
 from __future__ import annotations
@@ -18,12 +23,16 @@ import errno
 import glob
 import os
 import shutil
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_directory", "current_umask", "fsync_directory", "recover"]
+from zoo_core.errors import WeightsError
+
+__all__ = ["atomic_directory", "current_umask", "fsync_directory", "lock_holder", "recover"]
 
 _TMP = ".zoo-tmp-"
 _OLD = ".zoo-old-"
@@ -66,12 +75,58 @@ def _locked(directory: Path) -> Iterator[None]:
     except ImportError:  # Windows: no advisory lock, saves are not serialised
         yield
         return
+    from zoo_core.limits import LIMITS, lock_timeout
+
     fd = os.open(directory, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        timeout = lock_timeout()
+        deadline = time.monotonic() + timeout
+        pause = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pass
+            if time.monotonic() >= deadline:
+                holder = lock_holder(fd)
+                raise WeightsError(
+                    f"another save into {directory} has held its lock for over {timeout:g} s"
+                    + (f" ({holder})" if holder else ""),
+                    hint=f"wait for it to finish or stop it; {LIMITS['lock'].env}=SECONDS "
+                    "waits longer",
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def lock_holder(fd: int) -> str | None:
+    """Who holds the flock on the file open as ``fd``: ``"pid N: command"``, where Linux says."""
+    if not sys.platform.startswith("linux"):
+        return None
+    inode = os.fstat(fd).st_ino
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 4123 fd:01:1234 0 EOF"
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
+            pid = fields[4]
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    words = f.read().split(b"\0")
+                command = " ".join(w.decode("utf-8", "replace") for w in words if w)[:120]
+            except OSError:
+                command = ""
+            command = "".join(c if c.isprintable() else "?" for c in command)
+            return f"pid {pid}: {command}" if command else f"pid {pid}"
+    return None
 
 
 def _siblings(target: Path, marker: str) -> list[Path]:
@@ -154,19 +209,69 @@ def _finish_files(directory: Path) -> None:
     fsync_directory(directory)
 
 
+def _carry_over(old: Path, new: Path, keep: Callable[[str], bool]) -> None:
+    """Hard-link the entries of ``old`` that ``keep`` accepts into ``new`` (copy if linking fails).
+
+    Links cost nothing and leave the user's files exactly as they were (mode,
+    owner, content); the old directory keeps its own links until it is removed.
+    """
+    for name in sorted(os.listdir(old)):
+        if not keep(name) or os.path.lexists(new / name):
+            continue
+        src, dst = old / name, new / name
+        if src.is_dir() and not src.is_symlink():
+            shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
+        elif src.is_symlink():
+            os.symlink(os.readlink(src), dst)
+        else:
+            _link_or_copy(src, dst)
+
+
+def _link_or_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _existing_parent(parent: Path) -> None:
+    """Create ``parent``, saying plainly when a component of it is a file."""
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        for up in [parent, *parent.parents]:
+            if os.path.lexists(up) and not up.is_dir():
+                raise NotADirectoryError(
+                    errno.ENOTDIR, f"{up} is a file, not a directory", str(up)
+                ) from None
+        raise
+
+
 @contextlib.contextmanager
 def atomic_directory(
-    target: Path, *, may_replace: Callable[[Path], bool] = lambda p: True
+    target: Path,
+    *,
+    may_replace: Callable[[Path], bool] = lambda p: True,
+    keep: Callable[[str], bool] | None = None,
 ) -> Iterator[Path]:
     """Yield a fresh temporary directory that replaces ``target`` when the block succeeds.
 
     ``may_replace(target)`` is asked before anything is written; it lets the
-    caller refuse to replace a directory that is not its own. If the block
-    raises, the temporary directory is removed and ``target`` is untouched.
+    caller refuse to replace a directory that is not its own. ``keep(name)``
+    picks the entries of the old directory that are not the caller's to
+    replace: they are carried into the new directory (hard links) just before
+    the swap. If the block raises, the temporary directory is removed and
+    ``target`` is untouched.
+
+    Raises:
+        FileExistsError: ``target`` is not a directory, or ``may_replace`` refused it.
+        NotADirectoryError: a component of the parent path is a file.
+        WeightsError: another save held the parent's lock past the timeout.
+        OSError: the filesystem refused a write (read-only, full, busy).
     """
     target = Path(os.path.abspath(target))
     parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
+    _existing_parent(parent)
     with _locked(parent):
         recover(target)
         if os.path.lexists(target):
@@ -181,6 +286,9 @@ def atomic_directory(
             yield tmp
             _finish_files(tmp)
             if os.path.lexists(target):
+                if keep is not None:
+                    _carry_over(target, tmp, keep)
+                    fsync_directory(tmp)
                 if _exchange(tmp, target):
                     # tmp now holds the old model; readers that mapped its files keep them.
                     fsync_directory(parent)

@@ -134,33 +134,34 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def read_header(path: str | os.PathLike[str]) -> Header:
+def read_header(path: str | os.PathLike[str], *, fd: int | None = None) -> Header:
     """Parse and check the header of the safetensors file at ``path``.
 
-    Checks: the length prefix fits the file and the 100 MB limit; the header is
-    UTF-8 JSON without duplicate keys; metadata maps strings to strings; every
-    tensor has a known dtype, a non-negative shape whose byte size equals its
-    offsets, and the offsets tile the data section exactly (no gaps, overlaps
-    or bytes past the end).
+    Checks: the length prefix fits the file and the 100 MB limit; the header
+    names at most :func:`zoo_core.limits.max_tensors` tensors (counted before
+    parsing); the header is UTF-8 JSON without duplicate keys; metadata maps
+    strings to strings; every tensor has a known dtype, a non-negative shape
+    whose byte size equals its offsets, and the offsets tile the data section
+    exactly (no gaps, overlaps or bytes past the end).
+
+    ``fd``, when given, is an open descriptor of the file to read instead of
+    opening ``path`` (which then only names it in messages).
 
     Raises:
         WeightsError: any check fails, or the file cannot be read.
     """
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            prefix = f.read(8)
-            if len(prefix) < 8:
-                raise _bad(path, f"it is {size} bytes long, shorter than the 8-byte header length")
-            (length,) = struct.unpack("<Q", prefix)
-            if length > MAX_HEADER_BYTES:
-                raise _bad(path, f"it claims a {length}-byte header (the limit is 100 MB)")
-            if 8 + length > size:
-                raise _bad(
-                    path, f"it claims a {length}-byte header but holds only {size - 8} bytes after"
-                )
-            raw = f.read(length)
+        if fd is None:
+            from zoo_core.dirview import open_regular
+
+            own = open_regular(path)
+            try:
+                size, length, raw = _read_raw_header(path, own)
+            finally:
+                os.close(own)
+        else:
+            size, length, raw = _read_raw_header(path, fd)
     except OSError as err:
         raise WeightsError(f"cannot read {path}: {err.strerror or err}") from None
     try:
@@ -184,6 +185,42 @@ def read_header(path: str | os.PathLike[str]) -> Header:
     data_start = 8 + length
     _check_layout(path, tensors, size - data_start)
     return Header(path, metadata, tensors, data_start, size)
+
+
+def _pread_exact(fd: int, length: int, offset: int) -> bytes:
+    chunks, done = [], 0
+    while done < length:
+        chunk = os.pread(fd, min(length - done, 1 << 30), offset + done)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        done += len(chunk)
+    return b"".join(chunks)
+
+
+def _read_raw_header(path: Path, fd: int) -> tuple[int, int, bytes]:
+    from zoo_core.limits import max_tensors
+
+    size = os.fstat(fd).st_size
+    prefix = _pread_exact(fd, 8, 0)
+    if len(prefix) < 8:
+        raise _bad(path, f"it is {size} bytes long, shorter than the 8-byte header length")
+    (length,) = struct.unpack("<Q", prefix)
+    if length > MAX_HEADER_BYTES:
+        raise _bad(path, f"it claims a {length}-byte header (the limit is 100 MB)")
+    if 8 + length > size:
+        raise _bad(path, f"it claims a {length}-byte header but holds only {size - 8} bytes after")
+    raw = _pread_exact(fd, length, 8)
+    if len(raw) < length:
+        raise _bad(path, "it was cut short while being read")
+    # Every tensor entry spells "data_offsets": counting them is cheap; parsing is not.
+    limit = max_tensors()
+    if raw.count(b'"data_offsets"') > limit:
+        raise WeightsError(
+            f"{path} describes more than {limit} tensors; zoo refuses it before parsing",
+            hint="if the file is genuine, raise the limit: ZOO_MAX_TENSORS=N (see SECURITY.md)",
+        )
+    return size, length, raw
 
 
 def _tensor_info(path: Path, name: str, entry: Any) -> TensorInfo:
@@ -232,12 +269,21 @@ def _check_layout(path: Path, tensors: dict[str, TensorInfo], data_size: int) ->
         raise _bad(path, f"{data_size - position} bytes follow the last tensor")
 
 
-def hash_file(path: str | os.PathLike[str]) -> FileRecord:
-    """sha256 and size of a file, read in chunks (never whole into memory)."""
+def hash_file(path: str | os.PathLike[str], *, fd: int | None = None) -> FileRecord:
+    """sha256 and size of a file, read in chunks (never whole into memory).
+
+    ``fd``, when given, is an open descriptor of the file, read with ``pread``
+    (its offset is left alone) instead of opening ``path``.
+    """
     digest = hashlib.sha256()
     buffer = bytearray(8 * 1024 * 1024)
     view = memoryview(buffer)
     size = 0
+    if fd is not None:
+        while n := os.preadv(fd, [buffer], size):
+            digest.update(view[:n])
+            size += n
+        return FileRecord(digest.hexdigest(), size)
     with open(path, "rb", buffering=0) as f:
         while n := f.readinto(buffer):
             digest.update(view[:n])

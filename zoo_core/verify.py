@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo_core.dirview import OpenedDirectory, Vanished
 from zoo_core.errors import WeightsError, ZooError
 
 __all__ = ["Problem", "check_file_hashes", "verify_directory"]
+
+# How often a check starts again because saves kept replacing the directory under it.
+_ATTEMPTS = 50
 
 
 @dataclass(frozen=True)
@@ -41,54 +45,62 @@ class Problem:
     where: str
     message: str
     level: str = "error"
+    hint: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.level}: {self.where}: {self.message}"
 
     def as_dict(self) -> dict[str, str]:
-        return {"level": self.level, "where": self.where, "message": self.message}
+        out = {"level": self.level, "where": self.where, "message": self.message}
+        if self.hint:
+            out["hint"] = self.hint
+        return out
 
 
-def check_file_hashes(directory: str | os.PathLike[str], files: Mapping[str, Any]) -> list[Problem]:
+def check_file_hashes(
+    directory: str | os.PathLike[str] | OpenedDirectory, files: Mapping[str, Any]
+) -> list[Problem]:
     """Compare each file's size and sha256 with ``files`` (the ``config.json`` record).
 
     ``files`` maps file names in ``directory`` to ``{"sha256": hex, "size": int}``.
     A malformed record is itself reported. Files are hashed in chunks, never
-    read whole into memory; a size mismatch skips the hash.
+    read whole into memory; a size mismatch skips the hash. ``directory`` may
+    be an :class:`~zoo_core.dirview.OpenedDirectory`, so the files hashed are
+    the very ones a load or verify already opened.
 
     >>> check_file_hashes("cnn/", record["files"])        # doctest: +SKIP
     []
     """
-    from zoo_core.safetensors_io import hash_file
-    from zoo_core.weights import check_files_record, stays_inside
 
-    directory = Path(directory)
+    if isinstance(directory, OpenedDirectory):
+        return _check_hashes(directory, files)
+    with OpenedDirectory(directory) as opened:
+        return _check_hashes(opened, files)
+
+
+def _check_hashes(opened: OpenedDirectory, files: Mapping[str, Any]) -> list[Problem]:
+    from zoo_core.safetensors_io import hash_file
+    from zoo_core.weights import check_files_record
+
     try:
-        expected = check_files_record(files, directory)
+        expected = check_files_record(files, opened.path)
     except WeightsError as err:
-        return [Problem(str(directory), err.message)]
+        return [Problem(str(opened.path), err.message)]
     problems = []
     for name, want in sorted(expected.items()):
-        path = directory / name
-        if not os.path.lexists(path):
+        try:
+            fd = opened.open(name)
+        except WeightsError as err:
+            problems.append(Problem(name, _about(err.message, opened.path / name)))
+            continue
+        if fd is None:
             problems.append(Problem(name, "is missing"))
             continue
-        try:
-            outside = not stays_inside(directory, path)
-        except (OSError, RuntimeError):
-            problems.append(Problem(name, "is a symlink loop"))
-            continue
-        if outside:
-            problems.append(Problem(name, "points outside the directory"))
-            continue
-        if not path.is_file():
-            problems.append(Problem(name, "is not a regular file"))
-            continue
-        size = path.stat().st_size
+        size = os.fstat(fd).st_size
         if size != want.size:
             problems.append(Problem(name, f"is {size} bytes, but {want.size} were saved"))
             continue
-        got = hash_file(path)
+        got = hash_file(opened.path / name, fd=fd)
         if got.sha256 != want.sha256:
             problems.append(
                 Problem(name, f"sha256 is {got.sha256}, but {want.sha256} was saved (changed)")
@@ -96,28 +108,55 @@ def check_file_hashes(directory: str | os.PathLike[str], files: Mapping[str, Any
     return problems
 
 
-def verify_directory(path: str | os.PathLike[str], *, hashes: bool = True) -> list[Problem]:
-    """Every problem with the saved model directory at ``path``; an empty list means sound.
+def _about(message: str, shown: Path) -> str:
+    """A message about ``shown`` without its name in front (the Problem names it)."""
+    return message.removeprefix(f"{shown} ").removeprefix(f"{shown}: ")
 
-    Checks that ``config.json`` is zoo's, that every shard the index names is
+
+def verify_directory(path: str | os.PathLike[str], *, hashes: bool = True) -> list[Problem]:
+    """Every problem with the saved model at ``path``; an empty list means sound.
+
+    ``path`` is a directory or a lone ``.safetensors`` file. For a directory:
+    checks that ``config.json`` is zoo's, that every shard the index names is
     present and has a valid header, that the index and shards agree, that the
     architecture's plugin is installed and every tensor it needs is there with
     the right shape and dtype, and (with ``hashes``) that every recorded file
-    still has the sha256 and size recorded at save time.
+    still has the sha256 and size recorded at save time. All of it is read
+    from one snapshot of the directory, so a save replacing it meanwhile is
+    never mistaken for damage. A lone file has its header, zoo metadata and
+    tensors checked (it records no hashes).
     """
-    from zoo_core.weights import CONFIG_NAME, FILES_KEY, read_saved
-
     directory = Path(path)
+    if directory.is_file():
+        return _verify_file(directory)
     if not directory.is_dir():
         return [Problem(str(directory), "is not a directory")]
+    for _ in range(_ATTEMPTS):
+        try:
+            opened = OpenedDirectory(directory)
+        except OSError as err:
+            return [Problem(str(directory), f"cannot be read: {err.strerror or err}")]
+        try:
+            return _unique(_verify_opened(opened, hashes))
+        except Vanished:
+            continue
+        finally:
+            opened.close()
+    return [Problem(str(directory), f"was replaced {_ATTEMPTS} times while being checked")]
+
+
+def _verify_opened(opened: OpenedDirectory, hashes: bool) -> list[Problem]:
+    from zoo_core.weights import CONFIG_NAME, FILES_KEY, read_opened
+
+    directory = opened.path
     problems: list[Problem] = []
     try:
-        saved = read_saved(directory)
+        saved = read_opened(opened)
     except WeightsError as err:
         # Name every broken shard; the first error alone only when no shard explains it.
-        problems += _shard_problems(directory) or [Problem(str(directory), err.message)]
+        problems += _shard_problems(opened) or [Problem(str(directory), err.message, hint=err.hint)]
         saved = None
-    record = saved.record if saved is not None else _raw_record(directory / CONFIG_NAME)
+    record = saved.record if saved is not None else _raw_record(opened, CONFIG_NAME)
     files = record.get(FILES_KEY) if isinstance(record, dict) else None
     if files is None:
         problems.append(
@@ -125,44 +164,62 @@ def verify_directory(path: str | os.PathLike[str], *, hashes: bool = True) -> li
         )
     else:
         if hashes:
-            problems += check_file_hashes(directory, files)
+            problems += _check_hashes(opened, files)
         if isinstance(files, dict):
-            for extra in sorted(_weight_files(directory) - set(files)):
+            for extra in sorted(_weight_files(opened) - set(files)):
                 problems.append(Problem(extra, "is not recorded in config.json"))
     if saved is not None:
         problems += _architecture_problems(saved)
-    return _unique(problems)
+    return problems
 
 
-def _raw_record(config: Path) -> Any:
-    import json
+def _verify_file(path: Path) -> list[Problem]:
+    from zoo_core.weights import read_saved
 
     try:
-        return json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        saved = read_saved(path)
+    except WeightsError as err:
+        return [Problem(str(path), err.message, hint=err.hint)]
+    try:
+        return _unique(_architecture_problems(saved))
+    finally:
+        saved.close()
+
+
+def _raw_record(opened: OpenedDirectory, name: str) -> Any:
+    import json
+
+    from zoo_core.limits import max_config_bytes
+
+    try:
+        data = opened.read(name, limit=max_config_bytes(), what="a config", env="")
+        return None if data is None else json.loads(data.decode("utf-8"))
+    except (OSError, ValueError, RecursionError, WeightsError):
         return None
 
 
-def _weight_files(directory: Path) -> set[str]:
+def _weight_files(opened: OpenedDirectory) -> set[str]:
     return {
-        p.name
-        for p in directory.iterdir()
-        if p.name.endswith(".safetensors") or p.name.endswith(".safetensors.index.json")
+        name
+        for name in opened.names()
+        if name.endswith(".safetensors") or name.endswith(".safetensors.index.json")
     }
 
 
-def _shard_problems(directory: Path) -> list[Problem]:
+def _shard_problems(opened: OpenedDirectory) -> list[Problem]:
     """Header problems of each weight file, so a broken directory shows every broken shard."""
     from zoo_core.safetensors_io import read_header
 
     problems = []
-    for name in sorted(_weight_files(directory)):
+    for name in sorted(_weight_files(opened)):
         if name.endswith(".json"):
             continue
         try:
-            read_header(directory / name)
+            fd = opened.open(name)
+            if fd is not None:
+                read_header(opened.path / name, fd=fd)
         except WeightsError as err:
-            problems.append(Problem(name, err.message.split(": ", 1)[-1]))
+            problems.append(Problem(name, _about(err.message.split(": ", 1)[-1], opened.path)))
     return problems
 
 

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from zoo_core import limits
+from zoo_core.dirview import Handles, OpenedDirectory, Vanished, open_regular, read_limited
 from zoo_core.errors import UsageError, WeightsError
 from zoo_core.fsutil import atomic_directory
 from zoo_core.safetensors_io import (
@@ -40,7 +43,9 @@ __all__ = [
     "WEIGHTS_NAME",
     "SavedModel",
     "check_files_record",
+    "check_member",
     "is_zoo_directory",
+    "model_files",
     "read_saved",
     "read_tensors",
     "structure_problems",
@@ -51,8 +56,8 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
 FORMAT_VERSION = 1
-# Reading a config.json or index beyond this is an attack or a mistake, not a model.
-_MAX_JSON_BYTES = 16 * 1024 * 1024
+# How often a read starts again because saves kept replacing the directory under it.
+_READ_ATTEMPTS = 50
 _META_PREFIX = "zoo."
 FILES_KEY = "files"
 
@@ -67,6 +72,8 @@ class SavedModel:
     key_to_file: dict[str, Path] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     headers: dict[Path, Header] = field(default_factory=dict)
+    # The open files everything was read from (one snapshot of the directory); see dirview.
+    handles: Handles | None = field(default=None, repr=False, compare=False)
 
     @property
     def architecture(self) -> str:
@@ -84,6 +91,19 @@ class SavedModel:
     @property
     def files(self) -> list[Path]:
         return sorted(set(self.key_to_file.values()))
+
+    def fd(self, file: Path) -> int | None:
+        """The open descriptor ``file`` was read from, if this snapshot holds one."""
+        return None if self.handles is None else self.handles.get(file)
+
+    def readable_path(self, file: Path) -> str | Path:
+        """A path that opens the very file this snapshot read (not whatever is there now)."""
+        return file if self.handles is None else self.handles.readable_path(file)
+
+    def close(self) -> None:
+        """Close the files held open (tensors already read or mapped stay valid)."""
+        if self.handles is not None:
+            self.handles.close()
 
 
 def make_record(
@@ -208,24 +228,58 @@ def _plain_name(name: Any) -> bool:
     )
 
 
-def read_json(path: Path) -> Any:
-    """Parse a small JSON file (config or index), refusing oversized or malformed ones.
+def parse_json(data: bytes, where: Path | str) -> Any:
+    """Parse the bytes of a small JSON file (config or index).
 
     Raises:
-        WeightsError: the file is unreadable, too large to be metadata, or not JSON.
+        WeightsError: not UTF-8 JSON.
     """
     try:
-        size = path.stat().st_size
-        if size > _MAX_JSON_BYTES:
-            raise WeightsError(f"{path} is {size} bytes; that is too large to be zoo metadata")
-        with open(path, "rb") as f:
-            return json.loads(f.read(_MAX_JSON_BYTES + 1).decode("utf-8"))
+        return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         # ValueError covers JSONDecodeError and integers too long to convert.
         text = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-        raise WeightsError(f"{path} is not valid JSON: {text}") from None
+        raise WeightsError(f"{where} is not valid JSON: {text}") from None
+
+
+def _json_limit(name: str) -> tuple[int, str, str]:
+    if name == INDEX_NAME:
+        return limits.max_index_bytes(), "an index", limits.LIMITS["index"].env
+    return limits.max_config_bytes(), "a config", limits.LIMITS["config"].env
+
+
+def read_json(path: Path) -> Any:
+    """Parse a small JSON file (config or index), refusing oversized, irregular or bad ones.
+
+    The file is opened without blocking and only if it is a regular file; its
+    size is checked against :mod:`zoo_core.limits` before it is read.
+
+    Raises:
+        WeightsError: the file is unreadable, not a regular file, too large, or not JSON.
+    """
+    path = Path(path)
+    limit, what, env = _json_limit(path.name)
+    try:
+        fd = open_regular(path)
     except OSError as err:
         raise WeightsError(f"cannot read {path}: {err.strerror or err}") from None
+    try:
+        data = read_limited(fd, path, limit, what, env)
+    except OSError as err:
+        raise WeightsError(f"cannot read {path}: {err.strerror or err}") from None
+    finally:
+        os.close(fd)
+    return parse_json(data, path)
+
+
+def _read_member_json(opened: OpenedDirectory, name: str) -> Any:
+    """A JSON member of an opened directory, or None when there is no such file."""
+    limit, what, env = _json_limit(name)
+    try:
+        data = opened.read(name, limit=limit, what=what, env=env)
+    except OSError as err:
+        raise WeightsError(f"cannot read {opened.path / name}: {err.strerror or err}") from None
+    return None if data is None else parse_json(data, opened.path / name)
 
 
 def stays_inside(directory: Path, path: Path) -> bool:
@@ -243,31 +297,82 @@ def stays_inside(directory: Path, path: Path) -> bool:
     return any(home in path.resolve().parents for home in homes)
 
 
-def _member(directory: Path, name: Any, where: Path) -> Path:
-    """A file named by an index, checked to be a plain file inside ``directory``."""
+def check_member(directory: str | os.PathLike[str], name: str) -> Path | None:
+    """The path of file ``name`` in a model directory, checked; None if there is no such entry.
+
+    A member must be a regular file inside ``directory``: a symlink leaving it
+    (or a loop), a FIFO, a device or a subdirectory is refused. Anything that
+    uploads or copies a model directory's files (``zoo push``) checks each one
+    with this first, so a planted link cannot smuggle another file out.
+
+    Raises:
+        WeightsError: ``name`` is not a plain file name, or the member is refused.
+
+    >>> check_member("cnn/", "README.md")                    # doctest: +SKIP
+    PosixPath('cnn/README.md')
+    """
+    if not _plain_name(name):
+        raise WeightsError(f"{str(name)[:80]!r} is not a file name inside {directory}")
+    with OpenedDirectory(directory) as opened:
+        try:
+            return opened.check(name)
+        except Vanished:
+            return None
+
+
+def model_files(directory: str | os.PathLike[str]) -> list[str]:
+    """Every top-level file name of a model directory, each checked with :func:`check_member`.
+
+    Hidden entries (a leading dot) and subdirectories are skipped; what is
+    listed is safe to read or upload.
+
+    Raises:
+        WeightsError: a file is a symlink leaving the directory, or not a regular file.
+    """
+    with OpenedDirectory(directory) as opened:
+        names = []
+        for name in opened.names():
+            if name.startswith(".") or _is_subdirectory(opened, name):
+                continue
+            try:
+                if opened.check(name) is not None:
+                    names.append(name)
+            except Vanished:
+                continue
+        return names
+
+
+def _is_subdirectory(opened: OpenedDirectory, name: str) -> bool:
+    import stat
+
+    try:
+        mode = os.stat(opened.path / name, follow_symlinks=False).st_mode
+    except OSError:
+        return False
+    return stat.S_ISDIR(mode)
+
+
+def _member(opened: OpenedDirectory, name: Any, where: Path) -> Path:
+    """A file named by an index, checked to be a plain file inside the directory, held open."""
     if not _plain_name(name):
         raise WeightsError(f"{where} names an invalid shard file {str(name)[:80]!r}")
-    path = directory / name
-    try:
-        inside = stays_inside(directory, path)
-    except (OSError, RuntimeError):  # a symlink loop
-        raise WeightsError(f"shard {name!r} in {directory} is a symlink loop") from None
-    if os.path.islink(path) and not inside:
-        raise WeightsError(f"shard {name!r} in {directory} points outside the directory")
-    if not path.is_file():
+    path = opened.check(name)
+    if path is None:
         raise WeightsError(f"{where} names the shard {name!r}, which is missing")
-    if not inside:
-        raise WeightsError(f"shard {name!r} in {directory} points outside the directory")
     return path
 
 
-def _safe_open(path: Path, device: str = "cpu", *, backend: str = "mmap") -> Any:
+def _safe_open(
+    path: Path, device: str = "cpu", *, backend: str = "mmap", source: str | Path | None = None
+) -> Any:
+    """safetensors' reader on ``source`` (the snapshot's open file); ``path`` names it in errors."""
     from safetensors import SafetensorError, safe_open
 
+    source = path if source is None else source
     try:
         if backend == "mmap":
-            return safe_open(path, framework="pt", device=device)
-        return safe_open(path, framework="pt", device=device, backend=backend)
+            return safe_open(source, framework="pt", device=device)
+        return safe_open(source, framework="pt", device=device, backend=backend)
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         text = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise WeightsError(
@@ -277,11 +382,11 @@ def _safe_open(path: Path, device: str = "cpu", *, backend: str = "mmap") -> Any
 
 
 def is_zoo_directory(path: Path) -> bool:
-    """Whether ``path`` holds a zoo model (a ``config.json`` with zoo's record)."""
-    config = Path(path) / CONFIG_NAME
+    """Whether ``path`` holds a zoo model (a regular ``config.json`` with zoo's record)."""
     try:
-        data = read_json(config)
-    except WeightsError:
+        with OpenedDirectory(path) as opened:
+            data = _read_member_json(opened, CONFIG_NAME)
+    except (OSError, WeightsError, Vanished):
         return False
     return isinstance(data, dict) and "zoo_format" in data
 
@@ -290,7 +395,11 @@ def read_saved(path: Path, *, foreign: bool = False) -> SavedModel:
     """Read the record and the tensor map of a saved directory or lone file.
 
     Every safetensors header is parsed and checked here; no tensor data is
-    read (content hashes are :mod:`zoo_core.verify`'s job).
+    read (content hashes are :mod:`zoo_core.verify`'s job). A directory is read
+    as one snapshot: its files are opened through one handle of the directory
+    and stay open in the result (``saved.close()`` releases them), so a save
+    replacing the directory meanwhile cannot mix two models; if one does
+    replace it mid-read, the read starts again.
 
     With ``foreign=True`` the source may come from another tool (a
     ``PyTorchModelHubMixin`` or ``save_torch_model`` directory, a bare
@@ -303,39 +412,84 @@ def read_saved(path: Path, *, foreign: bool = False) -> SavedModel:
     """
     path = Path(path)
     if path.is_dir():
-        config_path = path / CONFIG_NAME
-        if foreign:
-            record = _foreign_record(read_json(config_path) if config_path.is_file() else {})
-        elif not config_path.is_file():
-            raise WeightsError(
-                f"{path} has no {CONFIG_NAME}, so it is not a saved zoo model",
-                hint="save one with 'zoo save NAME DIR', or name the architecture with --arch",
-            )
-        else:
-            record = check_record(read_json(config_path), config_path)
-        saved = SavedModel(path=path, kind="directory", record=record)
-        index_path = path / INDEX_NAME
-        if os.path.lexists(path / WEIGHTS_NAME):
-            _map_single(saved, _member(path, WEIGHTS_NAME, path))
-        elif os.path.lexists(index_path):
-            _map_index(saved, _member(path, INDEX_NAME, path))
-        else:
-            raise WeightsError(f"{path} has neither {WEIGHTS_NAME} nor {INDEX_NAME}")
-        return saved
+        for attempt in range(_READ_ATTEMPTS):
+            opened = OpenedDirectory(path)
+            try:
+                return read_opened(opened, foreign=foreign)
+            except Vanished:
+                opened.close()
+                time.sleep(0.001 * attempt)
+            except BaseException:
+                opened.close()
+                raise
+        raise WeightsError(
+            f"{path} was replaced {_READ_ATTEMPTS} times while zoo read it",
+            hint="wait until the saves into it finish, then try again",
+        )
     if path.is_file():
-        header = read_header(path)
-        record = metadata_to_record(header.metadata, path)
-        if foreign:
-            record = _foreign_record(record)
-        elif "architecture" not in record:
-            raise WeightsError(
-                f"{path} carries no zoo metadata, so zoo cannot tell which architecture it is",
-                hint="name it: zoo load FILE --arch NAME (or load_model(FILE, arch=NAME))",
-            )
-        saved = SavedModel(path=path, kind="file", record=check_record(record, path))
-        _map_single(saved, path, header)
-        return saved
+        return _read_lone_file(path, foreign)
     raise WeightsError(f"{path} is neither a file nor a directory")
+
+
+def read_opened(opened: OpenedDirectory, *, foreign: bool = False) -> SavedModel:
+    """:func:`read_saved` for a directory already opened (verify reads the same snapshot).
+
+    Raises:
+        Vanished: a save replaced the directory while it was read.
+        WeightsError: as :func:`read_saved`.
+    """
+    path = opened.path
+    config_path = path / CONFIG_NAME
+    data = _read_member_json(opened, CONFIG_NAME)
+    if foreign:
+        record = _foreign_record(data if data is not None else {})
+    elif data is None:
+        raise WeightsError(
+            f"{path} has no {CONFIG_NAME}, so it is not a saved zoo model",
+            hint="save one with 'zoo save NAME DIR', or name the architecture with --arch",
+        )
+    else:
+        record = check_record(data, config_path)
+    saved = SavedModel(path=path, kind="directory", record=record, handles=opened.handles)
+    if opened.lexists(WEIGHTS_NAME):
+        _map_single(saved, _member(opened, WEIGHTS_NAME, path))
+    elif opened.lexists(INDEX_NAME):
+        _map_index(saved, opened)
+    else:
+        if opened.replaced():
+            raise Vanished(str(path))
+        raise WeightsError(f"{path} has neither {WEIGHTS_NAME} nor {INDEX_NAME}")
+    _check_tensor_count(saved)
+    return saved
+
+
+def _read_lone_file(path: Path, foreign: bool) -> SavedModel:
+    handles = Handles()
+    try:
+        fd = handles.add(path, open_regular(path))
+    except OSError as err:
+        raise WeightsError(f"cannot read {path}: {err.strerror or err}") from None
+    header = read_header(path, fd=fd)
+    record = metadata_to_record(header.metadata, path)
+    if foreign:
+        record = _foreign_record(record)
+    elif "architecture" not in record:
+        raise WeightsError(
+            f"{path} carries no zoo metadata, so zoo cannot tell which architecture it is",
+            hint="name it: zoo load FILE --arch NAME (or load_model(FILE, arch=NAME))",
+        )
+    saved = SavedModel(path=path, kind="file", record=check_record(record, path), handles=handles)
+    _map_single(saved, path, header)
+    return saved
+
+
+def _check_tensor_count(saved: SavedModel) -> None:
+    limit = limits.max_tensors()
+    if len(saved.key_to_file) > limit:
+        raise WeightsError(
+            f"{saved.path} holds {len(saved.key_to_file)} tensors; zoo reads at most {limit}",
+            hint="if the model is genuine, raise the limit: ZOO_MAX_TENSORS=N (see SECURITY.md)",
+        )
 
 
 def _foreign_record(data: Any) -> dict[str, Any]:
@@ -351,7 +505,7 @@ def _foreign_record(data: Any) -> dict[str, Any]:
 
 def _header(saved: SavedModel, file: Path) -> Header:
     if file not in saved.headers:
-        saved.headers[file] = read_header(file)
+        saved.headers[file] = read_header(file, fd=saved.fd(file))
     return saved.headers[file]
 
 
@@ -364,15 +518,27 @@ def _map_single(saved: SavedModel, file: Path, header: Header | None = None) -> 
     saved.aliases = _aliases(header.metadata, saved.key_to_file)
 
 
-def _map_index(saved: SavedModel, index_path: Path) -> None:
-    index = read_json(index_path)
+def _map_index(saved: SavedModel, opened: OpenedDirectory) -> None:
+    index_path = _member(opened, INDEX_NAME, saved.path)
+    index = _read_member_json(opened, INDEX_NAME)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict):
         raise WeightsError(f"{index_path} has no 'weight_map' object")
+    limit = limits.max_tensors()
+    if len(weight_map) > limit:
+        raise WeightsError(
+            f"{index_path} lists {len(weight_map)} tensors; zoo reads at most {limit}",
+            hint="if the model is genuine, raise the limit: ZOO_MAX_TENSORS=N (see SECURITY.md)",
+        )
     files: dict[str, Path] = {}
     for key, name in weight_map.items():
+        if not isinstance(name, str):
+            raise WeightsError(
+                f"{index_path} maps {str(key)[:80]!r} to a {type(name).__name__}, "
+                "not a shard file name"
+            )
         if name not in files:
-            files[name] = _member(saved.path, name, index_path)
+            files[name] = _member(opened, name, index_path)
         saved.key_to_file[key] = files[name]
     for name, file in files.items():
         held = set(_header(saved, file).tensors)
@@ -485,7 +651,8 @@ def read_tensors(
         # A cast makes a copy: reading with pread lets each source tensor go once cast,
         # where a mapping would keep the whole file's pages resident until the end.
         casting = dtype is not None and target == "cpu"
-        with _safe_open(file, target, backend="pread" if casting else "mmap") as f:
+        backend = "pread" if casting else "mmap"
+        with _safe_open(file, target, backend=backend, source=saved.readable_path(file)) as f:
             for key in file_keys:
                 try:
                     tensor = f.get_tensor(key)

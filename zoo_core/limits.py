@@ -1,0 +1,99 @@
+"""The limits zoo enforces on untrusted input, in one place (SECURITY.md documents them).
+
+Files, configs, index files, checkpoints and Hub responses are never trusted:
+each limit below is checked *before* the work it guards (a parse, an
+allocation, a download), so a hostile or damaged input costs little and ends
+in a clear :class:`~zoo_core.errors.ZooError`. Each can be raised through the
+environment variable named next to it, for the rare honest model that needs
+more. This module imports nothing heavy: the Hub code and the CLI use it too.
+
+>>> from zoo_core import limits
+>>> limits.max_config_bytes()
+1048576
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "LIMITS",
+    "Limit",
+    "lock_timeout",
+    "max_buffer_bytes",
+    "max_card_bytes",
+    "max_checkpoint_overhead",
+    "max_config_bytes",
+    "max_index_bytes",
+    "max_tensors",
+]
+
+
+class Limit:
+    """One documented limit: a default, overridable by an environment variable."""
+
+    def __init__(self, env: str, default: float, what: str) -> None:
+        self.env = env
+        self.default = default
+        self.what = what
+
+    def __call__(self) -> float:
+        text = os.environ.get(self.env)
+        if text:
+            try:
+                value = float(text)
+            except ValueError:
+                value = -1.0
+            if value > 0:
+                return value
+        return self.default
+
+
+# name -> Limit. SECURITY.md's table lists the same rows.
+LIMITS: dict[str, Limit] = {
+    "config": Limit("ZOO_MAX_CONFIG_BYTES", 1024 * 1024, "bytes of config.json"),
+    "index": Limit(
+        "ZOO_MAX_INDEX_BYTES", 64 * 1024 * 1024, "bytes of model.safetensors.index.json"
+    ),
+    "tensors": Limit("ZOO_MAX_TENSORS", 200_000, "tensors in one model (all shards together)"),
+    "card": Limit("ZOO_MAX_CARD_BYTES", 1024 * 1024, "bytes of a model card (README.md)"),
+    "buffers": Limit(
+        "ZOO_MAX_BUFFER_BYTES",
+        1024**3,
+        "bytes of non-persistent buffers a config makes zoo compute at load (no file holds them)",
+    ),
+    "checkpoint": Limit(
+        "ZOO_MAX_CHECKPOINT_OVERHEAD",
+        64 * 1024 * 1024,
+        "bytes a .pt checkpoint may unpack to beyond its own size (torch.save does not compress)",
+    ),
+    "lock": Limit("ZOO_LOCK_TIMEOUT", 300, "seconds a save waits for another save's lock"),
+}
+
+
+def max_config_bytes() -> int:
+    return int(LIMITS["config"]())
+
+
+def max_index_bytes() -> int:
+    return int(LIMITS["index"]())
+
+
+def max_tensors() -> int:
+    return int(LIMITS["tensors"]())
+
+
+def max_card_bytes() -> int:
+    return int(LIMITS["card"]())
+
+
+def max_buffer_bytes() -> int:
+    return int(LIMITS["buffers"]())
+
+
+def max_checkpoint_overhead() -> int:
+    return int(LIMITS["checkpoint"]())
+
+
+def lock_timeout() -> float:
+    return LIMITS["lock"]()

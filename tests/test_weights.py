@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 import zoo_core
 from tests.conftest import run_zoo
-from zoo_core.errors import UsageError, WeightsError
+from zoo_core.errors import UsageError, WeightsError, ZooWarning
 from zoo_core.weights import INDEX_NAME, make_record, read_saved, read_tensors, write_directory
 from zoo_linear.model import LinearRegression
 
@@ -348,3 +348,39 @@ def test_leftover_temporary_directory_is_cleaned_by_the_next_save(tmp_path) -> N
     zoo_core.save_model(zoo_core.create_model("linear_regression", input_dim=3), target)
     assert sorted(os.listdir(tmp_path)) == ["m"]
     assert zoo_core.load_model(target).config.input_dim == 3
+
+
+# Re-saving keeps the user's files (issue 8 item 2) ------------------------------------------
+
+
+def test_a_resave_keeps_the_model_card_and_other_user_files(tmp_path) -> None:
+    target = tmp_path / "m"
+    assert run_zoo("save", "simple_cnn", str(target)).returncode == 0
+    (target / "README.md").write_text("# my card\n")
+    (target / "runs").mkdir()
+    (target / "runs" / "train.log").write_text("epoch 1\n")
+    before = json.loads((target / "config.json").read_text())["files"]
+    result = run_zoo("save", "simple_cnn", str(target), "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    assert (target / "README.md").read_text() == "# my card\n"
+    assert (target / "runs" / "train.log").read_text() == "epoch 1\n"
+    assert json.loads((target / "config.json").read_text())["files"] != before
+    assert "README.md" not in result.stdout  # the summary lists what the save wrote
+    from zoo_core.verify import verify_directory
+
+    assert verify_directory(target) == []
+    assert sorted(os.listdir(tmp_path)) == ["m"]
+
+
+def test_a_resave_drops_old_shards_and_says_when_the_architecture_changes(tmp_path) -> None:
+    target = tmp_path / "m"
+    zoo_core.save_model(_big_rnn(), target, max_shard_size="40KB")
+    (target / "README.md").write_text("card")
+    result = run_zoo("save", "linear_regression", str(target))
+    assert result.returncode == 0, result.stderr
+    assert "held a simple_rnn model; it now holds linear_regression" in result.stderr
+    assert sorted(os.listdir(target)) == ["README.md", "config.json", "model.safetensors"]
+    with pytest.warns(ZooWarning, match="held a linear_regression model"):
+        zoo_core.save_model(zoo_core.create_model("simple_cnn"), target)
+    assert (target / "README.md").read_text() == "card"
+    assert zoo_core.load_model(target).config.num_classes == 10

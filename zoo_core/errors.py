@@ -80,5 +80,9 @@ class DeviceError(ZooError):
     """The requested device does not exist on this machine."""
 
 
+class ZooWarning(UserWarning):
+    """Something the user should know that did not stop the work (the CLI prints one line)."""
+
+
 class HubError(ZooError):
     """A Hugging Face Hub transfer failed: not found, no permission, offline, or not a zoo model."""

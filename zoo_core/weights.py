@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import torch
 
 from zoo_core import limits
 from zoo_core.dirview import Handles, OpenedDirectory, Vanished, open_regular, read_limited
-from zoo_core.errors import UsageError, WeightsError
+from zoo_core.errors import UsageError, WeightsError, ZooWarning
 from zoo_core.fsutil import atomic_directory
 from zoo_core.safetensors_io import (
     FileRecord,
@@ -45,6 +46,7 @@ __all__ = [
     "check_files_record",
     "check_member",
     "is_zoo_directory",
+    "is_zoo_file",
     "model_files",
     "read_saved",
     "read_tensors",
@@ -667,6 +669,31 @@ def read_tensors(
     return out
 
 
+def is_zoo_file(name: str) -> bool:
+    """Whether a save owns the top-level entry ``name`` (and so replaces or drops it).
+
+    zoo owns ``config.json`` and every ``*.safetensors`` and
+    ``*.safetensors.index.json`` file; everything else in a model directory
+    (``README.md``, training logs, folders) belongs to the user and survives
+    a re-save.
+    """
+    return (
+        name == CONFIG_NAME
+        or name.endswith(".safetensors")
+        or name.endswith(".safetensors.index.json")
+    )
+
+
+def _old_architecture(directory: Path) -> str | None:
+    try:
+        with OpenedDirectory(directory) as opened:
+            data = _read_member_json(opened, CONFIG_NAME)
+    except (OSError, WeightsError, Vanished):
+        return None
+    value = data.get("architecture") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def write_directory(
     state_dict: dict[str, torch.Tensor],
     record: dict[str, Any],
@@ -680,15 +707,23 @@ def write_directory(
     ``max_shard_size`` (default 5GB). ``config.json`` records the sha256 and
     size of every weight and index file under ``files``.
 
+    Replacing an existing zoo model replaces only zoo's files (see
+    :func:`is_zoo_file`): a model card, logs or folders the user added are
+    kept. Replacing a model of another architecture warns
+    (:class:`~zoo_core.errors.ZooWarning`).
+
     Raises:
-        WeightsError: ``directory`` exists and is not a zoo model (nothing is written).
+        WeightsError: ``directory`` exists and is not a zoo model, or the
+            filesystem refused the write (read-only, full, busy); nothing is
+            changed in either case.
         UsageError: ``max_shard_size`` is not a size.
     """
     directory = Path(directory)
     metadata = record_to_metadata(record)
     split = _split(state_dict, max_shard_size)
     try:
-        with atomic_directory(directory, may_replace=is_zoo_directory) as tmp:
+        with atomic_directory(directory, may_replace=is_zoo_directory, keep=_not_zoo_file) as tmp:
+            old = _old_architecture(directory) if os.path.isdir(directory) else None
             files = _write_weights(state_dict, split, metadata, tmp, max_shard_size)
             full = {**record, FILES_KEY: {n: files[n].as_dict() for n in sorted(files)}}
             with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as f:
@@ -699,7 +734,42 @@ def write_directory(
             f"refusing to write into {directory}: {err.strerror}",
             hint="choose a new directory, or remove this one first",
         ) from None
+    except OSError as err:
+        raise _save_error(directory, err) from None
+    if old is not None and old != record.get("architecture"):
+        warnings.warn(
+            f"{directory} held a {old} model; it now holds {record.get('architecture')}",
+            ZooWarning,
+            stacklevel=2,
+        )
     return Path(os.path.abspath(directory))
+
+
+def _not_zoo_file(name: str) -> bool:
+    return not is_zoo_file(name)
+
+
+def _save_error(directory: Path, err: OSError) -> WeightsError:
+    """A save refused by the filesystem, said plainly (nothing was changed)."""
+    import errno
+
+    hints = {
+        errno.EROFS: "the filesystem is read-only; save somewhere writable",
+        errno.ENOSPC: "the disk is full; free some space or save elsewhere",
+        errno.EDQUOT: "the disk quota is exhausted; free some space or save elsewhere",
+        errno.EBUSY: "it is a mount point or in use; save into a new directory inside it",
+        errno.EACCES: "you lack permission there; save somewhere you can write",
+        errno.EPERM: "you lack permission there; save somewhere you can write",
+        errno.ENOTDIR: "a part of the path is a file; choose another directory",
+        errno.ENAMETOOLONG: "choose a shorter name",
+    }
+    reason = err.strerror or str(err)
+    if err.errno == errno.ENOTDIR and err.strerror and " is a file" in err.strerror:
+        reason = err.strerror
+    return WeightsError(
+        f"cannot save to {directory}: {reason} (nothing was changed)",
+        hint=hints.get(err.errno or 0, "check the path and the filesystem, then save again"),
+    )
 
 
 _DEFAULT_SHARD = 5_000_000_000  # huggingface_hub's default: 5GB

@@ -231,8 +231,19 @@ def save_command(
     loaded = open_model(name, overrides=overrides, from_strings=True, seed=seed)
     if loaded.source_kind != "name":
         raise click.UsageError(f"{name} is a saved model; 'zoo save' takes a model name")
-    path = save_model(loaded.model, directory, max_shard_size=max_shard_size)
-    files = sorted(p.name for p in path.iterdir())
+    import warnings
+
+    from zoo_core.errors import ZooWarning
+    from zoo_core.weights import is_zoo_file
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ZooWarning)
+        path = save_model(loaded.model, directory, max_shard_size=max_shard_size)
+    for w in caught:
+        if issubclass(w.category, ZooWarning):
+            click.echo(f"zoo: warning: {w.message}", err=True)
+    # Only what this save wrote: files the user keeps in the directory are theirs.
+    files = sorted(p.name for p in path.iterdir() if is_zoo_file(p.name))
     total = sum((path / f).stat().st_size for f in files)
     click.echo(f"saved {loaded.entry.name} to {path} ({', '.join(files)}; {human_bytes(total)})")
 

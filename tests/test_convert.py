@@ -120,3 +120,76 @@ def test_only_the_conversion_ever_unpickles() -> None:
     (call,) = calls["convert.py"]
     options = {k.arg: k.value for k in call.keywords}
     assert isinstance(options["weights_only"], ast.Constant) and options["weights_only"].value
+
+
+# Hostile checkpoints (issue 8 items 6, 10, 11) ----------------------------------------------
+
+
+def test_torch_2_13_unpickling_refusals_are_said_plainly(tmp_path) -> None:
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"w": torch.zeros(1), "x": _Payload(str(marker))}, evil)
+    result = run_zoo("convert", str(evil), "--arch", "linear_regression", "-o", str(tmp_path / "o"))
+    assert result.returncode == 1
+    assert "needs full unpickling, which zoo refuses: it names " in result.stderr
+    assert "zoo will not unpickle it" in result.stderr
+    # torch's own advice (rerun with weights_only=False) contradicts zoo's: never repeated.
+    assert "weights_only" not in result.stderr.replace("weights_only=True", "")
+    assert "will likely succeed" not in result.stderr
+    assert not marker.exists() and not (tmp_path / "o").exists()
+
+
+def test_a_checkpoint_that_unpacks_far_beyond_its_size_is_refused_before_reading(
+    tmp_path,
+) -> None:
+    import zipfile
+
+    bomb = tmp_path / "bomb.pt"
+    plain = tmp_path / "plain.pt"
+    torch.save({"linear.weight": torch.zeros(1, 1), "linear.bias": torch.zeros(1)}, plain)
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+        dst.writestr("bomb/data/big", b"\0" * (80 * 1024 * 1024))  # deflates to ~80 KB
+    assert bomb.stat().st_size < 1024 * 1024
+    with pytest.raises(WeightsError, match=r"unpacks to 8.* bytes from .*; zoo allows at most"):
+        convert_checkpoint(bomb, "linear_regression", tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda w: w.to_sparse(), "sparse tensors"),
+        (lambda w: w.to(torch.int64), "linear.weight int64 (model expects float)"),
+        (lambda w: w.to(torch.uint32), "linear.weight uint32 (model expects float)"),
+        (lambda w: w.to(torch.complex64), "linear.weight complex64 (model expects float)"),
+        (lambda w: w.to(torch.float64), "mixed floating dtypes (float32, float64)"),
+    ],
+)
+def test_tensors_the_architecture_cannot_use_are_refused_by_convert(
+    change, message, tmp_path
+) -> None:
+    state = zoo_core.create_model("linear_regression", input_dim=3, seed=0).state_dict()
+    state["linear.weight"] = change(state["linear.weight"])
+    torch.save(state, tmp_path / "c.pt")
+    result = run_zoo(
+        "convert", str(tmp_path / "c.pt"), "--arch", "linear_regression",
+        "--set", "input_dim=3", "-o", str(tmp_path / "o"),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr
+    assert "internal error" not in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_strided_views_convert_into_a_loadable_directory(tmp_path) -> None:
+    state = zoo_core.create_model("linear_regression", input_dim=3, output_dim=4).state_dict()
+    state["linear.weight"] = torch.randn(12).as_strided((4, 3), (1, 1))
+    state["linear.bias"] = torch.randn(1).expand(4)
+    torch.save(state, tmp_path / "c.pt")
+    path = convert_checkpoint(
+        tmp_path / "c.pt", "linear_regression", tmp_path / "o",
+        overrides={"input_dim": 3, "output_dim": 4},
+    )  # fmt: skip
+    _equal_to(zoo_core.load_model(path), state)

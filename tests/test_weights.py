@@ -384,3 +384,136 @@ def test_a_resave_drops_old_shards_and_says_when_the_architecture_changes(tmp_pa
         zoo_core.save_model(zoo_core.create_model("simple_cnn"), target)
     assert (target / "README.md").read_text() == "card"
     assert zoo_core.load_model(target).config.num_classes == 10
+
+
+# Only regular files inside the directory are read (issue 8 items 3, 4) ----------------------
+
+
+def test_a_config_json_symlink_leaving_the_directory_is_refused_on_load_and_verify(
+    tmp_path,
+) -> None:
+    from zoo_core.verify import verify_directory
+
+    target = tmp_path / "m"
+    zoo_core.save_model(zoo_core.create_model("linear_regression"), target)
+    outside = tmp_path / "elsewhere.json"
+    os.replace(target / "config.json", outside)
+    os.symlink(outside, target / "config.json")
+    with pytest.raises(WeightsError, match=r"config\.json points outside the directory"):
+        zoo_core.load_model(target)
+    problems = [str(p) for p in verify_directory(target)]
+    assert any("points outside the directory" in p for p in problems), problems
+    result = run_zoo("load", str(target))
+    assert result.returncode == 1 and "points outside the directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_model_files_and_check_member_refuse_links_out(tmp_path) -> None:
+    from zoo_core.weights import check_member, model_files
+
+    target = tmp_path / "m"
+    zoo_core.save_model(zoo_core.create_model("linear_regression"), target)
+    (target / "notes.txt").write_text("mine")
+    os.symlink("notes.txt", target / "inside-link.txt")  # stays inside: fine
+    (target / "runs").mkdir()
+    assert model_files(target) == [
+        "config.json", "inside-link.txt", "model.safetensors", "notes.txt"
+    ]  # fmt: skip
+    assert check_member(target, "notes.txt") == target / "notes.txt"
+    assert check_member(target, "README.md") is None
+    secret = tmp_path / "token"
+    secret.write_text("hf_secret")
+    os.symlink(secret, target / "README.md")
+    with pytest.raises(WeightsError, match=r"README\.md points outside the directory"):
+        check_member(target, "README.md")
+    with pytest.raises(WeightsError, match="points outside the directory"):
+        model_files(target)
+    with pytest.raises(WeightsError, match="not a file name"):
+        check_member(target, "../token")
+
+
+def test_fifos_and_devices_never_hang_save_load_or_verify(tmp_path) -> None:
+    target = tmp_path / "m"
+    zoo_core.save_model(zoo_core.create_model("linear_regression"), target)
+    os.unlink(target / "config.json")
+    os.mkfifo(target / "config.json")
+    # A FIFO config.json used to block the save while it held the parent's lock.
+    result = run_zoo("save", "linear_regression", str(target))
+    assert result.returncode == 1 and "refusing to write into" in result.stderr
+    result = run_zoo("verify", str(target))
+    assert result.returncode == 1 and "is a FIFO, not a regular file" in result.stdout
+    with pytest.raises(WeightsError, match="is a FIFO, not a regular file"):
+        zoo_core.load_model(target)
+    other = tmp_path / "n"
+    zoo_core.save_model(zoo_core.create_model("linear_regression"), other)
+    os.unlink(other / "model.safetensors")
+    os.mkfifo(other / "model.safetensors")
+    result = run_zoo("verify", str(other))
+    assert result.returncode == 1 and "is a FIFO" in result.stdout
+    with pytest.raises(WeightsError, match="is a FIFO"):
+        zoo_core.load_model(other)
+
+
+def test_config_json_sizes_are_capped_before_reading(tmp_path) -> None:
+    target = tmp_path / "m"
+    zoo_core.save_model(zoo_core.create_model("linear_regression"), target)
+    with open(target / "config.json", "r+b") as f:
+        f.truncate(50 * 1024 * 1024)  # sparse: big on paper, nothing to read
+    with pytest.raises(WeightsError, match="zoo reads at most 1048576 bytes of a config"):
+        zoo_core.load_model(target)
+    os.unlink(target / "config.json")
+    os.symlink("/dev/zero", target / "config.json")
+    with pytest.raises(WeightsError, match=r"config\.json points outside the directory"):
+        zoo_core.load_model(target)
+
+
+def test_a_save_waiting_on_a_held_lock_gives_up_and_names_the_holder(tmp_path) -> None:
+    import fcntl
+
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what a running save of a sibling holds
+        result = run_zoo("save", "linear_regression", str(tmp_path / "m"), ZOO_LOCK_TIMEOUT="0.5")
+    finally:
+        os.close(fd)
+    assert result.returncode == 1, result.stderr
+    assert f"held its lock for over 0.5 s (pid {os.getpid()}:" in result.stderr
+    assert "ZOO_LOCK_TIMEOUT" in result.stderr
+    assert not (tmp_path / "m").exists()
+
+
+# Filesystem refusals are plain errors (issue 8 item 10) -------------------------------------
+
+_LIMITED_SAVE = textwrap.dedent(
+    """
+    import resource, signal, sys
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+    from zoo_core.cli import main
+    main(["save", "linear_regression", sys.argv[1], "--set", "input_dim=512",
+          "--set", "output_dim=512"])
+    """
+)
+
+
+def test_a_write_the_filesystem_refuses_is_a_plain_error_and_changes_nothing(tmp_path) -> None:
+    target = tmp_path / "m"
+    zoo_core.save_model(zoo_core.create_model("linear_regression"), target)
+    before = sorted(os.listdir(target)), (target / "config.json").read_bytes()
+    # A file size limit makes the write fail the way a full disk does (EFBIG, ENOSPC).
+    result = subprocess.run(
+        [sys.executable, "-c", _LIMITED_SAVE, str(target)], capture_output=True, text=True
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"cannot save to {target}: File too large (nothing was changed)" in result.stderr
+    assert "internal error" not in result.stderr
+    assert (sorted(os.listdir(target)), (target / "config.json").read_bytes()) == before
+    assert sorted(os.listdir(tmp_path)) == ["m"]
+
+
+def test_save_into_a_path_through_a_file_says_which_part_is_a_file(tmp_path) -> None:
+    (tmp_path / "afile").write_text("x")
+    result = run_zoo("save", "simple_cnn", str(tmp_path / "afile" / "sub"))
+    assert result.returncode == 1
+    assert f"{tmp_path / 'afile'} is a file, not a directory" in result.stderr
+    assert "File exists" not in result.stderr

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -43,29 +44,78 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise SourceNotFoundError(f"no such checkpoint file: {path}")
+    _check_unpacked_size(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        tail = str(err).split("WeightsUnpickler error:")[-1]
-        detail = next((line.strip() for line in tail.splitlines() if line.strip()), "")[:200]
-        if "global" not in detail.lower() and "class" not in detail.lower():
-            raise WeightsError(
-                f"{path} is not a readable PyTorch checkpoint ({detail or 'not a pickle'})",
-                hint="convert takes a file written by torch.save(model.state_dict(), PATH)",
-            ) from None
-        raise WeightsError(
-            f"{path} needs full unpickling, which zoo refuses: unpickling runs any code "
-            f"the file names ({detail})",
-            hint="if you trust the file, load it yourself with torch.load, keep only "
-            "model.state_dict(), and torch.save that; then convert it",
-        ) from None
+        raise _unpickling_refused(path, str(err)) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
-        text = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        text = _first_line(str(err)) or type(err).__name__
         raise WeightsError(
             f"{path} is not a readable PyTorch checkpoint ({text})",
             hint="convert takes a file written by torch.save(model.state_dict(), PATH)",
         ) from None
     return _state_dict_in(data, path)
+
+
+def _first_line(text: str, limit: int = 160) -> str:
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    line = "".join(c if c.isprintable() else "?" for c in line)
+    if len(line) > limit:
+        line = line[:limit].rsplit(" ", 1)[0] + " ..."  # never cut mid-word
+    return line
+
+
+# torch's restricted unpickler names what it refused: "Unsupported global: GLOBAL os.system"
+# (older wording) or "Trying to load unsupported GLOBAL posix.system whose module ..." (2.13).
+_GLOBAL = re.compile(r"unsupported global:?\s+(?:GLOBAL\s+)?([A-Za-z_][\w.]{0,120})", re.I)
+
+
+def _unpickling_refused(path: Path, message: str) -> WeightsError:
+    """Say plainly that zoo will not unpickle the file; never repeat torch's weights_only advice."""
+    found = _GLOBAL.search(message)
+    detail = (
+        _first_line(message.split("WeightsUnpickler error:")[-1])
+        if "WeightsUnpickler error:" in message
+        else ""
+    )
+    if found is None and not any(w in detail.lower() for w in ("global", "class")):
+        return WeightsError(
+            f"{path} is not a readable PyTorch checkpoint ({detail or 'not a pickle'})",
+            hint="convert takes a file written by torch.save(model.state_dict(), PATH)",
+        )
+    what = f"it names {found.group(1)}" if found else "it holds objects beyond tensors"
+    return WeightsError(
+        f"{path} needs full unpickling, which zoo refuses: {what}, and unpickling runs "
+        "code the file chooses; zoo will not unpickle it",
+        hint="if you trust the file, load it yourself with torch.load, keep only "
+        "model.state_dict(), and torch.save that; then convert it",
+    )
+
+
+def _check_unpacked_size(path: Path) -> None:
+    """Refuse an archive that unpacks to far more than its size, before torch reads it.
+
+    ``torch.save`` writes an uncompressed zip, so an honest checkpoint unpacks
+    to about its own size; a deflated one claiming gigabytes is a bomb.
+    """
+    from zoo_core.limits import LIMITS, max_checkpoint_overhead
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return  # the legacy format: torch reads it record by record
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # torch.load says what is wrong with it
+    size = path.stat().st_size
+    allowed = size + max_checkpoint_overhead()
+    if unpacked > allowed:
+        raise WeightsError(
+            f"{path} unpacks to {unpacked} bytes from {size}; zoo allows at most {allowed} "
+            "(torch.save does not compress, so this is not a plain state dict)",
+            hint=f"if the file is genuine, raise the limit: {LIMITS['checkpoint'].env}=BYTES",
+        )
 
 
 def _state_dict_in(data: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -130,14 +180,48 @@ def convert_checkpoint(
     ]
     if shapes:
         problems.append("wrong shape: " + _few(shapes))
+    problems += _tensor_problems(tensors, expected)
     if problems:
         raise WeightsError(
             f"{checkpoint} does not fit {entry.name}: " + "; ".join(problems),
             hint="pick the architecture and --set values the checkpoint was trained with",
         )
+    tensors = {k: t if t.is_contiguous() else t.contiguous() for k, t in tensors.items()}
     model.load_state_dict(tensors, strict=True, assign=True)
     _materialise_leftovers(model, entry, config, None, None)
     return save_model(model, directory, max_shard_size=max_shard_size)
+
+
+# Floating dtypes a zoo model computes in; float8 is a storage format, not one of them.
+_COMPUTE_FLOATS = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+
+
+def _tensor_problems(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> list:
+    """Sparse tensors and dtypes the architecture cannot use, named (checked before saving)."""
+    sparse = [k for k in expected if k in tensors and tensors[k].layout != torch.strided]
+    dtypes = []
+    floats = set()
+    for k, want in expected.items():
+        t = tensors.get(k)
+        if t is None or t.layout != torch.strided:
+            continue
+        if want.is_floating_point():
+            if t.dtype in _COMPUTE_FLOATS:
+                floats.add(t.dtype)
+            else:
+                dtypes.append(f"{k} {str(t.dtype).removeprefix('torch.')} (model expects float)")
+        elif t.dtype != want.dtype:
+            have, need = (str(d).removeprefix("torch.") for d in (t.dtype, want.dtype))
+            dtypes.append(f"{k} {have} (model expects {need})")
+    problems = []
+    if sparse:
+        problems.append("sparse tensors (save them with .to_dense()): " + _few(sparse))
+    if dtypes:
+        problems.append("wrong dtype: " + _few(dtypes))
+    if len(floats) > 1:
+        kinds = ", ".join(sorted(str(d).removeprefix("torch.") for d in floats))
+        problems.append(f"mixed floating dtypes ({kinds}); cast them to one dtype first")
+    return problems
 
 
 def _few(items: list[str], limit: int = 5) -> str:

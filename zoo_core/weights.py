@@ -569,8 +569,21 @@ def _aliases(meta: dict[str, Any], keys: dict[str, Path]) -> dict[str, str]:
     }
 
 
-def structure_problems(saved: SavedModel, expected: dict[str, torch.Tensor]) -> list[str]:
-    """Every way the saved tensors differ from what the model expects (keys, shapes, dtypes)."""
+# Floating dtypes a model computes in; float8 is a storage format that forward cannot use.
+_COMPUTE_FLOATS = {"F64", "F32", "F16", "BF16"}
+
+
+def structure_problems(
+    saved: SavedModel, expected: dict[str, torch.Tensor], *, cast: bool = False
+) -> list[str]:
+    """Every way the saved tensors differ from what the model expects (keys, shapes, dtypes).
+
+    Floating tensors may be saved in any one of float64, float32, float16 or
+    bfloat16 (a model saved in bfloat16 loads in bfloat16), but not in float8
+    and not in a mix of them, which would load into a model whose forward
+    fails; ``cast=True`` (a load that casts every float to one dtype) allows
+    the mix. Integer and bool tensors must match exactly.
+    """
     available = set(saved.key_to_file) | set(saved.aliases)
     missing = sorted(set(expected) - available)
     unexpected = sorted(available - set(expected))
@@ -580,6 +593,8 @@ def structure_problems(saved: SavedModel, expected: dict[str, torch.Tensor]) -> 
     if unexpected:
         problems.append(f"unexpected {_few(unexpected)}")
     shapes, dtypes = [], []
+    # Per dtype the model expects, the saved floating dtypes seen (and one key of each).
+    floats: dict[str, dict[str, str]] = {}
     for key, file in saved.key_to_file.items():
         if key not in expected:
             continue
@@ -587,17 +602,21 @@ def structure_problems(saved: SavedModel, expected: dict[str, torch.Tensor]) -> 
         want = expected[key]
         if info.shape != tuple(want.shape):
             shapes.append(f"{key} {list(info.shape)} (model expects {list(want.shape)})")
-        # Any floating dtype is fine (a model saved in bfloat16 loads in bfloat16); others
-        # (integer step counters, bool masks) must match exactly.
         want_code = _dtype_code(want.dtype)
-        if info.is_floating != want.is_floating_point() or (
-            not info.is_floating and info.dtype != want_code
-        ):
+        if want.is_floating_point() and info.dtype in _COMPUTE_FLOATS:
+            floats.setdefault(want_code, {}).setdefault(info.dtype, key)
+        elif want.is_floating_point():
+            dtypes.append(f"{key} {info.dtype} (model expects F64, F32, F16 or BF16)")
+        elif info.dtype != want_code:
             dtypes.append(f"{key} {info.dtype} (model expects {want_code})")
     if shapes:
         problems.append("wrong shape: " + _few(shapes))
     if dtypes:
         problems.append("wrong dtype: " + _few(dtypes))
+    for seen in floats.values():
+        if len(seen) > 1 and not cast:
+            mix = ", ".join(f"{code} ({key})" for code, key in sorted(seen.items()))
+            problems.append(f"mixed floating dtypes: {mix}; load with a dtype to cast them to one")
     return problems
 
 
@@ -607,15 +626,18 @@ def _dtype_code(dtype: torch.dtype) -> str:
     return _torch_codes().get(dtype, str(dtype).removeprefix("torch."))
 
 
-def check_structure(saved: SavedModel, expected: dict[str, torch.Tensor]) -> None:
+def check_structure(
+    saved: SavedModel, expected: dict[str, torch.Tensor], *, cast: bool = False
+) -> None:
     """Compare the saved keys, shapes and dtypes with the model's, naming every mismatch.
 
     Only headers are consulted (already read by :func:`read_saved`): this is cheap.
+    ``cast`` is as in :func:`structure_problems`.
 
     Raises:
         WeightsError: keys missing, unexpected, or of another shape or kind of dtype.
     """
-    problems = structure_problems(saved, expected)
+    problems = structure_problems(saved, expected, cast=cast)
     if problems:
         arch = saved.record.get("architecture")
         raise WeightsError(

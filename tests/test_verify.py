@@ -116,3 +116,28 @@ def test_check_file_hashes_is_usable_on_its_own(sharded, tmp_path) -> None:
 def test_verify_of_something_that_is_not_a_model(tmp_path) -> None:
     assert _messages(verify_directory(tmp_path / "nope"))[0].endswith("is not a directory")
     assert "has no config.json" in _messages(verify_directory(tmp_path))[0]
+
+
+def test_verify_takes_a_lone_safetensors_file(tmp_path) -> None:
+    path = zoo_core.save_model(zoo_core.create_model("linear_regression"), tmp_path / "m")
+    lone = path / "model.safetensors"
+    result = run_zoo("verify", str(lone))
+    assert result.returncode == 0, result.stderr
+    assert f"ok: {lone}" in result.stdout
+    raw = tmp_path / "raw.safetensors"
+    save_file({"w": torch.zeros(2)}, raw)
+    result = run_zoo("verify", str(raw))
+    assert result.returncode == 1
+    assert "carries no zoo metadata" in result.stdout
+
+
+def test_verify_of_a_mixin_directory_points_to_arch(tmp_path) -> None:
+    target = tmp_path / "mixin"
+    target.mkdir()
+    save_file({"linear.weight": torch.zeros(1, 1), "linear.bias": torch.zeros(1)},
+              target / "model.safetensors")  # fmt: skip
+    (target / "config.json").write_text('{"input_dim": 1}')
+    result = run_zoo("verify", str(target))
+    assert result.returncode == 1
+    assert "--arch" in result.stderr
+    assert "save or download the model again" not in result.stderr

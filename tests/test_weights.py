@@ -74,7 +74,31 @@ def test_zoo_save_max_shard_size(tmp_path) -> None:
     assert run_zoo("verify", str(out)).returncode == 0
     bad = run_zoo("save", *args, "--max-shard-size", "lots")
     assert bad.returncode == 2
-    assert "invalid max_shard_size 'lots'" in bad.stderr
+    assert "invalid --max-shard-size 'lots'" in bad.stderr
+
+
+def test_shard_sizes_in_the_iec_units_zoo_prints_are_accepted(tmp_path) -> None:
+    from zoo_core.weights import shard_limit
+
+    assert shard_limit("1GiB") == 2**30
+    assert shard_limit("40 KiB") == 40 * 1024
+    assert shard_limit("1.5MiB") == 3 * 2**19
+    assert shard_limit("2gb") == 2 * 10**9
+    out = tmp_path / "m"
+    args = ["simple_rnn", str(out), "--set", "hidden_size=64", "--set", "num_layers=3"]
+    result = run_zoo("save", *args, "--max-shard-size", "40KiB")
+    assert result.returncode == 0, result.stderr
+    assert (out / INDEX_NAME).is_file()
+
+
+def test_a_tensor_larger_than_the_shard_size_is_said_once(tmp_path) -> None:
+    out = tmp_path / "m"
+    args = ["--set", "input_dim=200", "--set", "output_dim=200", "--max-shard-size", "50KB"]
+    result = run_zoo("save", "linear_regression", str(out), *args)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("zoo: warning:") == 1
+    assert "exceed the shard size 48.8 KiB" in result.stderr
+    assert "linear.weight, 156.2 KiB" in result.stderr
 
 
 def test_invalid_shard_size_writes_nothing(tmp_path) -> None:

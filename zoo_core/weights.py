@@ -605,9 +605,9 @@ def structure_problems(
         want_code = _dtype_code(want.dtype)
         if want.is_floating_point() and info.dtype in _COMPUTE_FLOATS:
             floats.setdefault(want_code, {}).setdefault(info.dtype, key)
-        elif want.is_floating_point():
+        elif want.is_floating_point() and info.is_floating:  # float8: storage only
             dtypes.append(f"{key} {info.dtype} (model expects F64, F32, F16 or BF16)")
-        elif info.dtype != want_code:
+        elif want.is_floating_point() or info.dtype != want_code:
             dtypes.append(f"{key} {info.dtype} (model expects {want_code})")
     if shapes:
         problems.append("wrong shape: " + _few(shapes))
@@ -795,11 +795,22 @@ def _save_error(directory: Path, err: OSError) -> WeightsError:
 
 
 _DEFAULT_SHARD = 5_000_000_000  # huggingface_hub's default: 5GB
-_UNITS = {"TB": 10**12, "GB": 10**9, "MB": 10**6, "KB": 10**3}
+_UNITS = {
+    "TB": 10**12, "GB": 10**9, "MB": 10**6, "KB": 10**3,
+    "TIB": 2**40, "GIB": 2**30, "MIB": 2**20, "KIB": 2**10,
+    "T": 10**12, "G": 10**9, "M": 10**6, "K": 10**3, "B": 1,
+}  # fmt: skip
 
 
-def shard_limit(max_shard_size: int | str | None) -> int:
-    """Bytes from a shard size: an int, digits, or a number with TB/GB/MB/KB (as the Hub reads it).
+def shard_limit(max_shard_size: int | str | None, *, name: str = "max_shard_size") -> int:
+    """Bytes from a shard size: an int, digits, or a number with a unit.
+
+    Units: TB/GB/MB/KB (decimal, as the Hub reads them) and TiB/GiB/MiB/KiB
+    (binary, as zoo prints sizes), in any case. ``name`` is how the caller
+    spells the option in the error (the CLI says ``--max-shard-size``).
+
+    >>> shard_limit("1GiB"), shard_limit("500MB")
+    (1073741824, 500000000)
 
     Raises:
         UsageError: not a positive size.
@@ -810,16 +821,17 @@ def shard_limit(max_shard_size: int | str | None) -> int:
     if isinstance(max_shard_size, int) and not isinstance(max_shard_size, bool):
         value = max_shard_size
     elif isinstance(max_shard_size, str):
-        text = max_shard_size.strip()
-        unit = text[-2:].upper()
+        text = max_shard_size.strip().replace(" ", "")
+        number = text.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        unit = text[len(number) :].upper()
         try:
-            value = float(text) if text.isdigit() else float(text[:-2]) * _UNITS[unit]
+            value = float(number) * (_UNITS[unit] if unit else 1)
         except (KeyError, ValueError):
             value = None
     if value is None or not value >= 1 or value == float("inf"):
         raise UsageError(
-            f"invalid max_shard_size {max_shard_size!r}",
-            hint="give bytes (1000000) or a size like 500MB or 2GB",
+            f"invalid {name} {str(max_shard_size)[:40]!r}",
+            hint="give bytes (1000000) or a size like 500MB, 2GB or 1GiB",
         )
     return int(value)
 
@@ -827,8 +839,21 @@ def shard_limit(max_shard_size: int | str | None) -> int:
 def _split(state_dict: dict[str, torch.Tensor], max_shard_size: int | str | None) -> Any:
     """The Hub's shard plan, or None when everything fits one ``model.safetensors``."""
     limit = shard_limit(max_shard_size)
-    if sum(t.numel() * t.element_size() for t in state_dict.values()) <= limit:
+    sizes = {k: t.numel() * t.element_size() for k, t in state_dict.items()}
+    if sum(sizes.values()) <= limit:
         return None  # the common case: no need to import huggingface_hub (and torch.distributed)
+    over = [k for k, n in sizes.items() if n > limit]
+    if over:
+        from zoo_core.units import human_bytes
+
+        biggest = max(over, key=sizes.__getitem__)
+        warnings.warn(
+            f"{len(over)} tensor(s) exceed the shard size {human_bytes(limit)} and get a shard "
+            f"of their own, larger than that (the biggest: {biggest}, "
+            f"{human_bytes(sizes[biggest])})",
+            ZooWarning,
+            stacklevel=4,
+        )
     from huggingface_hub import split_torch_state_dict_into_shards
 
     return split_torch_state_dict_into_shards(

@@ -234,7 +234,10 @@ def save_command(
     import warnings
 
     from zoo_core.errors import ZooWarning
-    from zoo_core.weights import is_zoo_file
+    from zoo_core.weights import is_zoo_file, shard_limit
+
+    if max_shard_size is not None:
+        shard_limit(max_shard_size, name="--max-shard-size")
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ZooWarning)

@@ -34,28 +34,40 @@ def convert_command(
     The file is read with torch.load(weights_only=True): tensors and plain
     containers only. A checkpoint that needs full unpickling is refused.
     """
+    import warnings
+
     from zoo_core.convert import convert_checkpoint
+    from zoo_core.errors import ZooWarning
+    from zoo_core.weights import shard_limit
 
     overrides = parse_assignments(assignments)
+    if max_shard_size is not None:
+        shard_limit(max_shard_size, name="--max-shard-size")
     registry()
-    path = convert_checkpoint(
-        checkpoint,
-        arch,
-        output,
-        overrides=overrides,
-        from_strings=True,
-        max_shard_size=max_shard_size,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ZooWarning)
+        path = convert_checkpoint(
+            checkpoint,
+            arch,
+            output,
+            overrides=overrides,
+            from_strings=True,
+            max_shard_size=max_shard_size,
+        )
+    for w in caught:
+        if issubclass(w.category, ZooWarning):
+            click.echo(f"zoo: warning: {w.message}", err=True)
     click.echo(f"converted {checkpoint} to {path} ({arch})")
 
 
 @click.command("verify")
-@click.argument("directory", type=click.Path(file_okay=False))
+@click.argument("directory", metavar="SOURCE")
 @click.option("--no-hashes", is_flag=True, help="Skip the sha256 check (structure only).")
 @json_option
 def verify_command(directory: str, no_hashes: bool, as_json: bool) -> None:
-    """Check a saved model DIRECTORY (or hf://OWNER/REPO[@REV]): shards, tensors, hashes.
+    """Check a saved model SOURCE: a directory, a .safetensors file, or hf://OWNER/REPO[@REV].
 
+    Checks shards, tensors, shapes, dtypes and (for directories) content hashes.
     Exits 0 when nothing is wrong (warnings allowed), 1 when a problem is found.
     """
     from zoo_core.errors import SourceNotFoundError, WeightsError
@@ -69,8 +81,8 @@ def verify_command(directory: str, no_hashes: bool, as_json: bool) -> None:
         path = str(resolve_hf_source(directory, check_plugin=False).path)
     elif not os.path.exists(directory):
         raise SourceNotFoundError(
-            f"no such directory: {directory}",
-            hint="give a saved model directory or hf://OWNER/REPO",
+            f"no such file or directory: {directory}",
+            hint="give a saved model directory, a .safetensors file, or hf://OWNER/REPO",
         )
     problems = verify_directory(path, hashes=not no_hashes)
     errors = [p for p in problems if p.level == "error"]
@@ -84,11 +96,14 @@ def verify_command(directory: str, no_hashes: bool, as_json: bool) -> None:
     for problem in problems:
         click.echo(str(problem))
     if errors:
+        # The first problem that knows what to do says it (e.g. --arch for another tool's
+        # weights); otherwise the model was damaged after it was written.
+        hint = next((p.hint for p in errors if p.hint), None)
         raise WeightsError(
             f"{directory}: {len(errors)} problem(s) found",
-            hint="save or download the model again; 'zoo verify --json' lists them for tools",
+            hint=hint or "save or download the model again; 'zoo verify --json' lists them",
         )
-    checked = "structure" if no_hashes else "structure and content hashes"
+    checked = "structure" if no_hashes or os.path.isfile(path) else "structure and content hashes"
     click.echo(f"ok: {directory} ({checked} checked)")
 
 

@@ -18,10 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from zoo_core import limits
 from zoo_core.build import Architecture
 from zoo_core.config import config_to_dict
 from zoo_core.errors import (
     ConfigError,
+    ModelNotFoundError,
     SourceNotFoundError,
     UsageError,
     WeightsError,
@@ -189,7 +191,11 @@ def _looks_like_path(source: str) -> bool:
 
 
 def _find_saved(
-    source: str | os.PathLike[str], overrides: dict[str, Any] | None, *, weights: bool = True
+    source: str | os.PathLike[str],
+    overrides: dict[str, Any] | None,
+    *,
+    weights: bool = True,
+    seed: int | None = None,
 ) -> SavedModel | None:
     """The saved model at ``source`` if it is a path or ``hf://``; None if it is a model name.
 
@@ -203,6 +209,11 @@ def _find_saved(
             raise ConfigError(
                 f"{text} is a saved model: its config comes from {where}, not from overrides",
                 hint="drop --set, or build a new model by name",
+            )
+        if seed is not None:
+            raise ConfigError(
+                f"{text} is a saved model: its weights come from {where}, so a seed has no use",
+                hint="drop --seed, or build a new model by name",
             )
 
     if text.startswith("hf://"):
@@ -293,25 +304,34 @@ def open_model(
     if arch is not None:
         saved, architecture, config = _foreign_saved(source, arch, overrides or {}, from_strings)
     else:
-        saved = _find_saved(source, overrides)
-        if saved is not None:
-            architecture, config = saved_architecture(saved)
+        saved = _find_saved(source, overrides, seed=seed)
     if saved is not None:
-        model = _load_saved(architecture, config, saved, target_device, target_dtype)
+        try:
+            if arch is None:
+                architecture, config = saved_architecture(saved)
+            model = _load_saved(architecture, config, saved, target_device, target_dtype)
+        finally:
+            saved.close()  # the tensors are read or mapped; the files need not stay open
         entry = architecture.entry
         assert entry is not None
         details = {"files": [str(f) for f in saved.files], **saved.provenance()}
         seconds = time.perf_counter() - started
         return LoadedModel(model, entry, saved.source, saved.kind, seconds, details)
     text = os.fspath(source)
-    entry, model = _create(
-        text,
-        overrides or {},
-        from_strings=from_strings,
-        seed=seed,
-        device=target_device,
-        dtype=target_dtype,
-    )
+    try:
+        entry, model = _create(
+            text,
+            overrides or {},
+            from_strings=from_strings,
+            seed=seed,
+            device=target_device,
+            dtype=target_dtype,
+        )
+    except ModelNotFoundError as err:
+        # "cnnn" may be a mistyped directory as much as a mistyped model name.
+        raise ModelNotFoundError(
+            f"{err.message}, and no file or directory {text!r} exists", hint=err.hint
+        ) from None
     return LoadedModel(model, entry, text, "name", time.perf_counter() - started)
 
 
@@ -324,6 +344,15 @@ def _load_saved(
 ) -> nn.Module:
     model = arch.build_meta(config, where=saved.path)
     expected = model.state_dict()
-    check_structure(saved, expected)
+    check_structure(saved, expected, cast=dtype is not None)
+    # Measured on meta, before anything is allocated: a config read from a file must not
+    # make zoo compute gigabytes that no file holds (tiny_transformer's max_len, say).
+    problem = limits.buffer_problem(model, expected)
+    if problem is not None:
+        raise WeightsError(
+            f"{saved.path}: {problem}",
+            hint="the config was damaged or edited by hand; if it is genuine, raise "
+            f"{limits.LIMITS['buffers'].env} (see SECURITY.md)",
+        )
     tensors = read_tensors(saved, list(expected), device=device, dtype=dtype)
     return arch.fill(model, tensors, config, device=device, dtype=dtype)

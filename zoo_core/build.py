@@ -98,7 +98,7 @@ class Architecture:
         try:
             return build_config(self.cls.Config, dict(fields))
         except ConfigError as err:
-            raise WeightsError(f"{where}: {err}", hint=err.hint) from None
+            raise WeightsError(f"{where}: {err.message}", hint=err.hint) from None
 
     # --- building ----------------------------------------------------------------
 
@@ -137,8 +137,11 @@ class Architecture:
         except _BUILD_ERRORS as err:
             if where is None:
                 raise
+            # torch's size errors carry a C++ stack trace after the first line.
+            text = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
             raise WeightsError(
-                f"{where}: cannot build {self.name} with the config it records: {err}",
+                f"{where}: cannot build {self.name} with the config it records: "
+                f"{text or type(err).__name__}",
                 hint="the config.json or metadata was damaged or edited by hand",
             ) from None
 

@@ -86,6 +86,12 @@ class ModelSpec:
             raise ValueError(
                 f"model name {self.name!r} must be lower case letters, digits, '_', '-' or '.'"
             )
+        if self.name.endswith((".json", ".safetensors")):
+            # load_model takes such a source for a file, so the model could never be named.
+            raise ValueError(
+                f"model name {self.name!r} must not end in .json or .safetensors "
+                "(zoo would take it for a file)"
+            )
         if not isinstance(self.target, str) or not _TARGET.match(self.target):
             raise ValueError(f"target {self.target!r} must look like 'package.module:ClassName'")
         if not isinstance(self.summary, str):

@@ -8,7 +8,7 @@ without a traceback; Python callers can catch :class:`ZooError` for all of them.
 ...     raise ModelNotFoundError("no model named 'simple_cnx'", hint="did you mean 'simple_cnn'?")
 ... except ZooError as err:
 ...     print(err)
-no model named 'simple_cnx'
+no model named 'simple_cnx' (did you mean 'simple_cnn'?)
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ class ZooError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        return self.message
+        # Python callers see the advice too (the CLI prints message and hint on two lines).
+        return f"{self.message} ({self.hint})" if self.hint else self.message
 
 
 class UsageError(ZooError):

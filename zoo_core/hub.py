@@ -310,7 +310,7 @@ def _read_record(config: Path, source: str) -> dict[str, Any]:
     try:
         return check_record(data, Path(source) / CONFIG_NAME)
     except WeightsError as err:
-        raise HubError(f"{source}: {err}", hint=err.hint) from None
+        raise HubError(f"{source}: {err.message}", hint=err.hint) from None
 
 
 def _weight_names(

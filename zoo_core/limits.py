@@ -15,10 +15,12 @@ more. This module imports nothing heavy: the Hub code and the CLI use it too.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 __all__ = [
     "LIMITS",
     "Limit",
+    "buffer_problem",
     "lock_timeout",
     "max_buffer_bytes",
     "max_card_bytes",
@@ -69,6 +71,25 @@ LIMITS: dict[str, Limit] = {
     ),
     "lock": Limit("ZOO_LOCK_TIMEOUT", 300, "seconds a save waits for another save's lock"),
 }
+
+
+def buffer_problem(model: Any, persistent: Any) -> str | None:
+    """Why a meta-built ``model``'s non-persistent buffers are too big to compute, or None.
+
+    ``persistent`` is its state dict (names that files hold). Sizes are read
+    from meta tensors, so measuring allocates nothing.
+    """
+    total = 0
+    for name, buffer in model.named_buffers():
+        if name not in persistent:
+            total += buffer.numel() * buffer.element_size()
+    limit = max_buffer_bytes()
+    if total <= limit:
+        return None
+    return (
+        f"its config makes zoo compute {total} bytes of buffers that no file holds; "
+        f"the limit is {limit}"
+    )
 
 
 def max_config_bytes() -> int:

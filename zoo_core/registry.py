@@ -282,6 +282,10 @@ class Registry:
                 hint = f"install it: pip install '{requirement}'"
                 if plugin is not None and plugin.status == "incompatible":
                     hint = f"{plugin.name} {plugin.error}"
+                elif plugin is not None and plugin.status == "disabled":
+                    hint = f"remove {plugin.name} from ZOO_DISABLE_PLUGINS to load it"
+                elif plugin is not None:
+                    hint = f"{plugin.name} failed to load ({plugin.error}); see 'zoo plugins'"
                 raise PluginNotInstalledError(
                     f"these weights are a {architecture!r} model from the plugin "
                     f"{distribution} (version {version or 'unknown'}), which {state}",
@@ -417,6 +421,14 @@ def get_registry(*, refresh: bool = False) -> Registry:
         for p in _REGISTRY.unusable:
             warnings.warn(
                 f"zoo plugin {p.name} is {p.status} ({p.error}); see 'zoo plugins'",
+                ZooPluginWarning,
+                stacklevel=2,
+            )
+        known = {canonical_name(n) for p in _REGISTRY.plugins for n in (p.name, p.entry_point) if n}
+        for name in sorted({canonical_name(n) for n in _env_list("ZOO_DISABLE_PLUGINS")} - known):
+            warnings.warn(
+                f"ZOO_DISABLE_PLUGINS names {name!r}, which is not an installed plugin; "
+                "see 'zoo plugins' for the names",
                 ZooPluginWarning,
                 stacklevel=2,
             )

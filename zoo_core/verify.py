@@ -110,7 +110,7 @@ def _check_hashes(opened: OpenedDirectory, files: Mapping[str, Any]) -> list[Pro
 
 def _about(message: str, shown: Path) -> str:
     """A message about ``shown`` without its name in front (the Problem names it)."""
-    return message.removeprefix(f"{shown} ").removeprefix(f"{shown}: ")
+    return message.removeprefix(f"{shown}: ").removeprefix(f"{shown} ")
 
 
 def verify_directory(path: str | os.PathLike[str], *, hashes: bool = True) -> list[Problem]:
@@ -225,17 +225,23 @@ def _shard_problems(opened: OpenedDirectory) -> list[Problem]:
 
 def _architecture_problems(saved: Any) -> list[Problem]:
     from zoo_core.api import saved_architecture
+    from zoo_core.limits import buffer_problem
     from zoo_core.weights import structure_problems
 
     try:
         arch, config = saved_architecture(saved)
         model = arch.build_meta(config, where=saved.path)
     except ZooError as err:
-        return [Problem(str(saved.path), err.message)]
-    return [
+        return [Problem(str(saved.path), _about(err.message, saved.path), hint=err.hint)]
+    expected = model.state_dict()
+    problems = [
         Problem(str(saved.path), f"does not fit {arch.name}: {p}")
-        for p in structure_problems(saved, model.state_dict())
+        for p in structure_problems(saved, expected)
     ]
+    too_big = buffer_problem(model, expected)
+    if too_big is not None:
+        problems.append(Problem(str(saved.path), too_big))
+    return problems
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:

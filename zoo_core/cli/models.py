@@ -62,7 +62,7 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
     entry = arch.entry
     assert entry is not None
     cls = arch.cls
-    model = arch.build_meta(config)
+    model = arch.build_meta(config, where=origin)
     with torch.device("meta"):
         example = model.example_input(1)
     stats = _tensor_stats(model)

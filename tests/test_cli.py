@@ -153,7 +153,9 @@ def test_error_truncated(saved_cnn) -> None:
 
 def test_error_plugin_not_installed(saved_cnn) -> None:
     result = run_zoo("load", str(saved_cnn), ZOO_DISABLE_PLUGINS="zoo-cnn")
-    _assert_clean_error(result, 1, "zoo-cnn", "pip install 'zoo-cnn>=0.1.0'")
+    # Disabled, not missing: the advice is to re-enable it, not to install it (issue 8).
+    _assert_clean_error(result, 1, "zoo-cnn", "is disabled", "remove zoo-cnn from")
+    assert "pip install" not in result.stderr
 
 
 def test_error_key_and_shape_mismatch(saved_cnn, tmp_path) -> None:

@@ -1,4 +1,8 @@
-"""Crash safety: `zoo save` killed with SIGKILL at many points never leaves a mixed model."""
+"""Crash safety: `zoo save` killed with SIGKILL at many points never leaves a mixed model.
+
+A loader process keeps loading the directory the whole time, through every
+kill, and must never get an error or a model mixing two saves.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import json
 import os
 import signal
 import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -15,9 +21,31 @@ import zoo_core
 from tests.conftest import ZOO
 from zoo_core.verify import verify_directory
 
-# 2048 x 8192 float32 = 64 MiB, in 16 MiB shards: several files, so a kill can land
-# between shards, between the shards and the index, and around the swap.
-SETS = ["--set", "input_dim=8192", "--set", "output_dim=2048", "--max-shard-size", "16MB"]
+# 1024 x 4096 float32 = 16 MiB for the weight in a shard of its own and the bias in another
+# (4 MB shards): a kill can land inside a shard, between the files, and around the swap.
+DIMS = {"input_dim": 4096, "output_dim": 1024}
+SETS = ["--set", "input_dim=4096", "--set", "output_dim=1024", "--max-shard-size", "4MB"]
+POINTS = 50
+
+LOADER = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    import zoo_core
+    target, stop = Path(sys.argv[1]), Path(sys.argv[2])
+    with open(sys.argv[3], "w") as out:
+        while not stop.exists():
+            try:
+                m = zoo_core.load_model(target)
+                w, b = m.linear.weight, m.linear.bias
+                row = {"bias": b[:4].tolist(), "first": w[0, :4].tolist(),
+                       "last": w[-1, :4].tolist()}
+            except Exception as err:
+                row = {"error": f"{type(err).__name__}: {err}"}
+            out.write(json.dumps(row) + "\\n")
+            out.flush()
+    """
+)
 
 
 def _start_save(target: Path, seed: int) -> subprocess.Popen[bytes]:
@@ -41,9 +69,24 @@ def _hashes(target: Path) -> str:
     return json.dumps(json.loads((target / "config.json").read_text())["files"], sort_keys=True)
 
 
+def _fingerprints(seeds: range) -> dict[tuple[float, ...], int]:
+    """Each seed's first bias values: which save a loaded bias came from."""
+    out = {}
+    for seed in seeds:
+        model = zoo_core.create_model("linear_regression", seed=seed, **DIMS)
+        out[tuple(model.linear.bias[:4].tolist())] = seed
+    return out
+
+
+def _rows_of(seed: int) -> tuple[list[float], list[float]]:
+    model = zoo_core.create_model("linear_regression", seed=seed, **DIMS)
+    return model.linear.weight[0, :4].tolist(), model.linear.weight[-1, :4].tolist()
+
+
 @pytest.mark.slow
 def test_a_killed_save_leaves_the_old_model_or_the_new_one(tmp_path) -> None:
-    parent = tmp_path
+    parent = tmp_path / "models"
+    parent.mkdir()
     target = parent / "m"
     first = _start_save(target, seed=0)
     began = _wait_for_temporary(parent, first)
@@ -52,24 +95,48 @@ def test_a_killed_save_leaves_the_old_model_or_the_new_one(tmp_path) -> None:
     known = {_hashes(target)}
     outcomes = {"old": 0, "new": 0}
     leftovers_seen = 0
-    points = 15
-    for i in range(points):
-        proc = _start_save(target, seed=i + 1)
-        started = _wait_for_temporary(parent, proc)
-        # Spread the kills over the whole write, the swap and the cleanup (and a bit after).
-        delay = write_seconds * 1.2 * (i / (points - 1)) ** 2  # denser early, in the writes
-        time.sleep(max(0.0, started + delay - time.monotonic()))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-        leftovers_seen += any(p.name != "m" for p in parent.iterdir())
-        # The next load recovers or cleans what the crash left, then the model must be whole.
-        model = zoo_core.load_model(target)
-        assert model.config.input_dim == 8192
-        assert sorted(os.listdir(parent)) == ["m"], f"kill {i} left {os.listdir(parent)}"
-        assert verify_directory(target) == [], f"kill {i} after {delay:.2f}s left a mixed model"
-        state = _hashes(target)
-        outcomes["old" if state in known else "new"] += 1
-        known.add(state)
+    stop, log = tmp_path / "stop", tmp_path / "loads.jsonl"
+    loader = subprocess.Popen([sys.executable, "-c", LOADER, str(target), str(stop), str(log)])
+    try:
+        for i in range(POINTS):
+            proc = _start_save(target, seed=i + 1)
+            started = _wait_for_temporary(parent, proc)
+            # Spread the kills over the whole write, the swap and the cleanup (and a bit after).
+            delay = write_seconds * 1.2 * (i / (POINTS - 1)) ** 2  # denser early, in the writes
+            time.sleep(max(0.0, started + delay - time.monotonic()))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+            leftovers_seen += any(p.name != "m" for p in parent.iterdir())
+            # The next load recovers or cleans what the crash left, then the model must be whole.
+            model = zoo_core.load_model(target)
+            assert model.config.input_dim == 4096
+            assert sorted(os.listdir(parent)) == ["m"], f"kill {i} left {os.listdir(parent)}"
+            assert verify_directory(target) == [], f"kill {i} after {delay:.2f}s left a mix"
+            state = _hashes(target)
+            outcomes["old" if state in known else "new"] += 1
+            known.add(state)
+    finally:
+        stop.touch()
+        loader.wait(timeout=120)
+    assert loader.returncode == 0
     # The schedule must really have hit both sides of the swap, and mid-write states.
-    assert outcomes["old"] >= 2 and outcomes["new"] >= 1, outcomes
-    assert leftovers_seen >= 2
+    assert outcomes["old"] >= 5 and outcomes["new"] >= 5, outcomes
+    assert leftovers_seen >= 5
+    # Every load the loader made during the kills saw one whole save.
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    errors = [r["error"] for r in rows if "error" in r]
+    assert not errors, errors[:3]
+    assert len(rows) >= 50, len(rows)
+    seed_of = _fingerprints(range(POINTS + 1))
+    seen = {}
+    for row in rows:
+        seed = seed_of.get(tuple(row["bias"]))
+        assert seed is not None, f"a load returned a bias no save wrote: {row}"
+        seen.setdefault(seed, []).append(row)
+    for seed, loads in seen.items():
+        first_row, last_row = _rows_of(seed)
+        for row in loads:
+            assert row["first"] == first_row and row["last"] == last_row, (
+                f"a load mixed the bias of save {seed} with another save's weight"
+            )
+    print(f"kills: {POINTS}, outcomes: {outcomes}, loads during kills: {len(rows)}")

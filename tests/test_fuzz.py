@@ -4,10 +4,17 @@ Every generated case must end either in a model (a mutation that happens to be
 harmless) or in a :class:`ZooError` with a message; any other exception, a hang
 (hypothesis' deadline) or a huge allocation (checked before reading) fails.
 Cases that are invalid by construction must end in a ZooError.
+
+How many cases: a quick default for developers (60 per property), and the full
+count when ``CI=true`` (what CI sets) or ``ZOO_FUZZ=full``: 1000 per property,
+at least 10,000 generated cases across weights files, index files and
+``config.json`` (``test_zz_case_count`` checks the total). ``ZOO_FUZZ_EXAMPLES=N``
+sets the count per property directly.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import shutil
@@ -26,8 +33,13 @@ from tests.conftest import run_zoo
 from zoo_core.errors import ZooError
 from zoo_core.weights import INDEX_NAME
 
+FULL = os.environ.get("CI", "").lower() == "true" or os.environ.get("ZOO_FUZZ") == "full"
+EXAMPLES = int(os.environ.get("ZOO_FUZZ_EXAMPLES") or (1000 if FULL else 60))
+# Generated cases run, per test (each case makes one scratch copy).
+CASES: collections.Counter[str] = collections.Counter()
+
 FUZZ = settings(
-    max_examples=150,
+    max_examples=EXAMPLES,
     deadline=2000,
     # `scratch` is a factory that makes a fresh copy on each call, so sharing it is safe.
     suppress_health_check=[
@@ -49,16 +61,23 @@ def pristine() -> Iterator[Path]:
     model = zoo_core.create_model("linear_regression", input_dim=40, output_dim=30, seed=0)
     zoo_core.save_model(model, root / "single")
     zoo_core.save_model(model, root / "sharded", max_shard_size=1000)
+    small = {"d_model": 16, "num_heads": 2, "num_layers": 1, "dim_feedforward": 16}
+    zoo_core.save_model(
+        zoo_core.create_model("tiny_transformer", vocab_size=50, seed=0, **small),
+        root / "transformer",
+    )
     yield root
     shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
-def scratch() -> Iterator[Callable[[str], Path]]:
+def scratch(request: pytest.FixtureRequest) -> Iterator[Callable[[str], Path]]:
     """Fresh copies of the pristine directories, one per hypothesis example."""
     made: list[Path] = []
+    name = request.node.originalname
 
     def copy(src: Path) -> Path:
+        CASES[name] += 1
         dst = Path(tempfile.mkdtemp(prefix="zoo-case-")) / "m"
         shutil.copytree(src, dst, symlinks=True)
         made.append(dst.parent)
@@ -370,3 +389,96 @@ def test_hostile_files_through_the_cli(pristine, scratch) -> None:
     result = run_zoo("verify", str(d))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
+
+
+@FUZZ
+@given(index=_json_value, keep_map=st.booleans())
+def test_random_index_files(pristine, scratch, index, keep_map) -> None:
+    d = scratch(pristine / "sharded")
+    original = json.loads((d / INDEX_NAME).read_text())
+    if keep_map and isinstance(index, dict):
+        # The right weight map inside a random object: only a broken one may fail.
+        index = {**index, "weight_map": original["weight_map"]}
+    elif keep_map:
+        index = {"weight_map": index}
+    (d / INDEX_NAME).write_text(json.dumps(index))
+    valid_map = isinstance(index, dict) and index.get("weight_map") == original["weight_map"]
+    _load(d, must_fail=not valid_map)
+
+
+@FUZZ
+@given(text=st.one_of(st.binary(max_size=200), _json_value.map(lambda v: json.dumps(v).encode())))
+def test_random_config_json_bytes(pristine, scratch, text) -> None:
+    d = scratch(pristine / "single")
+    (d / "config.json").write_bytes(text)
+    _load(d, must_fail=True)  # no random bytes make a zoo record naming an architecture
+
+
+_size = st.one_of(
+    st.integers(min_value=-3, max_value=64),
+    st.integers(min_value=-(2**63), max_value=2**63),
+    st.sampled_from([0, 1, 2**31, 2**32 + 1, 2**62, 10**30]),
+)
+
+
+@FUZZ
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(
+            ["max_len", "d_model", "num_heads", "vocab_size", "seq_len", "num_classes",
+             "dim_feedforward", "dropout", "pooling", "input_kind"]
+        ),
+        st.one_of(_size, _json_value),
+        min_size=1,
+        max_size=4,
+    )
+)  # fmt: skip
+def test_config_values_cannot_make_a_load_allocate_without_bound(
+    pristine, scratch, fields, monkeypatch
+) -> None:
+    # What the config makes zoo compute beyond the weights is capped (SECURITY.md); a
+    # low cap here keeps every case small and fast, the default cap is tested elsewhere.
+    # num_layers is left out: a constructor looping a billion times is the plugin's to
+    # refuse (SECURITY.md, "Limits"), zoo cannot see it coming.
+    monkeypatch.setenv("ZOO_MAX_BUFFER_BYTES", str(8 * 1024 * 1024))
+    d = scratch(pristine / "transformer")
+    record = json.loads((d / "config.json").read_text())
+    record["config"].update(fields)
+    (d / "config.json").write_text(json.dumps(record))
+    _load(d, must_fail=False)  # max_len, dropout and pooling may change harmlessly
+
+
+@FUZZ
+@given(
+    member=st.sampled_from(["config.json", INDEX_NAME, "model-00001-of-00002.safetensors"]),
+    kind=st.sampled_from(["fifo", "directory", "dev-null", "dev-zero", "empty", "dangling"]),
+)
+def test_members_that_are_not_regular_files(pristine, scratch, member, kind) -> None:
+    d = scratch(pristine / "sharded")
+    path = d / member
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "dangling":
+        os.symlink("nowhere.safetensors", path)
+    else:
+        os.symlink("/dev/null" if kind == "dev-null" else "/dev/zero", path)
+    _load(d, must_fail=True)
+    from zoo_core.verify import verify_directory
+
+    assert verify_directory(d), f"verify found nothing wrong with {member} as {kind}"
+
+
+def test_zz_case_count() -> None:
+    """The full run generates at least 10,000 cases (runs last: tests run in file order)."""
+    total = sum(CASES.values())
+    print(f"fuzz cases: {total} ({dict(CASES)})")
+    properties = [n for n, f in globals().items() if n.startswith("test_") and hasattr(
+        f, "hypothesis"
+    )]  # fmt: skip
+    if FULL and set(CASES) >= set(properties):
+        assert total >= 10_000, total

@@ -1,9 +1,13 @@
-"""Messages that must not mislead, configs that must not crash (issue 8 items 5, 10, 11)."""
+"""Messages that must not mislead, configs that must not crash (issue 8 items 5, 10-12)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -161,3 +165,98 @@ def test_a_directory_whose_name_is_not_utf8_loads(tmp_path) -> None:
     loaded = zoo_core.load_model(os.fsdecode(target))
     assert torch.equal(loaded.linear.weight, model.linear.weight)
     assert verify_directory(os.fsdecode(target)) == []
+
+
+# Item 12: usability ------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _readme_blocks(language: str) -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+
+
+def test_the_readme_plugin_example_builds_as_written(tmp_path) -> None:
+    import tomllib
+
+    toml = next(b for b in _readme_blocks("toml") if "[project.entry-points.zoo]" in b)
+    files = {"pyproject.toml": toml}
+    for block in _readme_blocks("python"):
+        first = block.splitlines()[0]
+        if first.startswith("# zoo_mlp/"):
+            files[first[2:].split(":")[0].strip()] = block
+    assert set(files) == {"pyproject.toml", "zoo_mlp/plugin.py", "zoo_mlp/model.py"}
+    assert "`zoo_mlp/__init__.py`" in (ROOT / "README.md").read_text()
+    project = tomllib.loads(toml)["project"]
+    assert project["version"] and project["name"] == "zoo-mlp"
+    for name, text in {**files, "zoo_mlp/__init__.py": ""}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    # What pip does first: the build backend reads the metadata (a version is required).
+    script = (
+        "import setuptools.build_meta as b, sys; "
+        "print(b.prepare_metadata_for_build_wheel(sys.argv[1]))"
+    )
+    out = tmp_path / "meta"
+    out.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(out)], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    metadata = (out / result.stdout.split()[-1] / "METADATA").read_text()
+    assert "Version: 0.1.0" in metadata
+    entry_points = (out / result.stdout.split()[-1] / "entry_points.txt").read_text()
+    assert "mlp = zoo_mlp.plugin" in entry_points
+
+
+def test_new_plugin_next_steps_install_the_test_extra(tmp_path) -> None:
+    result = run_zoo("new-plugin", "zoo-demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "pip install -e 'zoo-demo[test]' && pytest zoo-demo" in result.stdout
+
+
+def test_ci_removes_its_virtual_environment_on_exit() -> None:
+    script = (ROOT / ".ci" / "run").read_text()
+    assert "trap 'rm -rf \"$work\"' EXIT" in script
+    assert "venv=$work/venv" in script
+    assert "mktemp -d)/venv" not in script
+
+
+# Item 6: limits checked before the work ----------------------------------------------------------
+
+
+def _many_tensors(path: Path, count: int) -> None:
+    header = {f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]} for i in range(count)}
+    header["__metadata__"] = {"zoo.architecture": "linear_regression"}
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw)
+
+
+def test_too_many_tensors_are_refused_before_parsing(tmp_path, monkeypatch) -> None:
+    lone = tmp_path / "many.safetensors"
+    _many_tensors(lone, 1001)
+    monkeypatch.setenv("ZOO_MAX_TENSORS", "1000")
+    with pytest.raises(WeightsError, match="describes more than 1000 tensors"):
+        zoo_core.load_model(lone)
+    result = run_zoo("info", str(lone))
+    assert result.returncode == 1 and "more than 1000 tensors" in result.stderr
+    # Across shards: the index alone says how many there are.
+    path = zoo_core.save_model(
+        zoo_core.create_model("simple_rnn", hidden_size=64, num_layers=3),
+        tmp_path / "m",
+        max_shard_size="40KB",
+    )
+    monkeypatch.setenv("ZOO_MAX_TENSORS", "5")
+    with pytest.raises(WeightsError, match=r"lists \d+ tensors; zoo reads at most 5"):
+        zoo_core.load_model(path)
+
+
+def test_the_default_tensor_limit_is_documented() -> None:
+    from zoo_core import limits
+
+    assert limits.max_tensors() == 200_000
+    security = (ROOT / "SECURITY.md").read_text()
+    for limit in limits.LIMITS.values():
+        assert f"`{limit.env}`" in security, limit.env

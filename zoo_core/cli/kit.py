@@ -146,7 +146,8 @@ def new_plugin_command(name: str, model: str | None, directory: str | None) -> N
     click.echo("next:")
     click.echo(f"  pip install -e {shown}")
     click.echo(f"  zoo check {names.model}")
-    click.echo(f"  pytest {shown}")
+    # Its tests need the test extra (pytest), which a plain install leaves out.
+    click.echo(f"  pip install -e '{shown}[test]' && pytest {shown}")
     click.echo(f"  then write your model in {shown / names.package / 'model.py'}")
 
 

@@ -190,9 +190,10 @@ def test_the_readme_plugin_example_builds_as_written(tmp_path) -> None:
     assert "`zoo_mlp/__init__.py`" in (ROOT / "README.md").read_text()
     project = tomllib.loads(toml)["project"]
     assert project["version"] and project["name"] == "zoo-mlp"
+    project_dir = tmp_path / "zoo-mlp"
     for name, text in {**files, "zoo_mlp/__init__.py": ""}.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+        (project_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (project_dir / name).write_text(text)
     # What pip does first: the build backend reads the metadata (a version is required).
     script = (
         "import setuptools.build_meta as b, sys; "
@@ -201,7 +202,7 @@ def test_the_readme_plugin_example_builds_as_written(tmp_path) -> None:
     out = tmp_path / "meta"
     out.mkdir()
     result = subprocess.run(
-        [sys.executable, "-c", script, str(out)], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-c", script, str(out)], cwd=project_dir, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-2000:]
     metadata = (out / result.stdout.split()[-1] / "METADATA").read_text()

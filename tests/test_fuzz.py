@@ -40,7 +40,9 @@ CASES: collections.Counter[str] = collections.Counter()
 
 FUZZ = settings(
     max_examples=EXAMPLES,
-    deadline=2000,
+    # Generous, so a loaded CI machine does not fail a case for being slow; a case that
+    # does real work on hostile input (a huge allocation, a parse of gigabytes) takes far longer.
+    deadline=5000,
     # `scratch` is a factory that makes a fresh copy on each call, so sharing it is safe.
     suppress_health_check=[
         HealthCheck.too_slow,
@@ -66,6 +68,7 @@ def pristine() -> Iterator[Path]:
         zoo_core.create_model("tiny_transformer", vocab_size=50, seed=0, **small),
         root / "transformer",
     )
+    zoo_core.load_model(root / "transformer")  # imports the plugin's model code before timing
     yield root
     shutil.rmtree(root, ignore_errors=True)
 

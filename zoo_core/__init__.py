@@ -32,7 +32,7 @@ from zoo_core.errors import (
     ZooError,
 )
 from zoo_core.registry import get_registry, list_models
-from zoo_core.spec import PLUGIN_API_VERSION, ModelSpec, hookimpl
+from zoo_core.spec import PLUGIN_API_VERSION, ModelSpec, WeightsSpec, hookimpl
 
 __version__ = "0.1.0"
 
@@ -65,6 +65,7 @@ __all__ = [
     "SourceNotFoundError",
     "UsageError",
     "WeightsError",
+    "WeightsSpec",
     "ZooError",
     "ZooModel",
     "__version__",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from zoo_core.spec import ModelSpec
+    from zoo_core.spec import ModelSpec, WeightsSpec
 
 PROJECT_NAME = "zoo"
 
@@ -23,3 +23,12 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 @hookspec
 def zoo_register_models() -> list[ModelSpec]:
     """Return the :class:`~zoo_core.ModelSpec` of each model this plugin provides."""
+
+
+@hookspec
+def zoo_register_weights() -> list[WeightsSpec]:
+    """Return the :class:`~zoo_core.WeightsSpec` of each weights variant this plugin publishes.
+
+    Optional. A plugin may implement only this hook to publish weights for
+    another plugin's architecture (``WeightsSpec(model="zoo-cnn:simple_cnn", ...)``).
+    """

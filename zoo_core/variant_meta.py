@@ -12,6 +12,7 @@ weights={...})``. Every key is optional except ``tag``::
                   "train_split": "rows 0-1346", "test_split": "rows 1347-1796"},
       "metrics": [{"name": "accuracy", "value": 0.97, "split": "test"}],
       "labels": ["0", "1", ...],               # class index -> label
+      "head": ["fc"],                          # modules re-initialised for a new num_classes
       "preprocessing": {
         "layout": "NCHW",                      # documents the batch layout
         "reshape": [1, 8, 8],                  # each sample is reshaped to this
@@ -23,6 +24,11 @@ weights={...})``. Every key is optional except ``tag``::
       "license": "CC-BY-4.0",
       "training": {"script": "...", "command": "...", "seed": 0, "recipe": "...", "url": "..."}
     }
+
+``head`` lists the modules a new class count may replace: ``create_model(
+"simple_cnn.digits", num_classes=5)`` re-initialises the tensors under them
+whose shapes changed and keeps every other tensor; a shape change anywhere
+else is an error.
 
 ``image`` says how an image file becomes the raw array the data set stores:
 convert to ``mode`` (``L`` grey or ``RGB``), resize the shorter side to
@@ -63,6 +69,7 @@ _MAX_DIMS = 8
 _LAYOUT = re.compile(r"[A-Z]{1,8}\Z")
 _DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32")
 _IMAGE_MODES = ("L", "RGB")
+_MODULE = re.compile(r"[A-Za-z_0-9]+(?:\.[A-Za-z_0-9]+)*\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -131,6 +138,7 @@ _TOP = (
     "dataset",
     "metrics",
     "labels",
+    "head",
     "preprocessing",
     "license",
     "training",
@@ -185,6 +193,13 @@ def check_weights_section(section: Any, where: str) -> dict[str, Any]:
             raise c.fail("labels", f"must be a list of 1 to {MAX_LABELS} strings")
         for label in labels:
             c.text(label, "labels")
+    if "head" in data:
+        head = data["head"]
+        if not isinstance(head, list) or len(head) > 64:
+            raise c.fail("head", "must be a list of at most 64 module names")
+        for module in head:
+            if not _MODULE.match(c.text(module, "head")):
+                raise c.fail("head", "must hold module names like 'fc' or 'classifier.1'")
     if "preprocessing" in data:
         data["preprocessing"] = _check_preprocessing(c, data["preprocessing"])
     return data

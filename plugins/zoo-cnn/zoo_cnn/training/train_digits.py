@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "metrics": [{"name": "accuracy", "value": accuracy, "split": "test"}],
         "labels": [str(i) for i in range(10)],
+        "head": ["fc"],
         "preprocessing": {
             "layout": "NCHW",
             "reshape": [1, 8, 8],

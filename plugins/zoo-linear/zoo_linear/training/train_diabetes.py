@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
             {"name": "r2", "value": r2, "split": "test"},
             {"name": "mse", "value": mse, "split": "test"},
         ],
+        "head": ["linear"],
         "preprocessing": {"layout": "NC", "reshape": [10], "dtype": "float32"},
         "license": "BSD-3-Clause",
         "training": {

@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "metrics": [{"name": "accuracy", "value": accuracy, "split": "test"}],
         "labels": [str(i) for i in range(10)],
+        "head": ["fc"],
         "preprocessing": {"layout": "NTC", "reshape": [8, 8], "dtype": "float32", "scale": scale},
         "license": "CC-BY-4.0",
         "training": {

@@ -44,12 +44,15 @@ _LAZY = {
     "load_model": "zoo_core.api",
     "push_to_hub": "zoo_core.hub",
     "pull": "zoo_core.hub",
+    "predict": "zoo_core.predict",
+    "preprocess": "zoo_core.predict",
 }
 
 if TYPE_CHECKING:
     from zoo_core.api import create_model, load_model, save_model
     from zoo_core.hub import pull, push_to_hub
     from zoo_core.model import ZooModel
+    from zoo_core.predict import predict, preprocess
 
 __all__ = [
     "PLUGIN_API_VERSION",
@@ -74,6 +77,8 @@ __all__ = [
     "hookimpl",
     "list_models",
     "load_model",
+    "predict",
+    "preprocess",
     "pull",
     "push_to_hub",
     "save_model",

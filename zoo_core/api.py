@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,23 +30,31 @@ from zoo_core.model import ZooModel
 from zoo_core.placement import parse_device, parse_dtype
 from zoo_core.registry import ModelEntry, get_registry
 from zoo_core.variant_meta import check_weights_section
+from zoo_core.variants import is_variant_name
 from zoo_core.weights import (
     SavedModel,
     check_structure,
     make_record,
     read_saved,
     read_tensors,
+    structure_problems,
     write_directory,
 )
 
 __all__ = [
     "LoadedModel",
+    "PretrainedHeadWarning",
     "create_model",
     "describe_source",
     "load_model",
     "open_model",
+    "open_variant",
     "save_model",
 ]
+
+
+class PretrainedHeadWarning(UserWarning):
+    """Issued when a weights variant is loaded with a new head (re-initialised tensors named)."""
 
 
 @dataclass
@@ -99,26 +108,48 @@ def create_model(
     name: str,
     /,
     *,
+    pretrained: bool | str = False,
     seed: int | None = None,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     **overrides: Any,
 ) -> ZooModel:
-    """Build a freshly initialised model by name, with config overrides.
+    """Build a model by name, freshly initialised or from pretrained weights.
 
     Args:
-        name: a model name from :func:`list_models`, bare or ``DIST:NAME``.
+        name: a model name from :func:`list_models`, bare or ``DIST:NAME``; or a
+            weights variant ``NAME.TAG`` (``"simple_cnn.digits"``).
+        pretrained: ``True`` loads the model's default weights variant, a
+            string the variant with that tag (``pretrained="digits"``).
         seed: when given, initialise from this seed without touching the
             global random state.
         device, dtype: where to build and which floating dtype to use.
         **overrides: config fields, checked against the model's ``Config``.
+
+    With weights (a variant name or ``pretrained``), overrides that change no
+    tensor's shape are applied as given; a new class count (``num_classes=5``)
+    keeps every pretrained tensor that still fits, initialises the variant's
+    head afresh (from ``seed``) and warns which tensors it re-initialised; any
+    other shape change is a :class:`WeightsError` naming the tensors. The model
+    carries the variant's metadata in ``model.weights_info``.
 
     Raises:
         ModelNotFoundError, AmbiguousModelError: the name does not resolve.
         ConfigError: an override is unknown or has the wrong type.
 
     >>> model = create_model("simple_rnn", cell="gru", seed=0)   # doctest: +SKIP
+    >>> model = create_model("simple_cnn", pretrained=True)      # doctest: +SKIP
+    >>> model = create_model("simple_cnn.digits", num_classes=5) # doctest: +SKIP
     """
+    if pretrained is not False or is_variant_name(name):
+        return open_variant(
+            name,
+            pretrained=pretrained,
+            overrides=overrides,
+            seed=seed,
+            device=parse_device(device),
+            dtype=parse_dtype(dtype),
+        ).model
     _, model = _create(
         name,
         overrides,
@@ -278,12 +309,15 @@ def _saved_entry_and_config(saved: SavedModel) -> tuple[ModelEntry, Any]:
     entry = get_registry().resolve_saved(
         saved.architecture, saved.record.get("plugin"), saved.record.get("plugin_version")
     )
+    return entry, _record_config(entry, saved.record, saved.path)
+
+
+def _record_config(entry: ModelEntry, record: dict[str, Any], where: Path) -> Any:
     try:
-        config = build_config(entry.load_class().Config, saved.record["config"])
+        return build_config(entry.load_class().Config, record.get("config", {}))
     except ConfigError as err:
         # A bad config inside a file is a problem with the file, not the command line.
-        raise WeightsError(f"{saved.path}: {err}", hint=err.hint) from None
-    return entry, config
+        raise WeightsError(f"{where}: {err}", hint=err.hint) from None
 
 
 def describe_source(
@@ -297,6 +331,14 @@ def describe_source(
     if saved is not None:
         entry, config = _saved_entry_and_config(saved)
         return entry, config, saved.source
+    if is_variant_name(os.fspath(source)):
+        from zoo_core.variants import get_variants, locate
+
+        located = locate(get_variants().resolve(os.fspath(source)), weights=False)
+        base = _record_config(located.entry, located.record, located.path)
+        cls = located.entry.load_class()
+        config = build_config(cls.Config, overrides or {}, base=base, from_strings=from_strings)
+        return located.entry, config, located.variant.spec.source
     entry = get_registry().resolve(os.fspath(source))
     return entry, _config_for(entry, overrides or {}, from_strings), os.fspath(source)
 
@@ -327,10 +369,20 @@ def open_model(
             entry, config = _saved_entry_and_config(saved)
     if saved is not None:
         model = _load_saved(entry, config, saved, target_device, target_dtype)
+        model.weights_info = _weights_info(saved)
         details = {"files": [str(f) for f in saved.files], **saved.provenance()}
         seconds = time.perf_counter() - started
         return LoadedModel(model, entry, saved.source, saved.kind, seconds, details)
     text = os.fspath(source)
+    if is_variant_name(text):
+        return open_variant(
+            text,
+            overrides=overrides or {},
+            from_strings=from_strings,
+            seed=seed,
+            device=target_device,
+            dtype=target_dtype,
+        )
     entry, model = _create(
         text,
         overrides or {},
@@ -340,6 +392,123 @@ def open_model(
         dtype=target_dtype,
     )
     return LoadedModel(model, entry, text, "name", time.perf_counter() - started)
+
+
+def _weights_info(saved: SavedModel) -> dict[str, Any] | None:
+    """The checked ``weights`` section of a saved model, if it has one."""
+    section = saved.record.get("weights")
+    return None if section is None else check_weights_section(section, str(saved.path))
+
+
+def open_variant(
+    name: str,
+    *,
+    pretrained: bool | str = True,
+    overrides: dict[str, Any] | None = None,
+    from_strings: bool = False,
+    seed: int | None = None,
+    device: torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> LoadedModel:
+    """Load a weights variant: ``NAME.TAG``, or model ``NAME`` with ``pretrained`` True or a tag.
+
+    The variant is located and checked first (its plugin, its config.json pin,
+    every file's hash); see :func:`create_model` for what overrides may do.
+    """
+    from zoo_core.variants import get_variants, locate
+
+    started = time.perf_counter()
+    variants = get_variants()
+    if is_variant_name(name):
+        if pretrained not in (True, False):
+            raise UsageError(
+                f"{name} already names a weights variant; pretrained={pretrained!r} would "
+                "name another",
+                hint="give NAME.TAG, or NAME with pretrained=TAG",
+            )
+        variant = variants.resolve(name)
+    else:
+        variant = variants.default_for(get_registry().resolve(name), pretrained)
+    located = locate(variant)
+    entry = located.entry
+    saved = read_saved(located.path)
+    if saved.record != located.record:
+        raise WeightsError(f"{located.path}/config.json changed while it was being read")
+    base = _record_config(entry, located.record, located.path)
+    info = dict(located.section)
+    if overrides:
+        cls = entry.load_class()
+        config = build_config(cls.Config, overrides, base=base, from_strings=from_strings)
+        model, renewed = _finetune(entry, config, saved, info, seed, device, dtype)
+        if renewed:
+            warnings.warn(
+                f"{variant.display_name}: re-initialised {', '.join(renewed)} for the new "
+                "config; every other tensor is pretrained",
+                PretrainedHeadWarning,
+                stacklevel=3,
+            )
+        if renewed:
+            for key in ("labels", "metrics"):
+                info.pop(key, None)  # they describe the old head
+            info.update(reinitialised=renewed, finetuned_from=variant.qualified_name)
+    else:
+        model = _load_saved(entry, base, saved, device, dtype)
+    model.weights_info = info
+    details = {"files": [str(f) for f in saved.files], **located.provenance}
+    if overrides and info.get("reinitialised"):
+        details["reinitialised"] = info["reinitialised"]
+    seconds = time.perf_counter() - started
+    return LoadedModel(model, entry, variant.display_name, "variant", seconds, details)
+
+
+def _finetune(
+    entry: ModelEntry,
+    config: Any,
+    saved: SavedModel,
+    section: dict[str, Any],
+    seed: int | None,
+    device: torch.device | None,
+    dtype: torch.dtype | None,
+) -> tuple[ZooModel, list[str]]:
+    """A model built from ``config`` holding every pretrained tensor that still fits.
+
+    Returns the model and the tensors it initialised afresh (all in the variant's head).
+    """
+    model = _build(entry, config, seed=seed, device=device)
+    expected = model.state_dict()
+    problems = [p for p in structure_problems(saved, expected) if not p.startswith("wrong shape")]
+    if problems:
+        raise WeightsError(
+            f"the weights of {entry.name} in {saved.path} do not fit this config: "
+            + "; ".join(problems)
+        )
+    changed = {}
+    for key, tensor in expected.items():
+        file = saved.key_to_file.get(key) or saved.key_to_file[saved.aliases[key]]
+        shape = saved.headers[file].tensors[saved.aliases.get(key, key)].shape
+        if tuple(shape) != tuple(tensor.shape):
+            changed[key] = f"{key} {list(shape)} -> {list(tensor.shape)}"
+    head = section.get("head") or []
+    outside = sorted(k for k in changed if not any(k == h or k.startswith(h + ".") for h in head))
+    if outside:
+        raise WeightsError(
+            "these overrides change pretrained tensors outside the variant's head ("
+            + (", ".join(head) or "none declared")
+            + "): "
+            + ", ".join(changed[k] for k in outside[:5])
+            + (f" and {len(outside) - 5} more" if len(outside) > 5 else ""),
+            hint="only a new class count may change a variant's shapes; to change the "
+            "architecture, build the model by name without weights",
+        )
+    keep = [k for k in expected if k not in changed]
+    tensors = read_tensors(saved, keep, device=device, dtype=dtype)
+    model.load_state_dict(tensors, strict=False, assign=True)
+    if dtype is not None:
+        model.to(dtype)  # the fresh head, in the dtype of the rest
+    for module in model.modules():
+        if isinstance(module, torch.nn.RNNBase):
+            module.flatten_parameters()
+    return model.eval(), sorted(changed)
 
 
 def _load_saved(

@@ -392,12 +392,16 @@ class LocatedVariant:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-def locate(variant: Variant, *, registry: Registry | None = None) -> LocatedVariant:
+def locate(
+    variant: Variant, *, weights: bool = True, registry: Registry | None = None
+) -> LocatedVariant:
     """Find a variant's directory and check it: config.json pin, record, every file's hash.
 
     The architecture's plugin is checked first, before any download. Hub
     variants come through huggingface_hub's cache (``HF_HUB_OFFLINE=1`` works
-    once cached); a Hub copy whose files do not match is evicted.
+    once cached); a Hub copy whose files do not match is evicted. With
+    ``weights=False`` only ``config.json`` is fetched and checked (what
+    ``zoo info`` needs).
 
     Raises:
         PluginError: the architecture's plugin is missing.
@@ -415,14 +419,16 @@ def locate(variant: Variant, *, registry: Registry | None = None) -> LocatedVari
         snapshot = resolve_hf_source(source, weights=False, check_plugin=False)
         directory = snapshot.path
         _check_pin(variant, directory / _CONFIG, evict=True)
-        snapshot = resolve_hf_source(source, weights=True, check_plugin=False)
+        if weights:
+            snapshot = resolve_hf_source(source, weights=True, check_plugin=False)
         provenance.update(repo_id=snapshot.repo_id, commit=snapshot.commit)
     else:
         directory = package_directory(source)
     record = _check_pin(variant, directory / _CONFIG, evict=on_hub)
     where = f"{variant.display_name} ({source})"
     section = _check_record(variant, entry, record, where)
-    _check_files(directory, record, where, evict=on_hub)
+    if weights:
+        _check_files(directory, record, where, evict=on_hub)
     return LocatedVariant(variant, entry, directory, record, section, provenance)
 
 

@@ -55,6 +55,7 @@ from zoo_core.errors import WeightsError
 __all__ = [
     "MAX_LABELS",
     "TAG_PATTERN",
+    "card_metadata",
     "check_weights_section",
     "headline_metric",
     "plain_text",
@@ -251,3 +252,46 @@ def headline_metric(section: dict[str, Any]) -> str | None:
     m = metrics[0]
     split = f" ({plain_text(m['split'], 40)})" if m.get("split") else ""
     return f"{plain_text(m['name'], 40)} {m['value']:.4g}{split}"
+
+
+_DATASET_TYPE = re.compile(r"[^a-z0-9]+")
+
+
+def card_metadata(section: dict[str, Any], model_name: str) -> dict[str, Any]:
+    """Model-card metadata from a checked ``weights`` section: license, labels, ``model-index``.
+
+    The Hub reads ``model-index`` as evaluation results (one per metric, with
+    its split); ``license`` is the Hub's lower-case identifier.
+
+    >>> meta = card_metadata({"tag": "d", "license": "MIT", "labels": ["0", "1"]}, "cnn")
+    >>> meta["license"], meta["labels"]
+    ('mit', ['0', '1'])
+    """
+    meta: dict[str, Any] = {}
+    if section.get("license"):
+        meta["license"] = plain_text(section["license"], 100).lower()
+    if section.get("labels"):
+        meta["labels"] = [plain_text(label, 200) for label in section["labels"]]
+    dataset = section.get("dataset") or {}
+    name = plain_text(dataset.get("name", "unknown"), 200)
+    results = []
+    for metric in section.get("metrics") or []:
+        data = {"name": name, "type": _DATASET_TYPE.sub("-", name.lower()).strip("-") or "unknown"}
+        if metric.get("split"):
+            data["split"] = plain_text(metric["split"], 100)
+        results.append(
+            {
+                "task": {"type": plain_text(section.get("task", "other"), 100)},
+                "dataset": data,
+                "metrics": [
+                    {
+                        "type": plain_text(metric["name"], 100),
+                        "value": metric["value"],
+                        "name": plain_text(metric["name"], 100),
+                    }
+                ],
+            }
+        )
+    if results:
+        meta["model-index"] = [{"name": model_name, "results": results}]
+    return meta

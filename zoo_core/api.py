@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from zoo_core.config import build_config, config_to_dict
+from zoo_core.build import Architecture
+from zoo_core.config import config_to_dict
 from zoo_core.errors import (
     ConfigError,
     SourceNotFoundError,
@@ -50,6 +52,7 @@ __all__ = [
     "open_model",
     "open_variant",
     "save_model",
+    "saved_architecture",
 ]
 
 
@@ -69,25 +72,6 @@ class LoadedModel:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _build(
-    entry: ModelEntry, config: Any, *, seed: int | None, device: torch.device | None
-) -> ZooModel:
-    cls = entry.load_class()
-    with torch.device(device or "cpu"):
-        if seed is None:
-            return cls(config)
-        # fork_rng restores the global generators afterwards: a seed given here
-        # must not change what the caller's own torch.randn calls return.
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            return cls(config)
-
-
-def _config_for(entry: ModelEntry, overrides: dict[str, Any], from_strings: bool) -> Any:
-    cls = entry.load_class()
-    return build_config(cls.Config, overrides, from_strings=from_strings)
-
-
 def _create(
     name: str,
     overrides: dict[str, Any],
@@ -96,12 +80,12 @@ def _create(
     seed: int | None,
     device: torch.device | None,
     dtype: torch.dtype | None,
-) -> tuple[ModelEntry, ZooModel]:
+) -> tuple[ModelEntry, nn.Module]:
     """Resolve a model name, check the overrides, build it, cast it."""
-    entry = get_registry().resolve(name)
-    config = _config_for(entry, overrides, from_strings=from_strings)
-    model = _build(entry, config, seed=seed, device=device)
-    return entry, model if dtype is None else model.to(dtype)
+    arch = Architecture.named(name)
+    config = arch.config(overrides, from_strings=from_strings)
+    assert arch.entry is not None
+    return arch.entry, arch.build(config, seed=seed, device=device, dtype=dtype)
 
 
 def create_model(
@@ -282,9 +266,9 @@ def _find_saved(
 
 
 def _foreign_saved(
-    source: str | os.PathLike[str], arch: str, overrides: dict[str, Any], from_strings: bool
-) -> tuple[SavedModel, ModelEntry, Any]:
-    """Weights from another tool, read as architecture ``arch``."""
+    source: str | os.PathLike[str], name: str, overrides: dict[str, Any], from_strings: bool
+) -> tuple[SavedModel, Architecture, Any]:
+    """Weights from another tool, read as the architecture ``name``."""
     path = Path(os.path.expanduser(os.fspath(source)))
     if not path.exists():
         raise SourceNotFoundError(
@@ -292,32 +276,26 @@ def _foreign_saved(
             hint="--arch names the architecture of a local directory or .safetensors file",
         )
     saved = read_saved(path, foreign=True)
-    entry = get_registry().resolve(arch)
-    cls = entry.load_class()
-    names = {f.name for f in dataclasses.fields(cls.Config)}
+    arch = Architecture.named(name)
+    names = {f.name for f in dataclasses.fields(arch.cls.Config)}
     found = {k: v for k, v in saved.record["config"].items() if k in names}
-    try:
-        base = build_config(cls.Config, found)
-    except ConfigError as err:
-        raise WeightsError(f"{path}: {err}", hint=err.hint) from None
-    config = build_config(cls.Config, overrides, base=base, from_strings=from_strings)
-    saved.record.update(architecture=entry.name, config=config_to_dict(config))
-    return saved, entry, config
+    base = arch.config_from_file(found, path)
+    config = arch.config(overrides, base=base, from_strings=from_strings)
+    saved.record.update(architecture=arch.name, config=config_to_dict(config))
+    return saved, arch, config
 
 
-def _saved_entry_and_config(saved: SavedModel) -> tuple[ModelEntry, Any]:
-    entry = get_registry().resolve_saved(
+def saved_architecture(saved: SavedModel) -> tuple[Architecture, Any]:
+    """The installed architecture and the config that a saved model records.
+
+    Raises:
+        PluginNotInstalledError: the plugin the weights name is missing.
+        WeightsError: the recorded config does not fit the architecture.
+    """
+    arch = Architecture.for_saved(
         saved.architecture, saved.record.get("plugin"), saved.record.get("plugin_version")
     )
-    return entry, _record_config(entry, saved.record, saved.path)
-
-
-def _record_config(entry: ModelEntry, record: dict[str, Any], where: Path) -> Any:
-    try:
-        return build_config(entry.load_class().Config, record.get("config", {}))
-    except ConfigError as err:
-        # A bad config inside a file is a problem with the file, not the command line.
-        raise WeightsError(f"{where}: {err}", hint=err.hint) from None
+    return arch, arch.config_from_file(saved.record["config"], saved.path)
 
 
 def describe_source(
@@ -325,22 +303,22 @@ def describe_source(
     overrides: dict[str, Any] | None = None,
     *,
     from_strings: bool = True,
-) -> tuple[ModelEntry, Any, str]:
-    """The entry and config a source stands for, without building or reading weights."""
+) -> tuple[Architecture, Any, str]:
+    """The architecture and config a source stands for, without building or reading weights."""
     saved = _find_saved(source, overrides, weights=False)
     if saved is not None:
-        entry, config = _saved_entry_and_config(saved)
-        return entry, config, saved.source
+        arch, config = saved_architecture(saved)
+        return arch, config, saved.source
     if is_variant_name(os.fspath(source)):
         from zoo_core.variants import get_variants, locate
 
         located = locate(get_variants().resolve(os.fspath(source)), weights=False)
-        base = _record_config(located.entry, located.record, located.path)
-        cls = located.entry.load_class()
-        config = build_config(cls.Config, overrides or {}, base=base, from_strings=from_strings)
-        return located.entry, config, located.variant.spec.source
-    entry = get_registry().resolve(os.fspath(source))
-    return entry, _config_for(entry, overrides or {}, from_strings), os.fspath(source)
+        arch = Architecture.of(located.entry)
+        base = arch.config_from_file(located.record.get("config", {}), located.path)
+        config = arch.config(overrides, base=base, from_strings=from_strings)
+        return arch, config, located.variant.spec.source
+    arch = Architecture.named(os.fspath(source))
+    return arch, arch.config(overrides, from_strings=from_strings), os.fspath(source)
 
 
 def open_model(
@@ -362,14 +340,16 @@ def open_model(
     target_device = parse_device(device)
     target_dtype = parse_dtype(dtype)
     if arch is not None:
-        saved, entry, config = _foreign_saved(source, arch, overrides or {}, from_strings)
+        saved, architecture, config = _foreign_saved(source, arch, overrides or {}, from_strings)
     else:
         saved = _find_saved(source, overrides)
         if saved is not None:
-            entry, config = _saved_entry_and_config(saved)
+            architecture, config = saved_architecture(saved)
     if saved is not None:
-        model = _load_saved(entry, config, saved, target_device, target_dtype)
+        model = _load_saved(architecture, config, saved, target_device, target_dtype)
         model.weights_info = _weights_info(saved)
+        entry = architecture.entry
+        assert entry is not None
         details = {"files": [str(f) for f in saved.files], **saved.provenance()}
         seconds = time.perf_counter() - started
         return LoadedModel(model, entry, saved.source, saved.kind, seconds, details)
@@ -430,16 +410,15 @@ def open_variant(
     else:
         variant = variants.default_for(get_registry().resolve(name), pretrained)
     located = locate(variant)
-    entry = located.entry
+    arch = Architecture.of(located.entry)
     saved = read_saved(located.path)
     if saved.record != located.record:
         raise WeightsError(f"{located.path}/config.json changed while it was being read")
-    base = _record_config(entry, located.record, located.path)
+    base = arch.config_from_file(located.record.get("config", {}), located.path)
     info = dict(located.section)
     if overrides:
-        cls = entry.load_class()
-        config = build_config(cls.Config, overrides, base=base, from_strings=from_strings)
-        model, renewed = _finetune(entry, config, saved, info, seed, device, dtype)
+        config = arch.config(overrides, base=base, from_strings=from_strings)
+        model, renewed = _finetune(arch, config, saved, info, seed, device, dtype)
         if renewed:
             warnings.warn(
                 f"{variant.display_name}: re-initialised {', '.join(renewed)} for the new "
@@ -447,45 +426,44 @@ def open_variant(
                 PretrainedHeadWarning,
                 stacklevel=3,
             )
-        if renewed:
             for key in ("labels", "metrics"):
                 info.pop(key, None)  # they describe the old head
             info.update(reinitialised=renewed, finetuned_from=variant.qualified_name)
     else:
-        model = _load_saved(entry, base, saved, device, dtype)
+        model = _load_saved(arch, base, saved, device, dtype)
     model.weights_info = info
     details = {"files": [str(f) for f in saved.files], **located.provenance}
-    if overrides and info.get("reinitialised"):
+    if info.get("reinitialised"):
         details["reinitialised"] = info["reinitialised"]
     seconds = time.perf_counter() - started
-    return LoadedModel(model, entry, variant.display_name, "variant", seconds, details)
+    return LoadedModel(model, located.entry, variant.display_name, "variant", seconds, details)
 
 
 def _finetune(
-    entry: ModelEntry,
+    arch: Architecture,
     config: Any,
     saved: SavedModel,
     section: dict[str, Any],
     seed: int | None,
     device: torch.device | None,
     dtype: torch.dtype | None,
-) -> tuple[ZooModel, list[str]]:
+) -> tuple[nn.Module, list[str]]:
     """A model built from ``config`` holding every pretrained tensor that still fits.
 
     Returns the model and the tensors it initialised afresh (all in the variant's head).
     """
-    model = _build(entry, config, seed=seed, device=device)
+    model = arch.build(config, seed=seed, device=device)
     expected = model.state_dict()
     problems = [p for p in structure_problems(saved, expected) if not p.startswith("wrong shape")]
     if problems:
         raise WeightsError(
-            f"the weights of {entry.name} in {saved.path} do not fit this config: "
+            f"the weights of {arch.name} in {saved.path} do not fit this config: "
             + "; ".join(problems)
         )
     changed = {}
     for key, tensor in expected.items():
-        file = saved.key_to_file.get(key) or saved.key_to_file[saved.aliases[key]]
-        shape = saved.headers[file].tensors[saved.aliases.get(key, key)].shape
+        stored = saved.aliases.get(key, key)
+        shape = saved.headers[saved.key_to_file[stored]].tensors[stored].shape
         if tuple(shape) != tuple(tensor.shape):
             changed[key] = f"{key} {list(shape)} -> {list(tensor.shape)}"
     head = section.get("head") or []
@@ -506,63 +484,20 @@ def _finetune(
     if dtype is not None:
         model.to(dtype)  # the fresh head, in the dtype of the rest
     for module in model.modules():
-        if isinstance(module, torch.nn.RNNBase):
-            module.flatten_parameters()
+        if isinstance(module, nn.RNNBase):
+            module.flatten_parameters()  # assigned tensors are separate allocations
     return model.eval(), sorted(changed)
 
 
 def _load_saved(
-    entry: ModelEntry,
+    arch: Architecture,
     config: Any,
     saved: SavedModel,
     device: torch.device | None,
     dtype: torch.dtype | None,
-) -> ZooModel:
-    cls = entry.load_class()
-    try:
-        with torch.device("meta"):
-            model = cls(config)
-    except (ValueError, TypeError, RuntimeError, OverflowError, MemoryError) as err:
-        # The config came from a file: absurd sizes in it are the file's fault.
-        raise WeightsError(
-            f"{saved.path}: cannot build {entry.name} with the config it records: {err}",
-            hint="the config.json or metadata was damaged or edited by hand",
-        ) from None
+) -> nn.Module:
+    model = arch.build_meta(config, where=saved.path)
     expected = model.state_dict()
     check_structure(saved, expected)
     tensors = read_tensors(saved, list(expected), device=device, dtype=dtype)
-    model.load_state_dict(tensors, strict=True, assign=True)
-    _materialise_leftovers(model, entry, config, device, dtype)
-    for module in model.modules():
-        if isinstance(module, torch.nn.RNNBase):
-            # Assigned tensors are separate allocations; cuDNN wants one flat buffer and
-            # would otherwise re-pack them on every call (what .to() does for it, too).
-            module.flatten_parameters()
-    return model.eval()
-
-
-def _materialise_leftovers(
-    model: ZooModel,
-    entry: ModelEntry,
-    config: Any,
-    device: torch.device | None,
-    dtype: torch.dtype | None,
-) -> None:
-    """Give non-persistent buffers (not in any state dict) real values.
-
-    They were built on ``meta`` with the rest and no file holds them, so the
-    only way to compute them is to build the model for real. Most models have
-    none and never pay for this.
-    """
-    leftovers = [name for name, b in model.named_buffers() if b.is_meta]
-    if not leftovers:
-        return
-    reference = _build(entry, config, seed=0, device=device)
-    real = dict(reference.named_buffers())
-    for name in leftovers:
-        module_name, _, buffer_name = name.rpartition(".")
-        owner = model.get_submodule(module_name)
-        value = real[name]
-        if dtype is not None and value.is_floating_point():
-            value = value.to(dtype)
-        owner._buffers[buffer_name] = value
+    return arch.fill(model, tensors, config, device=device, dtype=dtype)

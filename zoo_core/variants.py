@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo_core.contract import WeightsSpec
 from zoo_core.errors import (
     AmbiguousModelError,
     HubError,
@@ -49,7 +50,6 @@ from zoo_core.registry import (
     get_registry,
     hook_impls,
 )
-from zoo_core.spec import WeightsSpec
 from zoo_core.variant_meta import check_weights_section, headline_metric, plain_text
 
 __all__ = [

@@ -1,12 +1,19 @@
-"""What a plugin's hook module imports: :class:`ModelSpec` and :data:`hookimpl`.
+"""The plugin contract: everything a plugin's hook module touches, on one screen.
 
-This module must stay free of torch so that ``zoo list`` never pays for it.
+A plugin is a distribution with an entry point in the group ``zoo``
+(:data:`ENTRY_POINT_GROUP`) naming a hook module. The module states the plugin
+API it targets (``ZOO_PLUGIN_API = 1``) and implements the hooks below with
+:data:`hookimpl`. It must not import torch: ``zoo list`` calls the hooks and has
+to stay instant.
 
 >>> from zoo_core import ModelSpec, hookimpl
 >>> ZOO_PLUGIN_API = 1          # the plugin API this hook module targets
 >>> @hookimpl
 ... def zoo_register_models():
 ...     return [ModelSpec("simple_cnn", "zoo_cnn.model:SimpleCNN", "A tiny CNN.", ("vision",))]
+
+A module may also publish weights variants (its own models' or anyone's) with
+``zoo_register_weights`` returning :class:`WeightsSpec` s.
 """
 
 from __future__ import annotations
@@ -14,20 +21,30 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from zoo_core.hookspecs import hookimpl
+import pluggy
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "MIN_PLUGIN_API_VERSION",
     "PLUGIN_API_ATTRIBUTE",
     "PLUGIN_API_VERSION",
+    "PROJECT_NAME",
     "ModelSpec",
     "WeightsSpec",
     "hookimpl",
+    "hookspec",
     "plugin_api_problem",
+    "zoo_register_models",
+    "zoo_register_weights",
 ]
 
+#: pluggy's project name, which is also the entry-point group plugins are found in.
+PROJECT_NAME = "zoo"
+#: ``[project.entry-points.zoo]`` in a plugin's pyproject.toml.
+ENTRY_POINT_GROUP = PROJECT_NAME
+
 #: The plugin API this zoo-core provides. It changes only when something a
-#: plugin relies on (the hook, ModelSpec, the ZooModel contract) changes
+#: plugin relies on (the hooks, the specs, the ZooModel contract) changes
 #: incompatibly; a plugin states the version it targets, and one that targets
 #: a version outside ``MIN_PLUGIN_API_VERSION..PLUGIN_API_VERSION`` is reported
 #: as incompatible instead of failing later with an AttributeError.
@@ -36,6 +53,24 @@ PLUGIN_API_VERSION = 1
 MIN_PLUGIN_API_VERSION = 1
 #: The hook-module attribute in which a plugin states its target API.
 PLUGIN_API_ATTRIBUTE = "ZOO_PLUGIN_API"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def zoo_register_models() -> list[ModelSpec]:
+    """Return the :class:`ModelSpec` of each model this plugin provides."""
+
+
+@hookspec
+def zoo_register_weights() -> list[WeightsSpec]:
+    """Return the :class:`WeightsSpec` of each weights variant this plugin publishes.
+
+    Optional. A plugin may implement only this hook, to publish weights for
+    another plugin's architecture (``WeightsSpec(model="zoo-cnn:simple_cnn", ...)``).
+    """
+
 
 # No dot in model names: ``NAME.TAG`` names a weights variant, split at the dot.
 _NAME = re.compile(r"[a-z0-9][a-z0-9_\-]*\Z")

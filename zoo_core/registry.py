@@ -385,7 +385,9 @@ def _call_plugin(
     ]
     if not impls and not hook_impls(manager, "zoo_register_weights", info):
         # A module that only publishes weights for others' models is a plugin too.
-        raise PluginError(f"{info.module} defines no zoo_register_models hook")
+        raise PluginError(
+            f"{info.module} defines no zoo_register_models (or zoo_register_weights) hook"
+        )
     specs: list[ModelSpec] = []
     for impl in impls:
         result = impl.function()

@@ -90,17 +90,21 @@ def test_the_linear_fit_is_reproduced_by_its_script(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_cnn_training_script_reaches_its_bar(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("module", "bar"),
+    [("zoo_cnn.training.train_digits", 0.95), ("zoo_rnn.training.train_digits", 0.93)],
+)
+def test_the_digits_training_scripts_reach_their_bars(module, bar, tmp_path: Path) -> None:
     out = tmp_path / "digits"
     result = subprocess.run(
-        [sys.executable, "-m", "zoo_cnn.training.train_digits", "--out", str(out)],
+        [sys.executable, "-m", module, "--out", str(out)],
         check=True,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert "test accuracy" in result.stdout
-    assert recorded(zoo_core.load_model(out), "accuracy") >= 0.95
+    assert recorded(zoo_core.load_model(out), "accuracy") >= bar
 
 
 def test_list_pretrained_lists_the_seed_variants_without_torch() -> None:

@@ -54,12 +54,14 @@ from zoo_core.variant_meta import check_weights_section, headline_metric, plain_
 
 __all__ = [
     "PACKAGE_PREFIX",
+    "LocatedVariant",
     "Variant",
     "VariantRegistry",
     "describe_variant",
     "get_variants",
     "is_variant_name",
     "locate",
+    "package_directory",
     "reset_variants",
     "split_variant_name",
 ]

@@ -183,6 +183,9 @@ def test_broken_weights_hooks_are_reported_and_their_models_keep_working(publish
     assert "garbage_hook: weights hook is broken (PluginError" in text
     assert [v.name for v in variants.find()] == SEED_VARIANTS
     assert zoo_core.list_models("simple_cnn") == ["simple_cnn"]
+    shown = run_zoo("plugins")
+    assert shown.returncode == 0
+    assert "raises_hook: weights hook is broken (ZeroDivisionError" in shown.stdout
 
 
 def test_a_variant_for_a_missing_plugin_is_listed_and_refused_before_reading(publisher) -> None:

@@ -211,3 +211,12 @@ def test_predict_in_python_checks_its_arguments() -> None:
     fresh = zoo_core.create_model("linear_regression", input_dim=3)
     out = zoo_core.predict(fresh, np.ones((2, 3)))  # no weights section: inputs as given
     assert out.rows[0]["shape"] == [1] and fresh.weights_info is None
+
+
+def test_images_without_pillow_say_which_extra_to_install(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "digit.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    monkeypatch.setitem(sys.modules, "PIL", None)  # as if Pillow were not installed
+    pre = zoo_core.load_model("simple_cnn.digits").weights_info["preprocessing"]
+    with pytest.raises(UsageError, match="needs Pillow") as info:
+        load_input_file(tmp_path / "digit.png", pre)
+    assert "zoo-core[images]" in info.value.hint

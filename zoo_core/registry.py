@@ -17,14 +17,14 @@ reported, never settled by load order. Nothing here imports torch.
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
 import fnmatch
 import importlib
 import os
 import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field, replace
-from importlib import metadata
 from typing import Any
 
 import pluggy
@@ -36,6 +36,7 @@ from zoo_core.errors import (
     PluginError,
     PluginNotInstalledError,
 )
+from zoo_core.plugin_cache import PluginCache
 from zoo_core.spec import PLUGIN_API_ATTRIBUTE, PLUGIN_API_VERSION, ModelSpec, plugin_api_problem
 
 __all__ = [
@@ -233,6 +234,8 @@ class Registry:
         raise self._not_found(name)
 
     def _not_found(self, name: str) -> ModelNotFoundError:
+        import difflib
+
         known = sorted({e.qualified_name if ":" in name else e.name for e in self.entries})
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
         if close:
@@ -303,29 +306,32 @@ def _discover() -> Registry:
     plugins: list[PluginInfo] = []
     collected: list[tuple[PluginInfo, list[ModelSpec]]] = []
 
+    # An unchanged environment lists from the cache: no metadata scan, no hook module imported.
+    cache = PluginCache.open(_cache_salt(), code=_CACHE_CODE)
     candidates: list[tuple[PluginInfo, Any]] = []
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        dist_name = dist.metadata["Name"] if dist is not None else None
+    for dist_name, version, ep_name, value in _entry_points(cache):
         info = PluginInfo(
-            name=canonical_name(dist_name) if dist_name else ep.name,
-            module=ep.value,
+            name=canonical_name(dist_name) if dist_name else ep_name,
+            module=value,
             distribution=dist_name,
-            version=dist.version if dist is not None else None,
-            entry_point=ep.name,
+            version=version,
+            entry_point=ep_name,
         )
-        candidates.append((info, ep.load))
+        candidates.append((info, lambda n=ep_name, v=value: _load_entry_point(n, v)))
     for module_name in _env_list("ZOO_PLUGINS"):
         info = PluginInfo(name=module_name, module=module_name, source="ZOO_PLUGINS")
         candidates.append((info, lambda m=module_name: importlib.import_module(m)))
 
+    # pluggy refuses a module registered twice: such plugins always take the uncached path.
+    repeated = {m for m, n in Counter(info.module for info, _ in candidates).items() if n > 1}
     for info, load in candidates:
         keys = {canonical_name(info.name), canonical_name(info.entry_point or info.name)}
         if keys & disabled:
             plugins.append(replace(info, status="disabled", error="listed in ZOO_DISABLE_PLUGINS"))
             continue
         try:
-            specs, api_version = _call_plugin(manager, info, load)
+            use = None if info.module in repeated else cache
+            specs, api_version = _cached_call(use, manager, info, load)
         except _IncompatiblePlugin as err:
             plugins.append(
                 replace(info, status="incompatible", error=str(err), api_version=err.api_version)
@@ -338,13 +344,70 @@ def _discover() -> Registry:
         plugins.append(info)
         collected.append((info, specs))
 
-    names = [s.name for _, specs in collected for s in specs]
+    if cache is not None:
+        cache.save()
+    names = Counter(s.name for _, specs in collected for s in specs)
     entries = [
-        ModelEntry(spec=s, plugin=info, conflicted=names.count(s.name) > 1)
+        ModelEntry(spec=s, plugin=info, conflicted=names[s.name] > 1)
         for info, specs in collected
         for s in specs
     ]
     return Registry(plugins=plugins, entries=entries, manager=manager)
+
+
+def _cache_salt() -> str:
+    """What, besides the plugins, shapes the cached results: this zoo-core and its contract."""
+    from zoo_core import __version__
+
+    return f"zoo-core {__version__}, plugin API {PLUGIN_API_VERSION}"
+
+
+_CACHE_CODE = (__file__, importlib.import_module(ModelSpec.__module__).__file__ or "")
+
+
+def _entry_points(cache: PluginCache | None) -> list[tuple[str | None, str | None, str, str]]:
+    """``(distribution, version, name, value)`` of each ``zoo`` entry point."""
+    found = cache.entry_points() if cache is not None else None
+    if found is None:
+        from importlib import metadata  # costs more than the rest of discovery; cold path only
+
+        found = []
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(ep, "dist", None)
+            meta = dist.metadata if dist is not None else None  # parsed once per distribution
+            name, version = (meta["Name"], meta["Version"]) if meta is not None else (None, None)
+            found.append((name, version, ep.name, ep.value))
+        if cache is not None:
+            cache.set_entry_points(found)
+    return found
+
+
+def _load_entry_point(name: str, value: str) -> Any:
+    from importlib import metadata
+
+    return metadata.EntryPoint(name=name, value=value, group=ENTRY_POINT_GROUP).load()
+
+
+def _cached_call(
+    cache: PluginCache | None, manager: pluggy.PluginManager, info: PluginInfo, load: Any
+) -> tuple[list[ModelSpec], int | None]:
+    """:func:`_call_plugin`, or what it returned last time if the plugin's files are unchanged."""
+    if cache is None:
+        return _call_plugin(manager, info, load)
+    identity = (info.source, info.name, info.distribution, info.version, info.entry_point)
+    record = cache.lookup(identity, info.module)
+    if record is not None:
+        try:
+            specs = [ModelSpec(**s) for s in record["hooks"]["zoo_register_models"]]
+            api_version = record["api_version"]
+            if api_version is None or type(api_version) is int:
+                return specs, api_version
+        except (KeyError, TypeError, ValueError):
+            pass  # not what this zoo-core stores: ask the plugin
+    specs, api_version = _call_plugin(manager, info, load)
+    hooks = {"zoo_register_models": [dataclasses.asdict(s) for s in specs]}
+    cache.store(identity, info.module, {"api_version": api_version, "hooks": hooks})
+    return specs, api_version
 
 
 def _check_api(module: Any) -> int | None:

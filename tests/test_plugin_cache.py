@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+import time
 import zipfile
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
@@ -401,3 +403,27 @@ def test_an_edit_of_an_editable_install_is_seen(tmp_path) -> None:
     write_hook(hook, marker, ["ed_one", "ed_two"])
     assert {"ed_one", "ed_two"} <= models()
     assert imports(marker) == 2
+
+
+def test_a_hook_module_changed_around_its_import_is_not_stored(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    hook = tmp_path / "racy_hook.py"
+    hook.write_text("VERSION = 1\n")
+    time.sleep(0.2)  # settled before the lookup below
+    cache = PluginCache.open("salt")
+    assert cache.lookup(("racy",), "racy_hook") is None
+    importlib.import_module("racy_hook")
+    hook.write_text("VERSION = 2\n")  # during the run: the import may have read either version
+    cache.store(("racy",), "racy_hook", {"hooks": {"v": 1}})
+    monkeypatch.delitem(sys.modules, "racy_hook")
+    cache.save()
+    assert PluginCache.open("salt").lookup(("racy",), "racy_hook") is None
+    time.sleep(0.2)
+    cache = PluginCache.open("salt")
+    assert cache.lookup(("racy",), "racy_hook") is None
+    importlib.import_module("racy_hook")
+    cache.store(("racy",), "racy_hook", {"hooks": {"v": 2}})
+    monkeypatch.delitem(sys.modules, "racy_hook")
+    cache.save()
+    assert PluginCache.open("salt").lookup(("racy",), "racy_hook")["hooks"] == {"v": 2}

@@ -14,13 +14,16 @@ memory is still good:
   ``*.dist-info`` directory (or a ``.pth`` file, for an editable install) in a
   ``sys.path`` directory, which changes that directory's modification time; the
   import system's own directory cache relies on the same signal.
-- **What a plugin's hooks returned** is kept per *plugin identity*: its
-  distribution name and version (or ``ZOO_PLUGINS`` module name), entry point,
-  and the identity (path, size, mtime_ns, ctime_ns, inode) of its hook module
-  file and of each package ``__init__.py`` above it. The files are found by
-  path, without importing anything, and stat-ed on every run: an edit of an
-  editable install's hook module is a miss. Edits to *other* modules a hook
-  imports are not seen; touch the hook module, or set ``ZOO_NO_CACHE=1``.
+- **What a plugin's hooks returned** is kept per plugin (distribution name and
+  version or ``ZOO_PLUGINS`` module name, entry point, environment prefix)
+  with the identity (path, size, mtime_ns, ctime_ns, inode) of the files its
+  import ran: the hook module and each package ``__init__.py`` above it. Those
+  files are stat-ed on every run, so an edit or a touch of an editable
+  install's hook module is a miss. After an install elsewhere in the
+  environment they are looked up again by path (:func:`module_files`), without
+  importing anything; after a miss they are read from ``sys.modules``
+  (:func:`imported_files`). Edits to *other* modules a hook imports are not
+  seen: touch the hook module, or set ``ZOO_NO_CACHE=1``.
 
 Only results of plugins that worked are stored: a broken plugin may be broken
 by something outside its own files (a missing dependency), so it is imported
@@ -33,9 +36,12 @@ Writes are atomic (a temporary file in the same directory, then
 lost race costs a miss, never a broken file. A cache file that cannot be read
 or parsed is ignored and rewritten. ``ZOO_NO_CACHE=1`` turns all of it off.
 
->>> cache = PluginCache.open(salt="zoo-core 0.1.0")             # doctest: +SKIP
+The registry stores one record per plugin, ``{"api_version": ..., "hooks":
+{hook name: JSON-able result}}``: another hook's result can join ``hooks``.
+
+>>> cache = PluginCache.open("zoo-core 0.1.0")                   # doctest: +SKIP
 >>> cache.lookup(("zoo-cnn", "0.1.0", "cnn"), "zoo_cnn.plugin")  # doctest: +SKIP
-{'api_version': 1, 'hooks': {'zoo_register_models': [...]}}
+{'api_version': 1, 'hooks': {'zoo_register_models': [...]}, 'files': [...], ...}
 """
 
 from __future__ import annotations
@@ -48,7 +54,14 @@ from importlib.machinery import BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SOURCE_SU
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CACHE_FILE", "PluginCache", "cache_enabled", "cache_path", "module_files"]
+__all__ = [
+    "CACHE_FILE",
+    "PluginCache",
+    "cache_enabled",
+    "cache_path",
+    "imported_files",
+    "module_files",
+]
 
 CACHE_FILE = "plugins-v1.json"
 _FORMAT = 1
@@ -79,14 +92,22 @@ def _file_id(path: str) -> FileId | None:
     return [path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
-def _source(base: str) -> str | None:
-    """``base + ".py"`` if that is what the import system loads for ``base``; ``""`` if
-    nothing is there; None if something else would load (an extension, bare bytecode)."""
-    if any(os.path.isfile(base + s) for s in EXTENSION_SUFFIXES):
+def _listing(directory: str) -> frozenset[str]:
+    try:
+        return frozenset(os.listdir(directory))
+    except OSError:
+        return frozenset()
+
+
+def _source(directory: str, name: str, names: frozenset[str]) -> str | None:
+    """The path of ``name + ".py"`` in ``directory`` (listed as ``names``) if that is what
+    the import system loads for ``name``; ``""`` if nothing is there; None if something
+    else would load (an extension module, bytecode without source)."""
+    if any(name + s in names for s in EXTENSION_SUFFIXES):
         return None
-    if os.path.isfile(base + _SOURCE):
-        return base + _SOURCE
-    if any(os.path.isfile(base + s) for s in BYTECODE_SUFFIXES):
+    if name + _SOURCE in names:
+        return os.path.join(directory, name + _SOURCE)
+    if any(name + s in names for s in BYTECODE_SUFFIXES):
         return None
     return ""
 
@@ -97,18 +118,20 @@ def _find_part(locations: list[str], part: str, last: bool) -> tuple[list[str], 
     Follows ``FileFinder``'s order (a package directory before a module file,
     extension modules before sources, namespace portions last). Returns None
     for anything that is not plain source (an extension, bytecode only).
+    One directory listing per location: cheaper than a stat per candidate name.
     """
     namespace = []
     for location in locations:
+        names = _listing(location)
         package = os.path.join(location, part)
-        if os.path.isdir(package):
-            found = _source(os.path.join(package, "__init__"))
+        if part in names and os.path.isdir(package):
+            found = _source(package, "__init__", _listing(package))
             if found is None:
                 return None
             if found:
                 return [found], [package]
             namespace.append(package)
-        found = _source(package)
+        found = _source(location, part, names)
         if found is None:
             return None
         if found:
@@ -159,6 +182,36 @@ def module_files(module: str) -> list[str] | None:
     return files
 
 
+def imported_files(module: str) -> list[str] | None:
+    """The source files that the import of ``module`` in this process ran.
+
+    The same list :func:`module_files` finds before an import, read from the
+    specs in ``sys.modules`` after it; None if ``module`` is not imported or a
+    part of it is not plain Python source.
+    """
+    parts = module.split(".")
+    files = []
+    for i in range(1, len(parts) + 1):
+        spec = getattr(sys.modules.get(".".join(parts[:i])), "__spec__", None)
+        if spec is None:
+            return None
+        if spec.has_location:
+            if not (isinstance(spec.origin, str) and spec.origin.endswith(_SOURCE)):
+                return None
+            files.append(spec.origin)
+        elif spec.submodule_search_locations is None:  # not a namespace package either
+            return None
+    return files or None
+
+
+def _settled(ident: FileId, since_ns: int) -> bool:
+    """Whether the file last changed well before ``since_ns`` (its inode change time,
+    which nothing can set back). Whole-second times mean a coarse file system: wait 2 s."""
+    ctime = ident[3]
+    margin = 2_000_000_000 if ctime % 1_000_000_000 == 0 else 50_000_000
+    return ctime < since_ns - margin
+
+
 def _identities(paths: list[str]) -> list[FileId] | None:
     ids = []
     for path in paths:
@@ -199,7 +252,7 @@ class PluginCache:
         self._new_plugins: dict[str, Any] = {}
         self._new_environment: dict[str, Any] | None = None
         self._found: dict[str, list[str] | None] = {}
-        self._ids: dict[str, list[FileId] | None] = {}
+        self._started: dict[str, int] = {}
         self._dirty = self._data is None  # a corrupt file is rewritten even on a full hit
         if self._data is None:
             self._data = {"format": _FORMAT, "salt": salt, "environments": {}, "plugins": {}}
@@ -257,49 +310,69 @@ class PluginCache:
         self._new_environment = {"entry_points": [list(e) for e in found], "modules": {}}
         self._dirty = True
 
-    def _file_ids(self, module: str) -> list[FileId] | None:
-        """The identities of ``module``'s files: where they were last time, else looked up."""
-        if module not in self._ids:
+    def _paths(self, module: str) -> list[str] | None:
+        """Where ``module``'s files are: as stored for this environment, else looked up."""
+        if module not in self._found:
             stored = (self._env or {}).get("modules")
             files = stored.get(module) if isinstance(stored, dict) else None
-            ids = _identities(files) if isinstance(files, list) and files else None
-            if ids is None:  # not stored, or moved or gone since: look again
+            if not (isinstance(files, list) and files and all(isinstance(f, str) for f in files)):
                 files = module_files(module)
-                ids = _identities(files) if files else None
-            self._found[module] = files if ids is not None else None
-            self._ids[module] = ids
-        return self._ids[module]
+            self._found[module] = files
+        return self._found[module]
 
     # -- what the hooks returned ----------------------------------------------------------
 
-    def _key(self, identity: tuple[Any, ...], module: str) -> str | None:
-        ids = self._file_ids(module.partition(":")[0])
-        return None if ids is None else json.dumps([list(identity), module, ids])
+    @staticmethod
+    def _key(identity: tuple[Any, ...], module: str) -> str:
+        # One record per plugin and environment prefix: an edit replaces it, never adds one.
+        return json.dumps([sys.prefix, list(identity), module])
 
     def lookup(self, identity: tuple[Any, ...], module: str) -> dict[str, Any] | None:
         """What was stored for this plugin, if its identity and hook files are unchanged.
 
         ``identity`` names the plugin (e.g. distribution, version, entry point);
         ``module`` is its hook module (an entry-point value). Returns the record
-        given to :meth:`store`, or None.
+        given to :meth:`store` (with ``"files"`` added), or None. Nothing is
+        looked up on disk for a plugin that has no record.
         """
         key = self._key(identity, module)
-        record = self._data["plugins"].get(key) if key else None
-        if isinstance(record, dict) and isinstance(record.get("hooks"), dict):
-            return record
-        return None
+        self._started[key] = time.time_ns()  # an import after a miss starts after this
+        record = self._data["plugins"].get(key)
+        if not (
+            isinstance(record, dict)
+            and isinstance(record.get("hooks"), dict)
+            and isinstance(record.get("files"), list)
+        ):
+            return None
+        files = self._paths(module.partition(":")[0])
+        if not files or _identities(files) != record["files"]:
+            return None
+        return record
 
     def store(self, identity: tuple[Any, ...], module: str, record: dict[str, Any]) -> None:
         """Remember ``record`` (JSON-able, with a ``"hooks"`` dict) for this plugin.
 
-        Call :meth:`lookup` first: the file identities are taken then, before
-        the hook module is imported, so an edit during the import is a miss
-        next time rather than a stale hit.
+        Call it after :meth:`lookup` missed and the hook module was imported:
+        the files stored are those the import ran (from ``sys.modules``). A file
+        changed since just before the lookup is not trusted (the import may have
+        read either version), so nothing is stored and the next run reads the
+        plugin again, as git does with racily clean files.
         """
         key = self._key(identity, module)
-        if key is None:
+        name = module.partition(":")[0]
+        files = imported_files(name)
+        ids = _identities(files) if files else None
+        if ids is None:
             return  # not plain source on disk: never cached
-        self._new_plugins[key] = {**record, "stored": time.time()}
+        since = self._started.get(key, time.time_ns())
+        if any(not _settled(ident, since) for ident in ids):
+            return
+        try:
+            json.dumps(record)
+        except (TypeError, ValueError):
+            return  # not JSON: kept out, so that save() cannot fail on it
+        self._found[name] = files
+        self._new_plugins[key] = {**record, "files": ids, "stored": time.time()}
         self._dirty = True
 
     # -- writing --------------------------------------------------------------------------
@@ -332,7 +405,7 @@ class PluginCache:
             return  # a read-only or missing home: run without a cache
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, separators=(",", ":"))
+                f.write(json.dumps(data, separators=(",", ":")))  # json.dump is pure Python: slow
             os.replace(tmp, self.path)
         except OSError:
             pass

@@ -362,6 +362,7 @@ def _cache_salt() -> str:
     return f"zoo-core {__version__}, plugin API {PLUGIN_API_VERSION}"
 
 
+_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ModelSpec))  # asdict is slow: deep copies
 _CACHE_CODE = (__file__, importlib.import_module(ModelSpec.__module__).__file__ or "")
 
 
@@ -405,7 +406,7 @@ def _cached_call(
         except (KeyError, TypeError, ValueError):
             pass  # not what this zoo-core stores: ask the plugin
     specs, api_version = _call_plugin(manager, info, load)
-    hooks = {"zoo_register_models": [dataclasses.asdict(s) for s in specs]}
+    hooks = {"zoo_register_models": [{f: getattr(s, f) for f in _SPEC_FIELDS} for s in specs]}
     cache.store(identity, info.module, {"api_version": api_version, "hooks": hooks})
     return specs, api_version
 

@@ -29,7 +29,15 @@ from typing import Any
 
 import pluggy
 
-from zoo_core import hookspecs
+from zoo_core import contract
+from zoo_core.contract import (
+    ENTRY_POINT_GROUP,
+    PLUGIN_API_ATTRIBUTE,
+    PLUGIN_API_VERSION,
+    PROJECT_NAME,
+    ModelSpec,
+    plugin_api_problem,
+)
 from zoo_core.errors import (
     AmbiguousModelError,
     ModelNotFoundError,
@@ -37,10 +45,9 @@ from zoo_core.errors import (
     PluginNotInstalledError,
 )
 from zoo_core.plugin_cache import PluginCache
-from zoo_core.spec import PLUGIN_API_ATTRIBUTE, PLUGIN_API_VERSION, ModelSpec, plugin_api_problem
+from zoo_core.version import __version__
 
 __all__ = [
-    "ENTRY_POINT_GROUP",
     "ModelEntry",
     "PluginInfo",
     "Registry",
@@ -50,8 +57,6 @@ __all__ = [
     "list_models",
     "reset_registry",
 ]
-
-ENTRY_POINT_GROUP = "zoo"
 
 
 class ZooPluginWarning(UserWarning):
@@ -300,14 +305,14 @@ def _env_list(name: str) -> list[str]:
 
 
 def _discover() -> Registry:
-    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-    manager.add_hookspecs(hookspecs)
+    manager = pluggy.PluginManager(PROJECT_NAME)
+    manager.add_hookspecs(contract)
     disabled = {canonical_name(n) for n in _env_list("ZOO_DISABLE_PLUGINS")}
     plugins: list[PluginInfo] = []
     collected: list[tuple[PluginInfo, list[ModelSpec]]] = []
 
     # An unchanged environment lists from the cache: no metadata scan, no hook module imported.
-    cache = PluginCache.open(_cache_salt(), code=_CACHE_CODE)
+    cache = PluginCache.open(_CACHE_SALT, code=_CACHE_CODE)
     candidates: list[tuple[PluginInfo, Any]] = []
     for dist_name, version, ep_name, value in _entry_points(cache):
         info = PluginInfo(
@@ -355,15 +360,11 @@ def _discover() -> Registry:
     return Registry(plugins=plugins, entries=entries, manager=manager)
 
 
-def _cache_salt() -> str:
-    """What, besides the plugins, shapes the cached results: this zoo-core and its contract."""
-    from zoo_core import __version__
-
-    return f"zoo-core {__version__}, plugin API {PLUGIN_API_VERSION}"
-
-
+# What, besides the plugins, shapes the cached results: this zoo-core, the code
+# that calls the hooks and the contract that checks what they return.
+_CACHE_SALT = f"zoo-core {__version__}, plugin API {PLUGIN_API_VERSION}"
+_CACHE_CODE = (__file__, contract.__file__ or "")
 _SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ModelSpec))  # asdict is slow: deep copies
-_CACHE_CODE = (__file__, importlib.import_module(ModelSpec.__module__).__file__ or "")
 
 
 def _entry_points(cache: PluginCache | None) -> list[tuple[str | None, str | None, str, str]]:
@@ -413,8 +414,6 @@ def _cached_call(
 
 def _check_api(module: Any) -> int | None:
     """The plugin API a hook module declares; raises _IncompatiblePlugin if it is not ours."""
-    from zoo_core import __version__
-
     declared = getattr(module, PLUGIN_API_ATTRIBUTE, None)
     problem = plugin_api_problem(declared, core_version=__version__)
     if problem is None:

@@ -59,7 +59,9 @@ __all__ = [
     "PluginCache",
     "cache_enabled",
     "cache_path",
+    "entry_points",
     "imported_files",
+    "load_entry_point",
     "module_files",
 ]
 
@@ -235,6 +237,42 @@ def _environment() -> str:
     return json.dumps([sys.executable, sys.implementation.cache_tag, entries])
 
 
+EntryPointRow = tuple[str | None, str | None, str, str]
+
+
+def entry_points(group: str, cache: PluginCache | None = None) -> list[EntryPointRow]:
+    """``(distribution, version, name, value)`` of each entry point in ``group``.
+
+    From ``cache`` when this environment is unchanged; else from a scan of the
+    installed distributions' metadata (and then stored in ``cache``).
+    Importing ``importlib.metadata`` alone costs more than a warm listing, so
+    it is imported only for a scan.
+
+    >>> entry_points("zoo")                                # doctest: +SKIP
+    [('zoo-cnn', '0.1.0', 'cnn', 'zoo_cnn.plugin'), ...]
+    """
+    found = cache.stored_entry_points(group) if cache is not None else None
+    if found is None:
+        from importlib import metadata
+
+        found = []
+        for ep in metadata.entry_points(group=group):
+            dist = getattr(ep, "dist", None)
+            meta = dist.metadata if dist is not None else None  # parsed once, not per field
+            name, version = (meta["Name"], meta["Version"]) if meta is not None else (None, None)
+            found.append((name, version, ep.name, ep.value))
+        if cache is not None:
+            cache.store_entry_points(group, found)
+    return found
+
+
+def load_entry_point(name: str, value: str, group: str) -> Any:
+    """What the entry point ``name = value`` refers to (importing its module), as pip's would."""
+    from importlib import metadata
+
+    return metadata.EntryPoint(name=name, value=value, group=group).load()
+
+
 class PluginCache:
     """The plugin cache of this process: read once, written at most once (:meth:`save`).
 
@@ -292,22 +330,20 @@ class PluginCache:
 
     # -- where the plugins are ------------------------------------------------------------
 
-    def entry_points(self) -> list[tuple[str | None, str | None, str, str]] | None:
-        """The ``zoo`` entry points stored for this environment, or None if unknown or stale.
-
-        Each is ``(distribution, version, entry-point name, entry-point value)``.
-        """
+    def stored_entry_points(self, group: str) -> list[EntryPointRow] | None:
+        """The entry points of ``group`` stored for this environment, or None if unknown."""
         stored = self._env.get("entry_points") if self._env else None
-        if not isinstance(stored, list):
+        rows = stored.get(group) if isinstance(stored, dict) else None
+        if not isinstance(rows, list):
             return None
         try:
-            return [(d, v, str(n), str(m)) for d, v, n, m in stored]
+            return [(d, v, str(n), str(m)) for d, v, n, m in rows]
         except (TypeError, ValueError):
             return None
 
-    def set_entry_points(self, found: list[tuple[str | None, str | None, str, str]]) -> None:
-        """Remember the entry points a scan of this environment found."""
-        self._new_environment = {"entry_points": [list(e) for e in found], "modules": {}}
+    def store_entry_points(self, group: str, found: list[EntryPointRow]) -> None:
+        """Remember the entry points of ``group`` that a scan of this environment found."""
+        self._new_environment = {"entry_points": {group: [list(e) for e in found]}, "modules": {}}
         self._dirty = True
 
     def _paths(self, module: str) -> list[str] | None:

@@ -25,6 +25,7 @@ import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import pluggy
@@ -44,7 +45,7 @@ from zoo_core.errors import (
     PluginError,
     PluginNotInstalledError,
 )
-from zoo_core.plugin_cache import PluginCache
+from zoo_core.plugin_cache import PluginCache, entry_points, load_entry_point
 from zoo_core.version import __version__
 
 __all__ = [
@@ -170,7 +171,11 @@ class ModelEntry:
 
 @dataclass
 class Registry:
-    """Every discovered plugin and model. Build it with :func:`get_registry`."""
+    """Every discovered plugin and model. Build it with :func:`get_registry`.
+
+    ``manager`` holds the hook modules imported in this run: plugins listed
+    from the plugin cache (:mod:`zoo_core.plugin_cache`) are not imported.
+    """
 
     plugins: list[PluginInfo] = field(default_factory=list)
     entries: list[ModelEntry] = field(default_factory=list)
@@ -314,7 +319,7 @@ def _discover() -> Registry:
     # An unchanged environment lists from the cache: no metadata scan, no hook module imported.
     cache = PluginCache.open(_CACHE_SALT, code=_CACHE_CODE)
     candidates: list[tuple[PluginInfo, Any]] = []
-    for dist_name, version, ep_name, value in _entry_points(cache):
+    for dist_name, version, ep_name, value in entry_points(ENTRY_POINT_GROUP, cache):
         info = PluginInfo(
             name=canonical_name(dist_name) if dist_name else ep_name,
             module=value,
@@ -322,7 +327,8 @@ def _discover() -> Registry:
             version=version,
             entry_point=ep_name,
         )
-        candidates.append((info, lambda n=ep_name, v=value: _load_entry_point(n, v)))
+        load = partial(load_entry_point, ep_name, value, ENTRY_POINT_GROUP)
+        candidates.append((info, load))
     for module_name in _env_list("ZOO_PLUGINS"):
         info = PluginInfo(name=module_name, module=module_name, source="ZOO_PLUGINS")
         candidates.append((info, lambda m=module_name: importlib.import_module(m)))
@@ -365,29 +371,6 @@ def _discover() -> Registry:
 _CACHE_SALT = f"zoo-core {__version__}, plugin API {PLUGIN_API_VERSION}"
 _CACHE_CODE = (__file__, contract.__file__ or "")
 _SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ModelSpec))  # asdict is slow: deep copies
-
-
-def _entry_points(cache: PluginCache | None) -> list[tuple[str | None, str | None, str, str]]:
-    """``(distribution, version, name, value)`` of each ``zoo`` entry point."""
-    found = cache.entry_points() if cache is not None else None
-    if found is None:
-        from importlib import metadata  # costs more than the rest of discovery; cold path only
-
-        found = []
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            dist = getattr(ep, "dist", None)
-            meta = dist.metadata if dist is not None else None  # parsed once per distribution
-            name, version = (meta["Name"], meta["Version"]) if meta is not None else (None, None)
-            found.append((name, version, ep.name, ep.value))
-        if cache is not None:
-            cache.set_entry_points(found)
-    return found
-
-
-def _load_entry_point(name: str, value: str) -> Any:
-    from importlib import metadata
-
-    return metadata.EntryPoint(name=name, value=value, group=ENTRY_POINT_GROUP).load()
 
 
 def _cached_call(

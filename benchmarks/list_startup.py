@@ -1,6 +1,6 @@
 """How long `zoo list` takes, whole process, next to the floors it cannot beat.
 
-Runs each command several times, alternating, and prints the medians and the
+Runs each command several times, in a new random order each round, and prints the medians and the
 ratio to a bare `python -c pass` (and to `python -c "import torch"`).
 
     python benchmarks/list_startup.py [--runs 21]
@@ -23,6 +23,7 @@ import argparse
 import base64
 import hashlib
 import os
+import random
 import resource
 import shutil
 import statistics
@@ -99,8 +100,11 @@ def _time(
     """Wall and CPU (user + system) seconds of each command, ``runs`` times, alternating."""
     wall: dict[str, list[float]] = {name: [] for name in commands}
     cpu: dict[str, list[float]] = {name: [] for name in commands}
+    order = list(commands.items())
+    shuffle = random.Random(0).shuffle
     for _ in range(runs):
-        for name, (cmd, env, cold_cache) in commands.items():  # alternate: spikes hit all rows
+        shuffle(order)  # a new order each round: load spikes and position effects hit all rows
+        for name, (cmd, env, cold_cache) in order:
             if cold_cache is not None:
                 shutil.rmtree(cold_cache, ignore_errors=True)
             cpu_before, started = _cpu_seconds(), time.perf_counter()
@@ -180,7 +184,7 @@ def plugin_count(runs: int, count: int, before: Path | None) -> None:
         for _, cmd_env, _ in commands.values():  # fill the warm caches, compile bytecode
             subprocess.run(zoo, env=cmd_env, check=True, capture_output=True)
         wall, cpu = _time(runs, commands)
-        print(f"{runs} runs each, alternating; ratios of wall-clock medians")
+        print(f"{runs} runs each, shuffled every round; ratios of wall-clock medians")
         _table(
             wall, {"python -c 'import torch'": "torch", "zoo list, 4 plugins, warm": "warm 4"}, cpu
         )

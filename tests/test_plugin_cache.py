@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURES, run_zoo
-from zoo_core.plugin_cache import CACHE_FILE, PluginCache, module_files
+from zoo_core.plugin_cache import CACHE_FILE, PluginCache, cache_path, module_files
 
 HOOK = """\
 from zoo_core import ModelSpec, hookimpl
@@ -298,6 +298,10 @@ def test_the_cache_is_disabled_by_zoo_no_cache(monkeypatch, tmp_path) -> None:
     assert PluginCache.open("salt") is None
     monkeypatch.setenv("ZOO_NO_CACHE", "0")
     assert PluginCache.open("salt") is not None
+    # A relative XDG_CACHE_HOME is ignored, as the XDG spec says: ~/.cache it is.
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_path() == tmp_path / "home" / ".cache" / "zoo" / CACHE_FILE
 
 
 # Installed plugins: wheels and an editable install, with pip --------------------------------

@@ -80,10 +80,16 @@ def cache_enabled() -> bool:
     return os.environ.get("ZOO_NO_CACHE", "") in ("", "0")
 
 
-def cache_path() -> Path:
-    """``$XDG_CACHE_HOME/zoo/plugins-v1.json``, or under ``~/.cache`` when it is unset."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "zoo" / CACHE_FILE
+def cache_path() -> Path | None:
+    """``$XDG_CACHE_HOME/zoo/plugins-v1.json``, or under ``~/.cache`` when it is unset.
+
+    None when neither gives an absolute directory (no home directory): then
+    there is no cache, rather than one in whatever the working directory is.
+    """
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # unset, or relative, which the XDG spec says to ignore
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "zoo" / CACHE_FILE if os.path.isabs(base) else None
 
 
 def _file_id(path: str) -> FileId | None:
@@ -228,7 +234,10 @@ def _environment() -> str:
     """The interpreter's import path and the identity of each of its directories."""
     entries = []
     for entry in sys.path:
-        path = entry or os.getcwd()  # "" means the working directory
+        try:
+            path = entry or os.getcwd()  # "" means the working directory
+        except OSError:  # the working directory was removed
+            path = entry
         try:
             st = os.stat(path)
             entries.append([path, st.st_mtime_ns, st.st_ino])
@@ -299,14 +308,15 @@ class PluginCache:
 
     @classmethod
     def open(cls, salt: str, *, code: tuple[str, ...] = ()) -> PluginCache | None:
-        """The cache, or None when ``ZOO_NO_CACHE`` disables it.
+        """The cache, or None when ``ZOO_NO_CACHE`` disables it (or there is no cache directory).
 
         The identities of the files in ``code`` (the modules that call the hooks
         and check their results) join the salt, so editing them is a miss.
         """
-        if not cache_enabled():
+        path = cache_path() if cache_enabled() else None
+        if path is None:
             return None
-        return cls(cache_path(), json.dumps([salt, [_file_id(f) for f in code]]))
+        return cls(path, json.dumps([salt, [_file_id(f) for f in code]]))
 
     def _read(self) -> dict[str, Any] | None:
         try:

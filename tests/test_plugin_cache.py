@@ -97,10 +97,18 @@ def test_a_warm_list_imports_no_hook_module(tmp_path) -> None:
     assert not {"zoo_cnn.plugin", "zoo_rnn.plugin", "importlib.metadata"} & imported
     assert "zoo_core.plugin_cache" in imported and "torch" not in imported
     assert imports(marker) == 1
-    # What zoo reports is what it reports without the cache.
+    # What zoo reports is what it reports without the cache, weights variants included
+    # (the bundled plugins publish them through a second hook, cached alongside).
     assert zoo("plugins", "--json").stdout == zoo("plugins", "--json", ZOO_NO_CACHE="1").stdout
+    pretrained = zoo("list", "--pretrained", "--json", PYTHONPROFILEIMPORTTIME="1")
+    imported = {line.rsplit("|", 1)[-1].strip() for line in pretrained.stderr.splitlines()}
+    assert not {"warm_hook", "zoo_cnn.plugin", "importlib.metadata"} & imported
+    variants = json.loads(pretrained.stdout)
+    assert variants and variants == json.loads(
+        zoo("list", "--pretrained", "--json", ZOO_NO_CACHE="1").stdout
+    )
     assert zoo("list", "--json", ZOO_NO_CACHE="1").stdout == cold
-    assert imports(marker) == 3  # each uncached run imports it
+    assert imports(marker) == 4  # each uncached run imports it
 
 
 def test_touching_or_editing_a_hook_module_or_its_package_is_seen(tmp_path) -> None:
@@ -155,6 +163,23 @@ def test_broken_plugins_are_read_every_time_and_reported_as_without_the_cache(tm
     assert imports(marker) == 5  # a broken result is never cached
     write_hook(hook, marker, ["flaky_a", "flaky_b"])
     assert {"flaky_a", "flaky_b"} <= set(zoo.models())
+
+
+def test_a_broken_weights_hook_is_reported_every_time(tmp_path) -> None:
+    marker = tmp_path / "imported"
+    hook = write_hook(tmp_path / "mods" / "weights_hook.py", marker, ["weighty"])
+    hook.write_text(
+        hook.read_text()
+        + "\n\n@hookimpl\ndef zoo_register_weights():\n    raise RuntimeError('no weights today')\n"
+    )
+    zoo = Env(tmp_path, "weights_hook", tmp_path / "mods")
+    uncached = zoo("plugins", ZOO_NO_CACHE="1")
+    for _ in range(2):
+        again = zoo("plugins")
+        assert (again.stdout, again.stderr) == (uncached.stdout, uncached.stderr)
+    assert "weights hook is broken (RuntimeError: no weights today)" in again.stdout + again.stderr
+    assert "weighty" in zoo("list").stdout
+    assert imports(marker) == 4  # never cached while its weights hook fails
 
 
 @pytest.mark.parametrize("content", [b"{not json", b"[]", b'{"format": 1}', b"\xff\xfe", b""])

@@ -37,6 +37,7 @@ from zoo_core.contract import (
     PLUGIN_API_VERSION,
     PROJECT_NAME,
     ModelSpec,
+    WeightsSpec,
     plugin_api_problem,
 )
 from zoo_core.errors import (
@@ -176,12 +177,36 @@ class Registry:
     """Every discovered plugin and model. Build it with :func:`get_registry`.
 
     ``manager`` holds the hook modules imported in this run: plugins listed
-    from the plugin cache (:mod:`zoo_core.plugin_cache`) are not imported.
+    from the plugin cache (:mod:`zoo_core.plugin_cache`) are not imported, so
+    ask :meth:`hook_results` for what their other hooks return.
+    ``hook_outcomes`` maps :func:`hook_name` to ``{hook: results or exception}``.
     """
 
     plugins: list[PluginInfo] = field(default_factory=list)
     entries: list[ModelEntry] = field(default_factory=list)
     manager: pluggy.PluginManager | None = None
+    hook_outcomes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    def hook_results(self, plugin: PluginInfo, hook: str) -> list[Any]:
+        """What each of ``plugin``'s implementations of ``hook`` returned, one item each.
+
+        A plugin listed from the plugin cache answers from the cache; any other
+        has its hook called (once per registry). Raises what the hook raised.
+
+        >>> reg = get_registry()                                        # doctest: +SKIP
+        >>> reg.hook_results(reg.plugin("zoo-cnn"), "zoo_register_weights")  # doctest: +SKIP
+        [[WeightsSpec(model='simple_cnn', tag='digits', ...)]]
+        """
+        known = self.hook_outcomes.setdefault(hook_name(plugin), {})
+        if hook not in known:
+            try:
+                impls = hook_impls(self.manager, hook, plugin) if self.manager else []
+                known[hook] = [impl.function() for impl in impls]
+            except Exception as err:  # third-party code: the caller reports it
+                known[hook] = err
+        if isinstance(known[hook], Exception):
+            raise known[hook]
+        return known[hook]
 
     @property
     def unusable(self) -> list[PluginInfo]:
@@ -335,6 +360,7 @@ def _discover() -> Registry:
         info = PluginInfo(name=module_name, module=module_name, source="ZOO_PLUGINS")
         candidates.append((info, lambda m=module_name: importlib.import_module(m)))
 
+    outcomes: dict[str, dict[str, Any]] = {}
     # pluggy refuses a module registered twice: such plugins always take the uncached path.
     repeated = {m for m, n in Counter(info.module for info, _ in candidates).items() if n > 1}
     for info, load in candidates:
@@ -344,7 +370,7 @@ def _discover() -> Registry:
             continue
         try:
             use = None if info.module in repeated else cache
-            specs, api_version = _cached_call(use, manager, info, load)
+            specs, api_version, outcomes[hook_name(info)] = _cached_call(use, manager, info, load)
         except _IncompatiblePlugin as err:
             plugins.append(
                 replace(info, status="incompatible", error=str(err), api_version=err.api_version)
@@ -365,36 +391,64 @@ def _discover() -> Registry:
         for info, specs in collected
         for s in specs
     ]
-    return Registry(plugins=plugins, entries=entries, manager=manager)
+    return Registry(plugins=plugins, entries=entries, manager=manager, hook_outcomes=outcomes)
 
 
 # What, besides the plugins, shapes the cached results: this zoo-core, the code
 # that calls the hooks and the contract that checks what they return.
 _CACHE_SALT = f"zoo-core {__version__}, plugin API {PLUGIN_API_VERSION}"
 _CACHE_CODE = (__file__, contract.__file__ or "")
-_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ModelSpec))  # asdict is slow: deep copies
+# The hooks whose results the plugin cache keeps, and the class of their items.
+_CACHED_HOOKS = {"zoo_register_models": ModelSpec, "zoo_register_weights": WeightsSpec}
+_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _CACHED_HOOKS.values()}
+
+
+def _encode(results: list[Any], cls: type) -> list[dict[str, Any]] | None:
+    """The items of every result as field dicts (not asdict: it deep-copies, slowly);
+    None unless each result is a list or tuple of exactly ``cls``."""
+    if not all(isinstance(r, (list, tuple)) and all(type(i) is cls for i in r) for r in results):
+        return None
+    return [{f: getattr(i, f) for f in _FIELDS[cls]} for r in results for i in r]
 
 
 def _cached_call(
     cache: PluginCache | None, manager: pluggy.PluginManager, info: PluginInfo, load: Any
-) -> tuple[list[ModelSpec], int | None]:
-    """:func:`_call_plugin`, or what it returned last time if the plugin's files are unchanged."""
+) -> tuple[list[ModelSpec], int | None, dict[str, Any]]:
+    """:func:`_call_plugin`, or what it returned last time if the plugin's files are unchanged.
+
+    Also returns the outcome of the plugin's other cached hooks (see
+    :meth:`Registry.hook_results`): from the cache, or called now so that the
+    cache can keep them. A plugin is stored only when every hook worked.
+    """
     if cache is None:
-        return _call_plugin(manager, info, load)
+        specs, api_version = _call_plugin(manager, info, load)
+        return specs, api_version, {}
     identity = (info.source, info.name, info.distribution, info.version, info.entry_point)
     record = cache.lookup(identity, info.module)
     if record is not None:
         try:
-            specs = [ModelSpec(**s) for s in record["hooks"]["zoo_register_models"]]
+            hooks = {h: [cls(**d) for d in record["hooks"][h]] for h, cls in _CACHED_HOOKS.items()}
             api_version = record["api_version"]
             if api_version is None or type(api_version) is int:
-                return specs, api_version
+                specs = hooks.pop("zoo_register_models")
+                return specs, api_version, {hook: [items] for hook, items in hooks.items()}
         except (KeyError, TypeError, ValueError):
             pass  # not what this zoo-core stores: ask the plugin
     specs, api_version = _call_plugin(manager, info, load)
-    hooks = {"zoo_register_models": [{f: getattr(s, f) for f in _SPEC_FIELDS} for s in specs]}
-    cache.store(identity, info.module, {"api_version": api_version, "hooks": hooks})
-    return specs, api_version
+    outcomes: dict[str, Any] = {}
+    stored = {"zoo_register_models": _encode([specs], ModelSpec)}
+    for hook, cls in _CACHED_HOOKS.items():
+        if hook in stored:
+            continue
+        try:
+            outcomes[hook] = [impl.function() for impl in hook_impls(manager, hook, info)]
+        except Exception as err:  # third-party code: reported where the results are used
+            outcomes[hook] = err
+            continue
+        stored[hook] = _encode(outcomes[hook], cls)
+    if all(v is not None for v in stored.values()) and len(stored) == len(_CACHED_HOOKS):
+        cache.store(identity, info.module, {"api_version": api_version, "hooks": stored})
+    return specs, api_version, outcomes
 
 
 def _check_api(module: Any) -> int | None:

@@ -133,6 +133,8 @@ def main() -> None:
         "tt_tp_single": lambda: compare_load(sources["tt_single"], "tp"),
         "tt_tp_sharded": lambda: compare_load(sources["tt_sharded"], "tp"),
         "tt_tp_f64": lambda: compare_load(sources["tt_single"], "tp", "float64"),
+        "tt_tp_hub": lambda: compare_load("hf://zoo/tt", "tp"),
+        "tt_fsdp_hub": lambda: compare_load("hf://zoo/tt", "fsdp", "bfloat16"),
         "tt_fsdp_uneven": lambda: compare_load(sources["tt_odd"], "fsdp"),
         "save_fsdp": lambda: compare_save(sources["tt_sharded"], "fsdp", out, "tt-fsdp"),
         "save_tp": lambda: compare_save(sources["tt_single"], "tp", out, "tt-tp"),

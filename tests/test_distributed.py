@@ -18,7 +18,11 @@ import pytest
 from torch import nn
 
 import zoo_core
+from tests.conftest import run_zoo
 from zoo_core.distributed import plan_problems, tp_plan
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hubserver import start_server_subprocess, stop_server_subprocess
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 # A large config for linear_regression: 2 MB of weights, an odd output size so that
@@ -49,11 +53,26 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     (root / "sources.json").write_text(json.dumps({k: str(v) for k, v in sources.items()}))
     out = root / "out"
     out.mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc-per-node", "2", str(WORKER), str(root / "sources.json"), str(out)]
-    # A hang (a rank stuck in a collective) fails here instead of blocking the suite.
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=420, env=env)
+    # hf://: the real huggingface_hub client against tests/hubserver.py; both ranks
+    # download into one cache, as processes on one machine do.
+    url, server = start_server_subprocess(root / "hub", token=None, user="zoo")
+    try:
+        hub_env = {
+            "HF_ENDPOINT": url,
+            "HF_HOME": str(root / "hf-home"),
+            "HF_HUB_CACHE": str(root / "hf-home" / "hub"),
+            "HF_HUB_OFFLINE": "0",
+            "HF_TOKEN": "",
+        }
+        pushed = run_zoo("push", str(sources["tt_sharded"]), "zoo/tt", **hub_env)
+        assert pushed.returncode == 0, pushed.stderr
+        env = {**os.environ, **hub_env, "OMP_NUM_THREADS": "1"}
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        command += ["--nproc-per-node", "2", str(WORKER), str(root / "sources.json"), str(out)]
+        # A hang (a rank stuck in a collective) fails here instead of blocking the suite.
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=420, env=env)
+    finally:
+        stop_server_subprocess(server)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
 
@@ -76,6 +95,8 @@ LOADS = [
     ("tt_tp_single", False),
     ("tt_tp_sharded", False),
     ("tt_tp_f64", False),
+    ("tt_tp_hub", False),
+    ("tt_fsdp_hub", True),
     ("after_errors", False),
 ]
 

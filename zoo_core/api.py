@@ -101,6 +101,8 @@ def create_model(
     seed: int | None = None,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
+    mesh: Any = None,
+    parallel: str = "fsdp",
     **overrides: Any,
 ) -> ZooModel:
     """Build a freshly initialised model by name, with config overrides.
@@ -118,6 +120,16 @@ def create_model(
 
     >>> model = create_model("simple_rnn", cell="gru", seed=0)   # doctest: +SKIP
     """
+    if mesh is not None:
+        return open_model(
+            name,
+            device=device,
+            dtype=dtype,
+            overrides=overrides,
+            seed=seed,
+            mesh=mesh,
+            parallel=parallel,
+        ).model
     _, model = _create(
         name,
         overrides,
@@ -147,7 +159,20 @@ def save_model(
     """
     if not isinstance(model, ZooModel):
         raise UsageError(f"save_model expects a ZooModel, got {type(model).__name__}")
-    entry = get_registry().entry_for_class(type(model))
+    from zoo_core import distributed
+
+    entry = get_registry().entry_for_class(distributed.unwrapped_class(model))
+    if distributed.is_sharded(model):
+        record = make_record(
+            architecture=entry.name,
+            plugin=entry.plugin.distribution or entry.plugin.name,
+            plugin_version=entry.plugin.version,
+            target=entry.spec.target,
+            config=config_to_dict(model.config),
+        )
+        return distributed.save_sharded(
+            model, Path(directory), record, max_shard_size=max_shard_size
+        )
     state_dict = model.state_dict()
     on_meta = [k for k, t in state_dict.items() if t.is_meta]
     if on_meta:
@@ -170,6 +195,8 @@ def load_model(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     arch: str | None = None,
+    mesh: Any = None,
+    parallel: str = "fsdp",
 ) -> ZooModel:
     """Load a model from a saved directory, a lone ``.safetensors`` file, or a model name.
 
@@ -192,7 +219,9 @@ def load_model(
     >>> model = load_model("cnn/", device="cpu", dtype="bfloat16")   # doctest: +SKIP
     >>> model = load_model("hf_dir/", arch="linear_regression")      # doctest: +SKIP
     """
-    return open_model(source, device=device, dtype=dtype, arch=arch).model
+    return open_model(
+        source, device=device, dtype=dtype, arch=arch, mesh=mesh, parallel=parallel
+    ).model
 
 
 def _looks_like_path(source: str) -> bool:
@@ -300,6 +329,8 @@ def open_model(
     from_strings: bool = False,
     seed: int | None = None,
     arch: str | None = None,
+    mesh: Any = None,
+    parallel: str = "fsdp",
 ) -> LoadedModel:
     """:func:`load_model` with provenance, and config overrides for model names.
 
@@ -307,6 +338,19 @@ def open_model(
     ``overrides`` complete or replace the config fields found next to them.
     """
     started = time.perf_counter()
+    if mesh is not None:
+        return _open_sharded(
+            source,
+            mesh,
+            parallel,
+            device,
+            dtype,
+            overrides or {},
+            from_strings,
+            seed,
+            arch,
+            started,
+        )
     target_device = parse_device(device)
     target_dtype = parse_dtype(dtype)
     if arch is not None:
@@ -387,3 +431,72 @@ def _materialise_leftovers(
         if dtype is not None and value.is_floating_point():
             value = value.to(dtype)
         owner._buffers[buffer_name] = value
+
+
+class _Arch:
+    """TEMPORARY stand-in for build.Architecture until the refactor lands."""
+
+    def __init__(self, entry):
+        self.entry = entry
+        self.cls = entry.load_class()
+
+    def build_meta(self, config, *, where=None):
+        with torch.device("meta"):
+            return self.cls(config)
+
+    def build(self, config, *, seed=None, device=None, dtype=None):
+        model = _build(self.entry, config, seed=seed, device=device)
+        return model if dtype is None else model.to(dtype)
+
+    def materialise_leftovers(self, model, config, *, device=None, dtype=None):
+        _materialise_leftovers(model, self.entry, config, device, dtype)
+
+
+def _open_sharded(
+    source, mesh, parallel, device, dtype, overrides, from_strings, seed, arch, started
+):
+    from zoo_core import distributed
+
+    stats = distributed.LoadStats()
+    with distributed.agreement(mesh):
+        target_device = parse_device(device)
+        target_dtype = parse_dtype(dtype)
+        if arch is not None:
+            saved, entry, config = _foreign_saved(source, arch, overrides, from_strings)
+        else:
+            saved = _find_saved(source, overrides)
+            if saved is not None:
+                entry, config = _saved_entry_and_config(saved)
+            else:
+                entry = get_registry().resolve(os.fspath(source))
+                config = _config_for(entry, overrides, from_strings)
+    if saved is None:
+        model = distributed.create_sharded(
+            _Arch(entry),
+            config,
+            mesh=mesh,
+            parallel=parallel,
+            seed=seed,
+            device=target_device,
+            dtype=target_dtype,
+        )
+        return LoadedModel(model, entry, os.fspath(source), "name", time.perf_counter() - started)
+    model = distributed.load_sharded(
+        _Arch(entry),
+        config,
+        saved,
+        mesh=mesh,
+        parallel=parallel,
+        device=target_device,
+        dtype=target_dtype,
+        stats=stats,
+    )
+    details = {
+        "files": [str(f) for f in saved.files],
+        **saved.provenance(),
+        "bytes_read": stats.bytes_read,
+        "parallel": parallel,
+    }
+    return LoadedModel(
+        model, entry, saved.source, saved.kind, time.perf_counter() - started, details
+    )

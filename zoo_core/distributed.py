@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from zoo_core.errors import UsageError, WeightsError, ZooError
 from zoo_core.safetensors_io import DTYPE_SIZES, Header, TensorInfo, read_header
@@ -367,9 +368,7 @@ def load_sharded(
         plan = _checked_plan(model, parallel, mesh.size())
         if dtype is not None:
             model.to(dtype)
-        # Non-persistent buffers are in no file: computed now, on the target device.
-        arch.materialise_leftovers(model, config, device=target, dtype=dtype)
-        computed = {n: b for n, b in model.named_buffers() if not b.is_meta}
+        computed = _unsaved_buffers(arch, model, config, target, dtype)
     _shard(model, mesh, parallel, plan)
     stats = stats if stats is not None else LoadStats()
     with agreement(mesh):
@@ -382,6 +381,47 @@ def load_sharded(
     if reader == "dcp":
         _fill_dcp(model, saved, mesh, stats)
     return model.eval()
+
+
+class _EmptyOnMeta(TorchFunctionMode):
+    """Send ``torch.empty`` to ``meta``: where ``torch.nn`` layers allocate their parameters."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = dict(kwargs or {})
+        if func is torch.empty:
+            kwargs["device"] = "meta"
+        return func(*args, **kwargs)
+
+
+def _unsaved_buffers(
+    arch: Any, model: nn.Module, config: Any, device: torch.device, dtype: torch.dtype | None
+) -> dict[str, torch.Tensor]:
+    """Values of the non-persistent buffers (in no file), computed without the parameters.
+
+    They are computed by building the model once more, but with ``torch.empty``
+    (how ``torch.nn`` layers allocate parameters) sent to ``meta``: a rank that
+    must hold half a model does not allocate, even briefly, a whole one. When
+    a buffer still ends up on ``meta`` (or the build fails that way), the
+    model's usual real build computes them instead.
+    """
+    persistent = set(model.state_dict())
+    names = [n for n, _ in model.named_buffers() if n not in persistent]
+    if not names:
+        return {}
+    values: dict[str, torch.Tensor] = {}
+    try:
+        with torch.device(device), torch.random.fork_rng(devices=[]), _EmptyOnMeta():
+            built = dict(arch.cls(config).named_buffers())
+        values = {n: built[n] for n in names if n in built and not built[n].is_meta}
+    except Exception:  # a layer that cannot initialise meta parameters: build for real
+        values = {}
+    if len(values) != len(names):
+        arch.materialise_leftovers(model, config, device=device, dtype=dtype)
+        return {n: b for n, b in model.named_buffers() if n in names}
+    return {
+        n: v.to(dtype) if dtype is not None and v.is_floating_point() else v
+        for n, v in values.items()
+    }
 
 
 def create_sharded(

@@ -106,6 +106,7 @@ def child_rank(directory: Path, reader: str, parallel: str) -> dict[str, float]:
     from torch.distributed.tensor import DTensor
 
     from zoo_core import distributed
+    from zoo_core.api import saved_architecture
     from zoo_core.weights import read_saved
 
     dist.init_process_group("gloo")
@@ -113,16 +114,7 @@ def child_rank(directory: Path, reader: str, parallel: str) -> dict[str, float]:
 
     def opened(source: Path) -> tuple[Any, Any, Any]:
         saved = read_saved(source)
-        try:
-            from zoo_core.build import Architecture
-
-            arch = Architecture.for_saved(saved.architecture, saved.record.get("plugin"), None)
-            config = arch.config_from_file(saved.record["config"], saved.path)
-        except ImportError:  # TEMPORARY until the refactor lands
-            from zoo_core.api import _Arch, _saved_entry_and_config
-
-            entry, config = _saved_entry_and_config(saved)
-            arch = _Arch(entry)
+        arch, config = saved_architecture(saved)
         return saved, arch, config
 
     def load(source: Path = directory) -> tuple[list[Any], int]:

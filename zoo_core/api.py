@@ -8,16 +8,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
-from zoo_core.config import build_config, config_to_dict
+from zoo_core import distributed
+from zoo_core.build import Architecture
+from zoo_core.config import config_to_dict
 from zoo_core.errors import (
     ConfigError,
     SourceNotFoundError,
@@ -37,6 +41,9 @@ from zoo_core.weights import (
     write_directory,
 )
 
+if TYPE_CHECKING:
+    from torch.distributed.device_mesh import DeviceMesh
+
 __all__ = [
     "LoadedModel",
     "create_model",
@@ -44,6 +51,7 @@ __all__ = [
     "load_model",
     "open_model",
     "save_model",
+    "saved_architecture",
 ]
 
 
@@ -59,25 +67,6 @@ class LoadedModel:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _build(
-    entry: ModelEntry, config: Any, *, seed: int | None, device: torch.device | None
-) -> ZooModel:
-    cls = entry.load_class()
-    with torch.device(device or "cpu"):
-        if seed is None:
-            return cls(config)
-        # fork_rng restores the global generators afterwards: a seed given here
-        # must not change what the caller's own torch.randn calls return.
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            return cls(config)
-
-
-def _config_for(entry: ModelEntry, overrides: dict[str, Any], from_strings: bool) -> Any:
-    cls = entry.load_class()
-    return build_config(cls.Config, overrides, from_strings=from_strings)
-
-
 def _create(
     name: str,
     overrides: dict[str, Any],
@@ -86,12 +75,12 @@ def _create(
     seed: int | None,
     device: torch.device | None,
     dtype: torch.dtype | None,
-) -> tuple[ModelEntry, ZooModel]:
+) -> tuple[ModelEntry, nn.Module]:
     """Resolve a model name, check the overrides, build it, cast it."""
-    entry = get_registry().resolve(name)
-    config = _config_for(entry, overrides, from_strings=from_strings)
-    model = _build(entry, config, seed=seed, device=device)
-    return entry, model if dtype is None else model.to(dtype)
+    arch = Architecture.named(name)
+    config = arch.config(overrides, from_strings=from_strings)
+    assert arch.entry is not None
+    return arch.entry, arch.build(config, seed=seed, device=device, dtype=dtype)
 
 
 def create_model(
@@ -101,7 +90,7 @@ def create_model(
     seed: int | None = None,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
-    mesh: Any = None,
+    mesh: DeviceMesh | None = None,
     parallel: str = "fsdp",
     **overrides: Any,
 ) -> ZooModel:
@@ -112,6 +101,7 @@ def create_model(
         seed: when given, initialise from this seed without touching the
             global random state.
         device, dtype: where to build and which floating dtype to use.
+        mesh, parallel: shard over a ``DeviceMesh`` (see :func:`load_model`).
         **overrides: config fields, checked against the model's ``Config``.
 
     Raises:
@@ -121,15 +111,8 @@ def create_model(
     >>> model = create_model("simple_rnn", cell="gru", seed=0)   # doctest: +SKIP
     """
     if mesh is not None:
-        return open_model(
-            name,
-            device=device,
-            dtype=dtype,
-            overrides=overrides,
-            seed=seed,
-            mesh=mesh,
-            parallel=parallel,
-        ).model
+        kwargs = {"seed": seed, "device": device, "dtype": dtype, "overrides": overrides}
+        return open_model(name, mesh=mesh, parallel=parallel, **kwargs).model
     _, model = _create(
         name,
         overrides,
@@ -148,7 +131,9 @@ def save_model(
 
     The directory is written next to its final place and swapped in, so an
     interrupted save leaves the previous model intact. ``max_shard_size`` (bytes
-    or a string like ``"500MB"``) splits large weights into shards.
+    or a string like ``"500MB"``) splits large weights into shards. A model
+    sharded over a mesh is saved by calling this on every rank: rank 0 writes
+    the same directory a single process would.
 
     Raises:
         PluginError: the model's class is not registered by an installed plugin.
@@ -159,17 +144,15 @@ def save_model(
     """
     if not isinstance(model, ZooModel):
         raise UsageError(f"save_model expects a ZooModel, got {type(model).__name__}")
-    from zoo_core import distributed
-
     entry = get_registry().entry_for_class(distributed.unwrapped_class(model))
+    record = make_record(
+        architecture=entry.name,
+        plugin=entry.plugin.distribution or entry.plugin.name,
+        plugin_version=entry.plugin.version,
+        target=entry.spec.target,
+        config=config_to_dict(model.config),
+    )
     if distributed.is_sharded(model):
-        record = make_record(
-            architecture=entry.name,
-            plugin=entry.plugin.distribution or entry.plugin.name,
-            plugin_version=entry.plugin.version,
-            target=entry.spec.target,
-            config=config_to_dict(model.config),
-        )
         return distributed.save_sharded(
             model, Path(directory), record, max_shard_size=max_shard_size
         )
@@ -179,13 +162,6 @@ def save_model(
         raise WeightsError(
             f"cannot save {entry.name}: {', '.join(on_meta[:3])} have no data (meta device)"
         )
-    record = make_record(
-        architecture=entry.name,
-        plugin=entry.plugin.distribution or entry.plugin.name,
-        plugin_version=entry.plugin.version,
-        target=entry.spec.target,
-        config=config_to_dict(model.config),
-    )
     return write_directory(state_dict, record, Path(directory), max_shard_size=max_shard_size)
 
 
@@ -195,7 +171,7 @@ def load_model(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     arch: str | None = None,
-    mesh: Any = None,
+    mesh: DeviceMesh | None = None,
     parallel: str = "fsdp",
 ) -> ZooModel:
     """Load a model from a saved directory, a lone ``.safetensors`` file, or a model name.
@@ -211,6 +187,12 @@ def load_model(
     a bare ``.safetensors`` file); config fields are taken from their
     ``config.json`` where the names match.
 
+    With ``mesh`` (a ``torch.distributed`` ``DeviceMesh``; call on every rank,
+    under ``torchrun``) the model is sharded: ``parallel="fsdp"`` applies
+    FSDP2's ``fully_shard``, ``parallel="tp"`` the tensor-parallel plan its
+    class declares, and each rank reads only the bytes of its own shards (see
+    :mod:`zoo_core.distributed`).
+
     Raises:
         SourceNotFoundError: a path-like source does not exist.
         WeightsError: the file is not safetensors, not zoo's, or does not fit.
@@ -218,6 +200,7 @@ def load_model(
 
     >>> model = load_model("cnn/", device="cpu", dtype="bfloat16")   # doctest: +SKIP
     >>> model = load_model("hf_dir/", arch="linear_regression")      # doctest: +SKIP
+    >>> model = load_model("big/", mesh=mesh, parallel="tp")         # doctest: +SKIP
     """
     return open_model(
         source, device=device, dtype=dtype, arch=arch, mesh=mesh, parallel=parallel
@@ -270,9 +253,9 @@ def _find_saved(
 
 
 def _foreign_saved(
-    source: str | os.PathLike[str], arch: str, overrides: dict[str, Any], from_strings: bool
-) -> tuple[SavedModel, ModelEntry, Any]:
-    """Weights from another tool, read as architecture ``arch``."""
+    source: str | os.PathLike[str], name: str, overrides: dict[str, Any], from_strings: bool
+) -> tuple[SavedModel, Architecture, Any]:
+    """Weights from another tool, read as the architecture ``name``."""
     path = Path(os.path.expanduser(os.fspath(source)))
     if not path.exists():
         raise SourceNotFoundError(
@@ -280,29 +263,26 @@ def _foreign_saved(
             hint="--arch names the architecture of a local directory or .safetensors file",
         )
     saved = read_saved(path, foreign=True)
-    entry = get_registry().resolve(arch)
-    cls = entry.load_class()
-    names = {f.name for f in dataclasses.fields(cls.Config)}
+    arch = Architecture.named(name)
+    names = {f.name for f in dataclasses.fields(arch.cls.Config)}
     found = {k: v for k, v in saved.record["config"].items() if k in names}
-    try:
-        base = build_config(cls.Config, found)
-    except ConfigError as err:
-        raise WeightsError(f"{path}: {err}", hint=err.hint) from None
-    config = build_config(cls.Config, overrides, base=base, from_strings=from_strings)
-    saved.record.update(architecture=entry.name, config=config_to_dict(config))
-    return saved, entry, config
+    base = arch.config_from_file(found, path)
+    config = arch.config(overrides, base=base, from_strings=from_strings)
+    saved.record.update(architecture=arch.name, config=config_to_dict(config))
+    return saved, arch, config
 
 
-def _saved_entry_and_config(saved: SavedModel) -> tuple[ModelEntry, Any]:
-    entry = get_registry().resolve_saved(
+def saved_architecture(saved: SavedModel) -> tuple[Architecture, Any]:
+    """The installed architecture and the config that a saved model records.
+
+    Raises:
+        PluginNotInstalledError: the plugin the weights name is missing.
+        WeightsError: the recorded config does not fit the architecture.
+    """
+    arch = Architecture.for_saved(
         saved.architecture, saved.record.get("plugin"), saved.record.get("plugin_version")
     )
-    try:
-        config = build_config(entry.load_class().Config, saved.record["config"])
-    except ConfigError as err:
-        # A bad config inside a file is a problem with the file, not the command line.
-        raise WeightsError(f"{saved.path}: {err}", hint=err.hint) from None
-    return entry, config
+    return arch, arch.config_from_file(saved.record["config"], saved.path)
 
 
 def describe_source(
@@ -310,14 +290,14 @@ def describe_source(
     overrides: dict[str, Any] | None = None,
     *,
     from_strings: bool = True,
-) -> tuple[ModelEntry, Any, str]:
-    """The entry and config a source stands for, without building or reading weights."""
+) -> tuple[Architecture, Any, str]:
+    """The architecture and config a source stands for, without building or reading weights."""
     saved = _find_saved(source, overrides, weights=False)
     if saved is not None:
-        entry, config = _saved_entry_and_config(saved)
-        return entry, config, saved.source
-    entry = get_registry().resolve(os.fspath(source))
-    return entry, _config_for(entry, overrides or {}, from_strings), os.fspath(source)
+        arch, config = saved_architecture(saved)
+        return arch, config, saved.source
+    arch = Architecture.named(os.fspath(source))
+    return arch, arch.config(overrides, from_strings=from_strings), os.fspath(source)
 
 
 def open_model(
@@ -329,7 +309,7 @@ def open_model(
     from_strings: bool = False,
     seed: int | None = None,
     arch: str | None = None,
-    mesh: Any = None,
+    mesh: DeviceMesh | None = None,
     parallel: str = "fsdp",
 ) -> LoadedModel:
     """:func:`load_model` with provenance, and config overrides for model names.
@@ -338,29 +318,33 @@ def open_model(
     ``overrides`` complete or replace the config fields found next to them.
     """
     started = time.perf_counter()
+    # On a mesh, a rank that cannot resolve the source fails every rank (no hang).
+    with distributed.agreement(mesh) if mesh is not None else contextlib.nullcontext():
+        target_device = parse_device(device)
+        target_dtype = parse_dtype(dtype)
+        if arch is not None:
+            saved, architecture, config = _foreign_saved(
+                source, arch, overrides or {}, from_strings
+            )
+        else:
+            saved = _find_saved(source, overrides)
+            if saved is not None:
+                architecture, config = saved_architecture(saved)
+            elif mesh is not None:
+                architecture = Architecture.named(os.fspath(source))
+                config = architecture.config(overrides, from_strings=from_strings)
     if mesh is not None:
-        return _open_sharded(
-            source,
-            mesh,
-            parallel,
-            device,
-            dtype,
-            overrides or {},
-            from_strings,
-            seed,
-            arch,
-            started,
+        model, details = distributed.open_sharded(
+            architecture, config, saved, mesh, parallel, seed, target_device, target_dtype
         )
-    target_device = parse_device(device)
-    target_dtype = parse_dtype(dtype)
-    if arch is not None:
-        saved, entry, config = _foreign_saved(source, arch, overrides or {}, from_strings)
-    else:
-        saved = _find_saved(source, overrides)
-        if saved is not None:
-            entry, config = _saved_entry_and_config(saved)
+        kind, text = (saved.kind, saved.source) if saved else ("name", os.fspath(source))
+        assert architecture.entry is not None
+        seconds = time.perf_counter() - started
+        return LoadedModel(model, architecture.entry, text, kind, seconds, details)
     if saved is not None:
-        model = _load_saved(entry, config, saved, target_device, target_dtype)
+        model = _load_saved(architecture, config, saved, target_device, target_dtype)
+        entry = architecture.entry
+        assert entry is not None
         details = {"files": [str(f) for f in saved.files], **saved.provenance()}
         seconds = time.perf_counter() - started
         return LoadedModel(model, entry, saved.source, saved.kind, seconds, details)
@@ -377,126 +361,14 @@ def open_model(
 
 
 def _load_saved(
-    entry: ModelEntry,
+    arch: Architecture,
     config: Any,
     saved: SavedModel,
     device: torch.device | None,
     dtype: torch.dtype | None,
-) -> ZooModel:
-    cls = entry.load_class()
-    try:
-        with torch.device("meta"):
-            model = cls(config)
-    except (ValueError, TypeError, RuntimeError, OverflowError, MemoryError) as err:
-        # The config came from a file: absurd sizes in it are the file's fault.
-        raise WeightsError(
-            f"{saved.path}: cannot build {entry.name} with the config it records: {err}",
-            hint="the config.json or metadata was damaged or edited by hand",
-        ) from None
+) -> nn.Module:
+    model = arch.build_meta(config, where=saved.path)
     expected = model.state_dict()
     check_structure(saved, expected)
     tensors = read_tensors(saved, list(expected), device=device, dtype=dtype)
-    model.load_state_dict(tensors, strict=True, assign=True)
-    _materialise_leftovers(model, entry, config, device, dtype)
-    for module in model.modules():
-        if isinstance(module, torch.nn.RNNBase):
-            # Assigned tensors are separate allocations; cuDNN wants one flat buffer and
-            # would otherwise re-pack them on every call (what .to() does for it, too).
-            module.flatten_parameters()
-    return model.eval()
-
-
-def _materialise_leftovers(
-    model: ZooModel,
-    entry: ModelEntry,
-    config: Any,
-    device: torch.device | None,
-    dtype: torch.dtype | None,
-) -> None:
-    """Give non-persistent buffers (not in any state dict) real values.
-
-    They were built on ``meta`` with the rest and no file holds them, so the
-    only way to compute them is to build the model for real. Most models have
-    none and never pay for this.
-    """
-    leftovers = [name for name, b in model.named_buffers() if b.is_meta]
-    if not leftovers:
-        return
-    reference = _build(entry, config, seed=0, device=device)
-    real = dict(reference.named_buffers())
-    for name in leftovers:
-        module_name, _, buffer_name = name.rpartition(".")
-        owner = model.get_submodule(module_name)
-        value = real[name]
-        if dtype is not None and value.is_floating_point():
-            value = value.to(dtype)
-        owner._buffers[buffer_name] = value
-
-
-class _Arch:
-    """TEMPORARY stand-in for build.Architecture until the refactor lands."""
-
-    def __init__(self, entry):
-        self.entry = entry
-        self.cls = entry.load_class()
-
-    def build_meta(self, config, *, where=None):
-        with torch.device("meta"):
-            return self.cls(config)
-
-    def build(self, config, *, seed=None, device=None, dtype=None):
-        model = _build(self.entry, config, seed=seed, device=device)
-        return model if dtype is None else model.to(dtype)
-
-    def materialise_leftovers(self, model, config, *, device=None, dtype=None):
-        _materialise_leftovers(model, self.entry, config, device, dtype)
-
-
-def _open_sharded(
-    source, mesh, parallel, device, dtype, overrides, from_strings, seed, arch, started
-):
-    from zoo_core import distributed
-
-    stats = distributed.LoadStats()
-    with distributed.agreement(mesh):
-        target_device = parse_device(device)
-        target_dtype = parse_dtype(dtype)
-        if arch is not None:
-            saved, entry, config = _foreign_saved(source, arch, overrides, from_strings)
-        else:
-            saved = _find_saved(source, overrides)
-            if saved is not None:
-                entry, config = _saved_entry_and_config(saved)
-            else:
-                entry = get_registry().resolve(os.fspath(source))
-                config = _config_for(entry, overrides, from_strings)
-    if saved is None:
-        model = distributed.create_sharded(
-            _Arch(entry),
-            config,
-            mesh=mesh,
-            parallel=parallel,
-            seed=seed,
-            device=target_device,
-            dtype=target_dtype,
-        )
-        return LoadedModel(model, entry, os.fspath(source), "name", time.perf_counter() - started)
-    model = distributed.load_sharded(
-        _Arch(entry),
-        config,
-        saved,
-        mesh=mesh,
-        parallel=parallel,
-        device=target_device,
-        dtype=target_dtype,
-        stats=stats,
-    )
-    details = {
-        "files": [str(f) for f in saved.files],
-        **saved.provenance(),
-        "bytes_read": stats.bytes_read,
-        "parallel": parallel,
-    }
-    return LoadedModel(
-        model, entry, saved.source, saved.kind, time.perf_counter() - started, details
-    )
+    return arch.fill(model, tensors, config, device=device, dtype=dtype)

@@ -68,6 +68,7 @@ __all__ = [
     "create_sharded",
     "is_sharded",
     "load_sharded",
+    "open_sharded",
     "plan_problems",
     "save_sharded",
     "tp_plan",
@@ -381,6 +382,35 @@ def load_sharded(
     if reader == "dcp":
         _fill_dcp(model, saved, mesh, stats)
     return model.eval()
+
+
+def open_sharded(
+    arch: Any,
+    config: Any,
+    saved: SavedModel | None,
+    mesh: DeviceMesh,
+    parallel: str,
+    seed: int | None,
+    device: torch.device | None,
+    dtype: torch.dtype | None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """:func:`load_sharded` for a saved source, :func:`create_sharded` for a name (``saved=None``).
+
+    Returns the model and the facts ``zoo_core.api.open_model`` reports about
+    the load (files, ``bytes_read`` by this rank, ``parallel``, ``mesh_size``).
+    """
+    details: dict[str, Any] = {"parallel": parallel, "mesh_size": mesh.size()}
+    if saved is None:
+        model = create_sharded(
+            arch, config, mesh=mesh, parallel=parallel, seed=seed, device=device, dtype=dtype
+        )
+        return model, details
+    stats = LoadStats()
+    model = load_sharded(
+        arch, config, saved, mesh=mesh, parallel=parallel, device=device, dtype=dtype, stats=stats
+    )
+    files = [str(f) for f in saved.files]
+    return model, {"files": files, **saved.provenance(), **details, "bytes_read": stats.bytes_read}
 
 
 class _EmptyOnMeta(TorchFunctionMode):

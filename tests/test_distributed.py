@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from torch import nn
@@ -219,3 +219,20 @@ def test_embeddings_shard_by_vocabulary_rowwise_and_by_width_colwise() -> None:
 
 def test_a_model_without_a_plan_has_none() -> None:
     assert tp_plan(type(zoo_core.create_model("linear_regression"))) == {}
+
+
+def test_the_kit_checks_a_declared_plan() -> None:
+    from zoo_core.testing import run_checks
+    from zoo_linear.model import LinearRegression
+
+    class Planned(LinearRegression):
+        tp_plan: ClassVar[dict[str, str]] = {"linear": "colwise", "nothing": "rowwise"}
+
+    (result,) = [r for r in run_checks(Planned, only=["tp-plan"]).results if r.check == "tp-plan"]
+    assert result.status == "fail"
+    assert result.message == (
+        "linear: colwise splits out_features=1, which a mesh of 2 does not divide; "
+        "'nothing' matches no module"
+    )
+    (ok,) = [r for r in run_checks("tiny_transformer", only=["tp-plan"]).results]
+    assert (ok.status, ok.message) == ("pass", "2 patterns fit a mesh of 2")

@@ -53,10 +53,12 @@ def example(model: torch.nn.Module) -> torch.Tensor:
     return torch.randn(3, config.input_dim, generator=generator).to(dtype)
 
 
-def compare_load(source: str, parallel: str, dtype: str | None = None) -> dict[str, Any]:
-    loaded = open_model(source, mesh=MESH, parallel=parallel, dtype=dtype)
+def compare_load(
+    source: str, parallel: str, dtype: str | None = None, arch: str | None = None
+) -> dict[str, Any]:
+    loaded = open_model(source, mesh=MESH, parallel=parallel, dtype=dtype, arch=arch)
     model = loaded.model
-    reference = zoo_core.load_model(source, dtype=dtype)
+    reference = zoo_core.load_model(source, dtype=dtype, arch=arch)
     x = example(reference)
     with torch.no_grad():
         got, want = model(x), reference(x)
@@ -133,6 +135,7 @@ def main() -> None:
         "tt_tp_single": lambda: compare_load(sources["tt_single"], "tp"),
         "tt_tp_sharded": lambda: compare_load(sources["tt_sharded"], "tp"),
         "tt_tp_f64": lambda: compare_load(sources["tt_single"], "tp", "float64"),
+        "tt_tp_foreign": lambda: compare_load(sources["foreign"], "tp", arch="tiny_transformer"),
         "tt_tp_hub": lambda: compare_load("hf://zoo/tt", "tp"),
         "tt_fsdp_hub": lambda: compare_load("hf://zoo/tt", "fsdp", "bfloat16"),
         "tt_fsdp_uneven": lambda: compare_load(sources["tt_odd"], "fsdp"),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from safetensors.torch import save_file
 from torch import nn
 
 import zoo_core
@@ -50,6 +51,9 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     assert len(list(sources["lr_sharded"].glob("*.safetensors"))) == 2
     assert len(list(sources["tt_sharded"].glob("*.safetensors"))) > 2
     sources["tt_file"] = sources["tt_single"] / "model.safetensors"
+    # weights saved by another tool: no zoo record, loaded with arch=
+    sources["foreign"] = root / "foreign.safetensors"
+    save_file({k: v.contiguous() for k, v in tt.state_dict().items()}, sources["foreign"])
     (root / "sources.json").write_text(json.dumps({k: str(v) for k, v in sources.items()}))
     out = root / "out"
     out.mkdir()
@@ -96,6 +100,7 @@ LOADS = [
     ("tt_tp_sharded", False),
     ("tt_tp_f64", False),
     ("tt_tp_hub", False),
+    ("tt_tp_foreign", False),
     ("tt_fsdp_hub", True),
     ("after_errors", False),
 ]

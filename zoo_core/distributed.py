@@ -15,11 +15,12 @@ FSDP2's ``fully_shard`` (``parallel="fsdp"``) or by ``parallelize_module``
 following the tensor-parallel plan its class declares (``parallel="tp"``),
 and only then given memory, each rank allocating its local shards alone. The
 shards are filled by reading exactly the byte ranges each rank owns from the
-safetensors files, with ``pread`` into the shard's own memory: that measured
-faster than DCP's ``HuggingFaceStorageReader`` and than ``safe_open`` slices
-(``benchmarks/bench_distributed.py``), and nothing of the file is mapped, so
-a rank's memory grows by its shards only. DTensor's placement (the chunk
-list DCP plans with) says which bytes those are.
+safetensors files, with ``pread`` straight into the shard's own memory: as
+fast as DCP's ``HuggingFaceStorageReader`` and ``safe_open`` slices, but
+nothing of the file stays mapped, so a rank's memory grows by its shards
+alone (half a full load on two ranks, where the others take a whole one; see
+``benchmarks/bench_distributed.py``). DTensor's placement (the chunk list DCP
+plans with) says which bytes those are.
 
 A tensor-parallel plan is data on the model class, in the spirit of
 transformers' ``base_model_tp_plan``: module name patterns (``*`` matches one
@@ -357,8 +358,7 @@ def load_sharded(
         UsageError: a bad ``parallel``, mesh or plan.
         DistributedError: another rank failed.
     """
-    group_check = _group(mesh)  # the same mistake on every rank: raised before any collective
-    del group_check
+    _group(mesh)  # a mistake every rank makes alike: raised before any collective
     _check_parallel(parallel)
     if reader not in READERS:
         raise UsageError(f"unknown reader {reader!r}", hint=f"use one of {', '.join(READERS)}")

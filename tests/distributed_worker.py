@@ -128,6 +128,7 @@ def main() -> None:
     cases: dict[str, Any] = {
         "lr_fsdp_single": lambda: compare_load(sources["lr_single"], "fsdp"),
         "lr_fsdp_sharded": lambda: compare_load(sources["lr_sharded"], "fsdp"),
+        "lr_fsdp_tiny": lambda: compare_load(sources["lr_tiny"], "fsdp"),
         "lr_fsdp_bf16": lambda: compare_load(sources["lr_sharded"], "fsdp", "bfloat16"),
         "tt_fsdp_single": lambda: compare_load(sources["tt_single"], "fsdp"),
         "tt_fsdp_sharded": lambda: compare_load(sources["tt_sharded"], "fsdp"),

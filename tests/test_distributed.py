@@ -40,6 +40,10 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
         "lr_single": zoo_core.save_model(lr, root / "lr-single"),
         # weight and bias land in separate shard files
         "lr_sharded": zoo_core.save_model(lr, root / "lr-sharded", max_shard_size=1_000_000),
+        # output_dim=1: rank 1's shards of the weight and the bias are empty
+        "lr_tiny": zoo_core.save_model(
+            zoo_core.create_model("linear_regression", seed=0, input_dim=3), root / "lr-tiny"
+        ),
         "tt_single": zoo_core.save_model(tt, root / "tt-single"),
         "tt_sharded": zoo_core.save_model(tt, root / "tt-sharded", max_shard_size=100_000),
         "tt_odd": zoo_core.save_model(
@@ -91,6 +95,7 @@ def case(reports: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
 LOADS = [
     ("lr_fsdp_single", True),
     ("lr_fsdp_sharded", True),
+    ("lr_fsdp_tiny", True),
     ("lr_fsdp_bf16", True),
     ("tt_fsdp_single", True),
     ("tt_fsdp_sharded", True),

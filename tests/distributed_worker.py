@@ -129,6 +129,7 @@ def main() -> None:
         "lr_fsdp_single": lambda: compare_load(sources["lr_single"], "fsdp"),
         "lr_fsdp_sharded": lambda: compare_load(sources["lr_sharded"], "fsdp"),
         "lr_fsdp_tiny": lambda: compare_load(sources["lr_tiny"], "fsdp"),
+        "variant_fsdp": lambda: compare_load("linear_regression.diabetes", "fsdp"),
         "lr_fsdp_bf16": lambda: compare_load(sources["lr_sharded"], "fsdp", "bfloat16"),
         "tt_fsdp_single": lambda: compare_load(sources["tt_single"], "fsdp"),
         "tt_fsdp_sharded": lambda: compare_load(sources["tt_sharded"], "fsdp"),

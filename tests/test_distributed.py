@@ -97,6 +97,7 @@ LOADS = [
     ("lr_fsdp_sharded", True),
     ("lr_fsdp_tiny", True),
     ("lr_fsdp_bf16", True),
+    ("variant_fsdp", True),
     ("tt_fsdp_single", True),
     ("tt_fsdp_sharded", True),
     ("tt_fsdp_file", True),

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from zoo_core.errors import UsageError, WeightsError, ZooError
+from zoo_core.errors import DistributedError, UsageError, WeightsError
 from zoo_core.safetensors_io import DTYPE_SIZES, Header, TensorInfo, read_header
 from zoo_core.weights import SavedModel, check_structure, write_directory
 
@@ -63,7 +63,6 @@ __all__ = [
     "PARALLEL_MODES",
     "READERS",
     "TP_STYLES",
-    "DistributedError",
     "LoadStats",
     "agreement",
     "create_sharded",
@@ -97,10 +96,6 @@ _TORCH_DTYPES = {
     "U8": torch.uint8,
     "BOOL": torch.bool,
 }
-
-
-class DistributedError(ZooError):
-    """Another rank of the job failed; its own message says why."""
 
 
 @dataclass

@@ -61,3 +61,17 @@ def test_list_startup_with_throwaway_plugins() -> None:
     assert "installed 3 plugins x 5 models" in result.stdout
     assert "zoo list, 4+3 plugins, warm" in result.stdout
     assert "warm 4+3 / warm 4 " in result.stdout and "warm 4 / import torch " in result.stdout
+
+
+@pytest.mark.slow
+def test_distributed_benchmark_prints_its_table(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_distributed.py"), "--mib", "4", "--reps", "1",
+         "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "**Sharded load, 4 MiB (linear_regression" in result.stdout
+    for label in ("fsdp, zoo pread of owned ranges", "fsdp, DCP HuggingFaceStorageReader"):
+        assert f"| {label} | " in result.stdout
+    assert "target: each rank's RSS growth <= 0.6x" in result.stdout

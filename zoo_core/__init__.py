@@ -42,13 +42,14 @@ _LAZY = {
     "create_model": "zoo_core.api",
     "save_model": "zoo_core.api",
     "load_model": "zoo_core.api",
-    "push_to_hub": "zoo_core.hub",
+    "push_to_hub": "zoo_core.hub_push",
     "pull": "zoo_core.hub",
 }
 
 if TYPE_CHECKING:
     from zoo_core.api import create_model, load_model, save_model
-    from zoo_core.hub import pull, push_to_hub
+    from zoo_core.hub import pull
+    from zoo_core.hub_push import push_to_hub
     from zoo_core.model import ZooModel
 
 __all__ = [

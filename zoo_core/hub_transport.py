@@ -181,7 +181,9 @@ def _on_response(response: Any) -> None:
     cap = transfer.max_bytes if transfer.max_bytes is not None else MAX_API_BYTES
     length = headers.get("Content-Length", "")
     if length.isdigit() and int(length) > cap and response.status_code < 300:
-        raise _aborted(transfer, f"the server announced {length} bytes, over the {cap} allowed")
+        raise _aborted(
+            transfer, f"the server announced {length} bytes (over the {cap} bytes allowed)"
+        )
     response.stream = _guarded_stream(response.stream, transfer, cap)
 
 

@@ -12,7 +12,7 @@ Everything the Hub says is checked before it is used: the repository id and
 revision (:func:`parse_hf_source`), each file's size from the Hub's metadata
 against :data:`MAX_CONFIG_BYTES`, :data:`MAX_INDEX_BYTES`,
 :data:`MAX_CARD_BYTES` and the sizes ``config.json`` records, and each
-downloaded file's sha256 (by :func:`zoo_core.verify.check_file_hashes`, the
+downloaded file's sha256 (by :func:`zoo_core.file_hashes.check_file_hashes`, the
 one verifier of local and Hub files). Transfers, their time limits and their
 errors live in :mod:`zoo_core.hub_transport`; pushing in :mod:`zoo_core.hub_push`;
 the model card in :mod:`zoo_core.hub_card`.
@@ -363,7 +363,7 @@ def resolve_hf_source(
 def check_downloads(directory: Path, record: dict[str, Any], names: list[str], source: str) -> None:
     """Check downloaded files against config.json's ``files`` record; evict any that differ.
 
-    The comparison is :func:`zoo_core.verify.check_file_hashes`, the same one
+    The comparison is :func:`zoo_core.file_hashes.check_file_hashes`, the same one
     ``zoo verify`` and ``zoo push`` use. huggingface_hub checks a download's
     size but not its content, so this is what catches a corrupted or tampered
     transfer; removing the bad file from the cache makes the next try download
@@ -372,7 +372,7 @@ def check_downloads(directory: Path, record: dict[str, Any], names: list[str], s
     Raises:
         HubError: a file differs from its record.
     """
-    from zoo_core.verify import check_file_hashes
+    from zoo_core.file_hashes import check_file_hashes
 
     recorded = record.get("files")
     if not isinstance(recorded, dict):

@@ -102,7 +102,7 @@ def push_directory(
     overwrite_card: bool = False,
 ) -> Any:
     """:func:`push_to_hub` for a saved directory, with ``repo_id`` already checked."""
-    from zoo_core.verify import check_file_hashes
+    from zoo_core.file_hashes import check_file_hashes
 
     saved = read_saved(directory)
     weight_names = [p.name for p in saved.files]

@@ -5,6 +5,20 @@ the ``ZOO_PLUGINS`` environment variable) and registered with a pluggy
 ``PluginManager``. Each plugin's hook is called on its own, so one that fails to
 import, raises or returns garbage is recorded as broken while the others work.
 
+A plugin is trusted code, but its mistakes must not become zoo's. Each one is
+imported and its hook called in a worker thread (:func:`_run_guarded`) that
+
+- sends whatever it prints to stderr, so ``zoo list --json`` stays JSON;
+- turns ``sys.exit``, ``SystemExit`` and any other ``BaseException`` it raises
+  into a broken plugin instead of the end of the process;
+- is abandoned after ``ZOO_PLUGIN_TIMEOUT`` seconds (default 20), marking the
+  plugin broken, so an endless hook cannot hang every command;
+- is timed: one slower than :data:`SLOW_PLUGIN_SECONDS` is named in a warning,
+  because every command waits for it.
+
+A user's Ctrl-C still interrupts discovery: it reaches the main thread, not
+the worker.
+
 Names: a bare name (``simple_cnn``) resolves only when exactly one plugin
 registers it; ``DIST:NAME`` (``zoo-cnn:simple_cnn``) always does. Conflicts are
 reported, never settled by load order. Nothing here imports torch.
@@ -17,11 +31,15 @@ reported, never settled by load order. Nothing here imports torch.
 
 from __future__ import annotations
 
+import collections
 import difflib
 import fnmatch
 import importlib
 import os
 import re
+import sys
+import threading
+import time
 import warnings
 from dataclasses import dataclass, field, replace
 from importlib import metadata
@@ -43,7 +61,9 @@ from zoo_core.errors import (
     ModelNotFoundError,
     PluginError,
     PluginNotInstalledError,
+    UsageError,
 )
+from zoo_core.untrusted import clean_text, install_requirement
 from zoo_core.version import __version__
 
 __all__ = [
@@ -58,8 +78,15 @@ __all__ = [
 ]
 
 
+TIMEOUT_ENV = "ZOO_PLUGIN_TIMEOUT"
+DEFAULT_PLUGIN_TIMEOUT = 20.0
+# Importing a hook module and calling its hook should take milliseconds; past this, every
+# command is visibly slower, so the plugin is named.
+SLOW_PLUGIN_SECONDS = 1.0
+
+
 class ZooPluginWarning(UserWarning):
-    """Issued once per broken or incompatible plugin when the registry is built."""
+    """Issued once per broken, incompatible or slow plugin when the registry is built."""
 
 
 class _IncompatiblePlugin(Exception):
@@ -95,6 +122,12 @@ class PluginInfo:
     error: str | None = None
     models: tuple[str, ...] = ()
     api_version: int | None = None
+    seconds: float | None = None
+
+    @property
+    def slow(self) -> bool:
+        """Whether importing it and calling its hook took over :data:`SLOW_PLUGIN_SECONDS`."""
+        return self.seconds is not None and self.seconds > SLOW_PLUGIN_SECONDS
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +141,7 @@ class PluginInfo:
             "error": self.error,
             "models": list(self.models),
             "api_version": self.api_version,
+            "seconds": None if self.seconds is None else round(self.seconds, 3),
         }
 
 
@@ -277,14 +311,23 @@ class Registry:
         if distribution:
             plugin = self.plugin(distribution)
             if plugin is None or plugin.status != "ok":
-                requirement = f"{distribution}>={version}" if version else distribution
+                # Both fields come from the file: only a valid name and version are echoed
+                # into a command, and nothing of them is shown unescaped.
+                requirement = install_requirement(distribution, version)
                 state = "is not installed" if plugin is None else f"is {plugin.status}"
-                hint = f"install it: pip install '{requirement}'"
+                if requirement is not None:
+                    hint = f"install it: pip install '{requirement}'"
+                else:
+                    hint = (
+                        "the plugin name recorded with the weights is not a valid distribution "
+                        "name; find out which plugin provides this architecture"
+                    )
                 if plugin is not None and plugin.status == "incompatible":
                     hint = f"{plugin.name} {plugin.error}"
+                shown_version = clean_text(version, 40) if version else "unknown"
                 raise PluginNotInstalledError(
-                    f"these weights are a {architecture!r} model from the plugin "
-                    f"{distribution} (version {version or 'unknown'}), which {state}",
+                    f"these weights are a {clean_text(architecture, 80)!r} model from the plugin "
+                    f"{clean_text(distribution, 80)} (version {shown_version}), which {state}",
                     distribution=distribution,
                     hint=hint,
                 )
@@ -324,32 +367,134 @@ def _discover() -> Registry:
         info = PluginInfo(name=module_name, module=module_name, source="ZOO_PLUGINS")
         candidates.append((info, lambda m=module_name: importlib.import_module(m)))
 
+    timeout = _plugin_timeout()
     for info, load in candidates:
         keys = {canonical_name(info.name), canonical_name(info.entry_point or info.name)}
         if keys & disabled:
             plugins.append(replace(info, status="disabled", error="listed in ZOO_DISABLE_PLUGINS"))
             continue
-        try:
-            specs, api_version = _call_plugin(manager, info, load)
-        except _IncompatiblePlugin as err:
+        started = time.perf_counter()
+        outcome, value = _run_guarded(
+            lambda info=info, load=load: _call_plugin(manager, info, load), timeout
+        )
+        info = replace(info, seconds=time.perf_counter() - started)
+        if outcome == "timeout":
+            _forget(manager, info)
+            error = f"its import or hook did not finish within {TIMEOUT_ENV}={timeout:g} s"
+            plugins.append(replace(info, status="broken", error=error))
+            continue
+        if isinstance(value, _IncompatiblePlugin):
             plugins.append(
-                replace(info, status="incompatible", error=str(err), api_version=err.api_version)
+                replace(
+                    info, status="incompatible", error=str(value), api_version=value.api_version
+                )
             )
             continue
-        except Exception as err:  # third-party code: any failure marks it broken
-            plugins.append(replace(info, status="broken", error=_describe(err)))
+        if outcome == "raised":  # third-party code: any failure, SystemExit too, marks it broken
+            _forget(manager, info)
+            plugins.append(replace(info, status="broken", error=_describe(value)))
             continue
+        specs, api_version = value
         info = replace(info, models=tuple(s.name for s in specs), api_version=api_version)
         plugins.append(info)
         collected.append((info, specs))
 
-    names = [s.name for _, specs in collected for s in specs]
+    counts = collections.Counter(s.name for _, specs in collected for s in specs)
     entries = [
-        ModelEntry(spec=s, plugin=info, conflicted=names.count(s.name) > 1)
+        ModelEntry(spec=s, plugin=info, conflicted=counts[s.name] > 1)
         for info, specs in collected
         for s in specs
     ]
     return Registry(plugins=plugins, entries=entries, manager=manager)
+
+
+def _plugin_timeout() -> float:
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_PLUGIN_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise UsageError(
+            f"{TIMEOUT_ENV}={clean_text(raw, 40)} is not a number of seconds",
+            hint=f"set {TIMEOUT_ENV} to a positive number, e.g. {DEFAULT_PLUGIN_TIMEOUT:g}, "
+            "or unset it",
+        )
+    return value
+
+
+def _forget(manager: pluggy.PluginManager, info: PluginInfo) -> None:
+    """Unregister a plugin that failed after registering, so its hook is never called again."""
+    name = f"{info.name}/{info.entry_point or info.module}"
+    plugin = manager.get_plugin(name)
+    if plugin is not None:
+        manager.unregister(plugin, name=name)
+
+
+class _PluginStdout:
+    """``sys.stdout`` while plugins run: their threads write to stderr, every other one as before.
+
+    An abandoned plugin thread may print at any later moment, so this stays in
+    place after such a thread (it is transparent for every other thread).
+    """
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+        self.plugin_threads: set[int] = set()
+
+    def _target(self) -> Any:
+        if threading.get_ident() in self.plugin_threads:
+            return sys.stderr
+        return self.original
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target(), name)
+
+
+def _run_guarded(call: Any, timeout: float) -> tuple[str, Any]:
+    """Run a plugin's ``call`` in a worker thread, waiting ``timeout`` seconds at most.
+
+    Returns ("ok", value), ("raised", exception) or ("timeout", None).
+    The worker's prints go to stderr; ``sys.stdout``, ``sys.stderr`` and the
+    warning filters are put back if the plugin changed them.
+    """
+    result: dict[str, Any] = {}
+    saved = (sys.stdout, sys.stderr, list(warnings.filters))
+    proxy = saved[0] if isinstance(saved[0], _PluginStdout) else _PluginStdout(saved[0])
+
+    def work() -> None:
+        ident = threading.get_ident()
+        proxy.plugin_threads.add(ident)
+        try:
+            result["value"] = call()
+        except BaseException as err:  # SystemExit and the like included: record, never exit
+            result["error"] = err
+        finally:
+            proxy.plugin_threads.discard(ident)
+
+    worker = threading.Thread(target=work, name="zoo-plugin", daemon=True)
+    sys.stdout = proxy
+    try:
+        worker.start()
+        worker.join(timeout)
+    finally:
+        abandoned = worker.is_alive()
+        sys.stdout = proxy if abandoned else saved[0]
+        sys.stderr = saved[1]
+        warnings.filters[:] = saved[2]
+    if abandoned:
+        return "timeout", None
+    if "error" in result:
+        return "raised", result["error"]
+    return "ok", result["value"]
 
 
 def _check_api(module: Any) -> int | None:
@@ -414,13 +559,28 @@ def get_registry(*, refresh: bool = False) -> Registry:
     global _REGISTRY
     if _REGISTRY is None or refresh:
         _REGISTRY = _discover()
-        for p in _REGISTRY.unusable:
+        for message in plugin_warnings(_REGISTRY):
             warnings.warn(
-                f"zoo plugin {p.name} is {p.status} ({p.error}); see 'zoo plugins'",
+                message,
                 ZooPluginWarning,
                 stacklevel=2,
             )
     return _REGISTRY
+
+
+def plugin_warnings(registry: Registry) -> list[str]:
+    """One line per broken, incompatible or slow plugin: what ``zoo`` prints as warnings."""
+    lines = [
+        f"zoo plugin {p.name} is {p.status} ({p.error}); see 'zoo plugins'"
+        for p in registry.unusable
+    ]
+    lines += [
+        f"zoo plugin {p.name} took {p.seconds:.1f} s to import and register its models "
+        f"(over {SLOW_PLUGIN_SECONDS:g} s); every zoo command waits for it"
+        for p in registry.plugins
+        if p.slow and p.status == "ok"
+    ]
+    return lines
 
 
 def reset_registry() -> None:

@@ -60,14 +60,17 @@ __all__ = [
     "MAX_CONFIG_BYTES",
     "MAX_INDEX_BYTES",
     "HubModel",
+    "HubWarning",
     "Snapshot",
     "check_downloads",
+    "check_revision",
     "is_hf_source",
     "open_hub_saved",
     "parse_hf_source",
     "pull",
     "pull_snapshot",
     "resolve_hf_source",
+    "valid_revision",
 ]
 
 HF_PREFIX = "hf://"
@@ -90,6 +93,10 @@ _SOURCE_HINT = (
     "write hf://OWNER/REPO or hf://OWNER/REPO@REVISION: OWNER and REPO of letters, digits, "
     "'-', '_' and '.' (not first or last, no '--' or '..'), REVISION a branch, tag or commit"
 )
+
+
+class HubWarning(UserWarning):
+    """Something from the Hub was skipped (an oversized model card); the model is unaffected."""
 
 
 def is_hf_source(source: object) -> bool:
@@ -343,6 +350,7 @@ def resolve_hf_source(
                     warnings.warn(
                         f"{source}: not fetching its {CARD_NAME} of {card_size} bytes "
                         f"(more than {MAX_CARD_BYTES}); the model does not need it",
+                        HubWarning,
                         stacklevel=2,
                     )
                 else:

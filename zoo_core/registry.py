@@ -326,7 +326,7 @@ class Registry:
                     hint = f"{plugin.name} {plugin.error}"
                 shown_version = clean_text(version, 40) if version else "unknown"
                 raise PluginNotInstalledError(
-                    f"these weights are a {clean_text(architecture, 80)!r} model from the plugin "
+                    f"these weights are a '{clean_text(architecture, 80)}' model from the plugin "
                     f"{clean_text(distribution, 80)} (version {shown_version}), which {state}",
                     distribution=distribution,
                     hint=hint,

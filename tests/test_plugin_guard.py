@@ -9,6 +9,10 @@ hook modules from ``tests/fixtures`` registered through ``ZOO_PLUGINS``.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -34,12 +38,13 @@ def test_plugin_output_never_reaches_json_output(fixture_plugins) -> None:
 
 
 def test_a_plugin_cannot_end_the_process(fixture_plugins, tmp_path: Path) -> None:
-    fixture_plugins("exits_at_import", "raises_base_exception")
+    fixture_plugins("exits_at_import", "raises_base_exception", "raises_keyboard_interrupt")
     listed = run_zoo("list")
     assert listed.returncode == 0, listed.stderr
     assert all(name in listed.stdout for name in BUNDLED)
     assert "zoo plugin exits_at_import is broken (SystemExit: 0)" in listed.stderr
     assert "zoo plugin raises_base_exception is broken (Abort: the hook gave up)" in listed.stderr
+    assert "zoo plugin raises_keyboard_interrupt is broken (KeyboardInterrupt)" in listed.stderr
     assert "Traceback" not in listed.stderr
     status = {p["name"]: p for p in json.loads(run_zoo("plugins", "--json").stdout)}
     assert status["exits_at_import"]["status"] == "broken"
@@ -91,3 +96,39 @@ def test_building_the_registry_compares_names_linearly(fixture_plugins) -> None:
     assert len(registry.models("many_*")) == many_models.COUNT
     # Comparing each name with every other one costs COUNT**2 (9 million) comparisons.
     assert many_models.COMPARISONS[0] < 10 * many_models.COUNT
+
+
+@pytest.mark.slow
+def test_discovery_in_a_worker_thread_is_guarded_too(fixture_plugins) -> None:
+    """Off the main thread no alarm can be used: the hooks run in threads of their own."""
+    fixture_plugins("endless_hook", "chatty_plugin", "exits_at_import")
+    code = textwrap.dedent(
+        """
+        import json, threading, warnings
+        from zoo_core.registry import get_registry
+
+        found = {}
+
+        def discover():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                found["plugins"] = {p.name: p.status for p in get_registry().plugins}
+
+        thread = threading.Thread(target=discover)
+        thread.start()
+        thread.join()
+        print(json.dumps(found["plugins"]))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "ZOO_PLUGIN_TIMEOUT": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)  # stdout holds the JSON alone
+    assert status["endless_hook"] == "broken" and status["exits_at_import"] == "broken"
+    assert status["chatty_plugin"] == "ok" and status["zoo-cnn"] == "ok"
+    assert "chatty_plugin: registering" in result.stderr

@@ -6,18 +6,20 @@ the ``ZOO_PLUGINS`` environment variable) and registered with a pluggy
 import, raises or returns garbage is recorded as broken while the others work.
 
 A plugin is trusted code, but its mistakes must not become zoo's. Each one is
-imported and its hook called in a worker thread (:func:`_run_guarded`) that
+imported and its hook called under a guard (:func:`_run_guarded`: an alarm in
+the main thread, a worker thread elsewhere) that
 
 - sends whatever it prints to stderr, so ``zoo list --json`` stays JSON;
 - turns ``sys.exit``, ``SystemExit`` and any other ``BaseException`` it raises
   into a broken plugin instead of the end of the process;
-- is abandoned after ``ZOO_PLUGIN_TIMEOUT`` seconds (default 20), marking the
-  plugin broken, so an endless hook cannot hang every command;
+- is stopped (or, in a worker thread, abandoned) after ``ZOO_PLUGIN_TIMEOUT``
+  seconds (default 20), marking the plugin broken, so an endless hook cannot
+  hang every command;
 - is timed: one slower than :data:`SLOW_PLUGIN_SECONDS` is named in a warning,
   because every command waits for it.
 
-A user's Ctrl-C still interrupts discovery: it reaches the main thread, not
-the worker.
+A user's Ctrl-C still interrupts discovery; a ``KeyboardInterrupt`` a plugin
+raises by itself marks it broken.
 
 Names: a bare name (``simple_cnn``) resolves only when exactly one plugin
 registers it; ``DIST:NAME`` (``zoo-cnn:simple_cnn``) always does. Conflicts are
@@ -37,6 +39,7 @@ import fnmatch
 import importlib
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -368,16 +371,20 @@ def _discover() -> Registry:
         candidates.append((info, lambda m=module_name: importlib.import_module(m)))
 
     timeout = _plugin_timeout()
+    enabled: list[tuple[PluginInfo, Any]] = []
     for info, load in candidates:
         keys = {canonical_name(info.name), canonical_name(info.entry_point or info.name)}
         if keys & disabled:
             plugins.append(replace(info, status="disabled", error="listed in ZOO_DISABLE_PLUGINS"))
-            continue
-        started = time.perf_counter()
-        outcome, value = _run_guarded(
-            lambda info=info, load=load: _call_plugin(manager, info, load), timeout
-        )
-        info = replace(info, seconds=time.perf_counter() - started)
+        else:
+            enabled.append((info, load))
+    calls = [
+        lambda info=info, load=load: _call_plugin(manager, info, load) for info, load in enabled
+    ]
+    for (info, _), (outcome, value, seconds) in zip(
+        enabled, _run_guarded(calls, timeout), strict=True
+    ):
+        info = replace(info, seconds=seconds)
         if outcome == "timeout":
             _forget(manager, info)
             error = f"its import or hook did not finish within {TIMEOUT_ENV}={timeout:g} s"
@@ -459,42 +466,146 @@ class _PluginStdout:
         return getattr(self._target(), name)
 
 
-def _run_guarded(call: Any, timeout: float) -> tuple[str, Any]:
-    """Run a plugin's ``call`` in a worker thread, waiting ``timeout`` seconds at most.
+class _OutOfTime(BaseException):
+    """Raised into a plugin's import or hook by the alarm: a BaseException, so
+    ``except Exception`` in the plugin does not swallow it."""
 
-    Returns ("ok", value), ("raised", exception) or ("timeout", None).
-    The worker's prints go to stderr; ``sys.stdout``, ``sys.stderr`` and the
-    warning filters are put back if the plugin changed them.
+
+def _run_guarded(calls: list[Any], timeout: float) -> list[tuple[str, Any, float]]:
+    """Run each plugin's call, none for longer than ``timeout`` seconds; see :func:`_run_alarmed`.
+
+    Returns, per call, ("ok", value, seconds), ("raised", exception, seconds) or
+    ("timeout", None, seconds). In the main thread of a Unix process whose
+    SIGALRM and SIGINT are free, the calls run right there under an alarm (no
+    thread to hand over to, which costs milliseconds on a busy machine);
+    elsewhere in worker threads (:func:`_run_threaded`).
     """
-    result: dict[str, Any] = {}
-    saved = (sys.stdout, sys.stderr, list(warnings.filters))
-    proxy = saved[0] if isinstance(saved[0], _PluginStdout) else _PluginStdout(saved[0])
+    if (
+        hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+        and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+        return _run_alarmed(calls, timeout)
+    return _run_threaded(calls, timeout)
 
-    def work() -> None:
+
+def _run_alarmed(calls: list[Any], timeout: float) -> list[tuple[str, Any, float]]:
+    """The calls in this thread: an alarm ends one that runs too long, prints go to stderr.
+
+    A ``KeyboardInterrupt`` the plugin raises itself marks it broken; one from
+    the user's Ctrl-C (seen by zoo's own SIGINT handler) still interrupts.
+    """
+    results: list[tuple[str, Any, float]] = []
+    saved = (sys.stdout, sys.stderr, list(warnings.filters))
+    pressed = {"ctrl_c": False}
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise _OutOfTime
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        pressed["ctrl_c"] = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        for call in calls:
+            started = time.perf_counter()
+            try:
+                sys.stdout = saved[1]
+                signal.setitimer(signal.ITIMER_REAL, timeout)
+                try:
+                    outcome: tuple[str, Any] = ("ok", call())
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            except _OutOfTime:
+                outcome = ("timeout", None)
+            except KeyboardInterrupt as err:
+                if pressed["ctrl_c"]:
+                    raise
+                outcome = ("raised", err)
+            except BaseException as err:  # SystemExit and the like included: record, never exit
+                outcome = ("raised", err)
+            finally:
+                sys.stdout, sys.stderr = saved[0], saved[1]
+                warnings.filters[:] = saved[2]
+            results.append((*outcome, time.perf_counter() - started))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return results
+
+
+def _run_threaded(calls: list[Any], timeout: float) -> list[tuple[str, Any, float]]:
+    """Run each plugin's call in a worker thread, none for longer than ``timeout`` seconds.
+
+    Returns, per call, ("ok", value, seconds), ("raised", exception, seconds) or
+    ("timeout", None, seconds). One worker runs the calls in turn (a thread per
+    call would cost a hand-over each); the main thread wakes only when the
+    worker is done or the call it runs is out of time, and then leaves that
+    worker behind and starts a fresh one on the next call. The workers' prints
+    go to stderr; ``sys.stderr`` and the warning filters are put back after
+    each call if a plugin changed them.
+    """
+    results: list[tuple[str, Any, float] | None] = [None] * len(calls)
+    lock = threading.Lock()
+    state = {"index": 0, "started": 0.0, "abandoned": -1}
+    saved_stdout = sys.stdout
+    proxy = saved_stdout if isinstance(saved_stdout, _PluginStdout) else _PluginStdout(saved_stdout)
+    saved = (sys.stderr, list(warnings.filters))
+    left_behind = False
+
+    def work(first: int) -> None:
         ident = threading.get_ident()
         proxy.plugin_threads.add(ident)
-        try:
-            result["value"] = call()
-        except BaseException as err:  # SystemExit and the like included: record, never exit
-            result["error"] = err
-        finally:
-            proxy.plugin_threads.discard(ident)
+        for index in range(first, len(calls)):
+            with lock:
+                if state["abandoned"] >= first:
+                    return  # the main thread gave up on this worker: a new one took over
+                state["index"], state["started"] = index, time.perf_counter()
+            try:
+                outcome: tuple[str, Any] = ("ok", calls[index]())
+            except BaseException as err:  # SystemExit and the like included: record, never exit
+                outcome = ("raised", err)
+            with lock:
+                if state["abandoned"] >= first:
+                    return
+                results[index] = (*outcome, time.perf_counter() - state["started"])
+            sys.stderr = saved[0]
+            warnings.filters[:] = saved[1]
+        proxy.plugin_threads.discard(ident)
 
-    worker = threading.Thread(target=work, name="zoo-plugin", daemon=True)
     sys.stdout = proxy
     try:
-        worker.start()
-        worker.join(timeout)
+        first = 0
+        while first < len(calls):
+            worker = threading.Thread(target=work, args=(first,), name="zoo-plugins", daemon=True)
+            with lock:
+                state["index"], state["started"] = first, time.perf_counter()
+            worker.start()
+            while True:
+                with lock:
+                    index, started = state["index"], state["started"]
+                    late = time.perf_counter() - started >= timeout and results[index] is None
+                    if late:
+                        state["abandoned"] = first
+                if late:
+                    results[index] = ("timeout", None, time.perf_counter() - started)
+                    left_behind = True
+                    first = index + 1
+                    break
+                worker.join(max(started + timeout - time.perf_counter(), 0.0))
+                if not worker.is_alive():
+                    first = len(calls)
+                    break
     finally:
-        abandoned = worker.is_alive()
-        sys.stdout = proxy if abandoned else saved[0]
-        sys.stderr = saved[1]
-        warnings.filters[:] = saved[2]
-    if abandoned:
-        return "timeout", None
-    if "error" in result:
-        return "raised", result["error"]
-    return "ok", result["value"]
+        sys.stdout = proxy if left_behind else saved_stdout
+        sys.stderr = saved[0]
+        warnings.filters[:] = saved[1]
+    return [r if r is not None else ("timeout", None, 0.0) for r in results]
 
 
 def _check_api(module: Any) -> int | None:

@@ -36,7 +36,7 @@ import zoo_core
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hubserver import HubServer
 
-EXAMPLES = 1500 if os.environ.get("CI", "").lower() == "true" else 40
+EXAMPLES = 1500 if os.environ.get("CI", "").lower() == "true" else 20
 # A hanging case is a failure: the worker gets this long per case (limits below are 3 s + 2 s).
 CASE_TIMEOUT = 40.0
 
@@ -286,6 +286,7 @@ def check_answer(args: list[str], answer: dict[str, Any]) -> None:
     assert not any("spoofed" in line for line in stderr.splitlines()[1:] if "zoo: error" in line)
 
 
+@pytest.mark.slow
 @given(data=st.data())
 @settings(
     max_examples=EXAMPLES,

@@ -59,7 +59,7 @@ def test_a_plugin_cannot_end_the_process(fixture_plugins, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_an_endless_hook_is_abandoned_and_named(fixture_plugins, tmp_path: Path) -> None:
+def test_an_endless_hook_is_stopped_and_named(fixture_plugins, tmp_path: Path) -> None:
     # Saved before the endless plugin is registered: this process must not run its hook.
     saved = zoo_core.save_model(zoo_core.create_model("linear_regression"), tmp_path / "lr")
     fixture_plugins("endless_hook")

@@ -70,18 +70,26 @@ def _assert_clean(stderr: str) -> None:
     assert "internal error" not in stderr and "Traceback" not in stderr
 
 
+def test_a_hostile_config_cannot_inject_a_command_or_a_line_in_python(tmp_path: Path) -> None:
+    model = zoo_core.create_model("linear_regression")
+    evil = zoo_core.save_model(model, tmp_path / "evil")
+    _tamper(evil, plugin=EVIL_PLUGIN, plugin_version=SPOOF)
+    with pytest.raises(zoo_core.ZooError) as info:
+        zoo_core.load_model(evil)
+    assert "\n" not in str(info.value) and "curl" not in (info.value.hint or "")
+
+
+@pytest.mark.slow
 def test_a_hostile_config_cannot_inject_a_command_or_a_line(tmp_path: Path) -> None:
     model = zoo_core.create_model("linear_regression")
     evil = zoo_core.save_model(model, tmp_path / "evil")
     _tamper(evil, plugin=EVIL_PLUGIN, plugin_version=SPOOF)
     spoofed = zoo_core.save_model(model, tmp_path / "spoofed")
     _tamper(spoofed, plugin="zoo-vit", plugin_version=SPOOF, architecture="vit\x1b[2J\u202etiny")
-    for directory in (evil, spoofed):
-        for command in ("load", "info"):
-            result = run_zoo(command, str(directory))
-            assert result.returncode != 0
-            _assert_clean(result.stderr)
-    # A valid name is still offered, without the malformed version.
-    result = run_zoo("load", str(spoofed))
-    if "pip install" in result.stderr:
-        assert "pip install 'zoo-vit'" in result.stderr
+    for command, directory in (("load", evil), ("info", spoofed)):
+        result = run_zoo(command, str(directory))
+        assert result.returncode != 0
+        _assert_clean(result.stderr)
+        if directory == spoofed and "pip install" in result.stderr:
+            # A valid name is still offered, without the malformed version.
+            assert "pip install 'zoo-vit'" in result.stderr

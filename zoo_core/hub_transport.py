@@ -17,6 +17,9 @@ runs inside :func:`hub_errors`, which
 
 The limits apply to zoo's own transfers only: the hooks zoo adds to
 huggingface_hub's shared HTTP client do nothing outside :func:`hub_errors`.
+They watch that HTTP client; a file huggingface_hub fetches through Xet
+storage (its own transfer library) is checked for size before and for the
+deadline between files only.
 huggingface_hub is imported inside functions: it reads its environment
 variables once, at import, and ``import zoo_core`` stays light.
 
@@ -401,8 +404,11 @@ def hub_errors(repo_id: str, revision: str | None, *, writing: bool = False) -> 
     except Exception as err:
         if _is_network_error(err):
             raise _network_error(where, err) from None
-        if isinstance(err, (ValueError, TypeError, KeyError, AttributeError)):
-            # huggingface_hub parses the server's answers without checking their shape.
+        if isinstance(err, (ValueError, TypeError, KeyError, AttributeError)) and _raised_by_client(
+            err
+        ):
+            # huggingface_hub parses the server's answers without checking their shape; the
+            # same exception raised by zoo's own code stays an internal error (a bug to report).
             raise HubError(
                 f"the Hub at {endpoint()} sent an answer zoo cannot use for {where}: "
                 f"{type(err).__name__}: {_first_line(err)}",
@@ -411,6 +417,17 @@ def hub_errors(repo_id: str, revision: str | None, *, writing: bool = False) -> 
         raise
     finally:
         _CURRENT.reset(token)
+
+
+def _raised_by_client(err: BaseException) -> bool:
+    """Whether ``err`` came from inside huggingface_hub or its HTTP stack, not from zoo's code."""
+    tb = err.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+        if any(f"/{name}/" in filename for name in ("huggingface_hub", "httpx2", "httpcore2")):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _network_error(where: str, err: BaseException) -> HubError:

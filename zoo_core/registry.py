@@ -148,7 +148,6 @@ class PluginInfo:
             "error": self.error,
             "models": list(self.models),
             "api_version": self.api_version,
-            "seconds": None if self.seconds is None else round(self.seconds, 3),
         }
 
 

@@ -3,8 +3,9 @@
 :func:`verify_directory` is what ``zoo verify DIR`` runs. It reports every
 problem it finds instead of stopping at the first, so one run tells the whole
 story. :func:`check_file_hashes` is the content check alone (sha256 and size of
-each file ``config.json`` records under ``files``); the Hub code calls it on
-downloaded snapshots.
+each file ``config.json`` records under ``files``); it lives in
+:mod:`zoo_core.file_hashes`, below both this module and the Hub code, which
+calls it on downloaded snapshots and before a push.
 
 The record's schema, written by :func:`zoo_core.save_model`::
 
@@ -19,98 +20,17 @@ error: model.safetensors: sha256 is 3f2a..., but 9c1b... was saved
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from zoo_core.dirview import OpenedDirectory, Vanished
 from zoo_core.errors import WeightsError, ZooError
+from zoo_core.file_hashes import Problem, check_file_hashes, check_opened, message_about
 
 __all__ = ["Problem", "check_file_hashes", "verify_directory"]
 
 # How often a check starts again because saves kept replacing the directory under it.
 _ATTEMPTS = 50
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a saved model.
-
-    ``level`` is ``"error"`` (the model is damaged or incomplete) or
-    ``"warning"`` (nothing is known to be wrong, but something could not be
-    checked). ``where`` is the file or directory concerned.
-    """
-
-    where: str
-    message: str
-    level: str = "error"
-    hint: str | None = field(default=None, compare=False)
-
-    def __str__(self) -> str:
-        return f"{self.level}: {self.where}: {self.message}"
-
-    def as_dict(self) -> dict[str, str]:
-        out = {"level": self.level, "where": self.where, "message": self.message}
-        if self.hint:
-            out["hint"] = self.hint
-        return out
-
-
-def check_file_hashes(
-    directory: str | os.PathLike[str] | OpenedDirectory, files: Mapping[str, Any]
-) -> list[Problem]:
-    """Compare each file's size and sha256 with ``files`` (the ``config.json`` record).
-
-    ``files`` maps file names in ``directory`` to ``{"sha256": hex, "size": int}``.
-    A malformed record is itself reported. Files are hashed in chunks, never
-    read whole into memory; a size mismatch skips the hash. ``directory`` may
-    be an :class:`~zoo_core.dirview.OpenedDirectory`, so the files hashed are
-    the very ones a load or verify already opened.
-
-    >>> check_file_hashes("cnn/", record["files"])        # doctest: +SKIP
-    []
-    """
-
-    if isinstance(directory, OpenedDirectory):
-        return _check_hashes(directory, files)
-    with OpenedDirectory(directory) as opened:
-        return _check_hashes(opened, files)
-
-
-def _check_hashes(opened: OpenedDirectory, files: Mapping[str, Any]) -> list[Problem]:
-    from zoo_core.safetensors_io import hash_file
-    from zoo_core.weights import check_files_record
-
-    try:
-        expected = check_files_record(files, opened.path)
-    except WeightsError as err:
-        return [Problem(str(opened.path), err.message)]
-    problems = []
-    for name, want in sorted(expected.items()):
-        try:
-            fd = opened.open(name)
-        except WeightsError as err:
-            problems.append(Problem(name, _about(err.message, opened.path / name)))
-            continue
-        if fd is None:
-            problems.append(Problem(name, "is missing"))
-            continue
-        size = os.fstat(fd).st_size
-        if size != want.size:
-            problems.append(Problem(name, f"is {size} bytes, but {want.size} were saved"))
-            continue
-        got = hash_file(opened.path / name, fd=fd)
-        if got.sha256 != want.sha256:
-            problems.append(
-                Problem(name, f"sha256 is {got.sha256}, but {want.sha256} was saved (changed)")
-            )
-    return problems
-
-
-def _about(message: str, shown: Path) -> str:
-    """A message about ``shown`` without its name in front (the Problem names it)."""
-    return message.removeprefix(f"{shown}: ").removeprefix(f"{shown} ")
 
 
 def verify_directory(path: str | os.PathLike[str], *, hashes: bool = True) -> list[Problem]:
@@ -164,7 +84,7 @@ def _verify_opened(opened: OpenedDirectory, hashes: bool) -> list[Problem]:
         )
     else:
         if hashes:
-            problems += _check_hashes(opened, files)
+            problems += check_opened(opened, files)
         if isinstance(files, dict):
             for extra in sorted(_weight_files(opened) - set(files)):
                 problems.append(Problem(extra, "is not recorded in config.json"))
@@ -219,7 +139,9 @@ def _shard_problems(opened: OpenedDirectory) -> list[Problem]:
             if fd is not None:
                 read_header(opened.path / name, fd=fd)
         except WeightsError as err:
-            problems.append(Problem(name, _about(err.message.split(": ", 1)[-1], opened.path)))
+            problems.append(
+                Problem(name, message_about(err.message.split(": ", 1)[-1], opened.path))
+            )
     return problems
 
 
@@ -232,7 +154,7 @@ def _architecture_problems(saved: Any) -> list[Problem]:
         arch, config = saved_architecture(saved)
         model = arch.build_meta(config, where=saved.path)
     except ZooError as err:
-        return [Problem(str(saved.path), _about(err.message, saved.path), hint=err.hint)]
+        return [Problem(str(saved.path), message_about(err.message, saved.path), hint=err.hint)]
     expected = model.state_dict()
     problems = [
         Problem(str(saved.path), f"does not fit {arch.name}: {p}")

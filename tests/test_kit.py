@@ -77,15 +77,15 @@ def test_check_flags_a_hook_module_that_imports_torch() -> None:
 
 def test_an_incompatible_plugin_is_reported_by_plugins_list_and_check() -> None:
     env = fixture_env("future_api")
-    needs = "needs plugin API 2, but zoo-core 0.1.0 provides plugin API 1"
+    needs = "needs plugin API 3, but zoo-core 0.1.0 provides plugin API 1 to 2"
     plugins = run_zoo("plugins", **env)
     assert plugins.returncode == 0
     assert f"future_api (future_api) is incompatible: {needs}" in plugins.stdout
-    assert "zoo-core 0.1.0 provides plugin API 1" in plugins.stdout
+    assert "zoo-core 0.1.0 provides plugin API 1 to 2" in plugins.stdout
     status = {p["name"]: p for p in json.loads(run_zoo("plugins", "--json", **env).stdout)}
     assert (status["future_api"]["status"], status["future_api"]["api_version"]) == (
         "incompatible",
-        2,
+        3,
     )
     assert status["zoo-cnn"]["api_version"] == 1
     listed = run_zoo("list", **env)

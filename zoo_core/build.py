@@ -24,6 +24,7 @@ torch.Size([2, 5])
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,12 +46,14 @@ from zoo_core.errors import (
 from zoo_core.model import ZooModel, call_model
 from zoo_core.registry import ModelEntry, get_registry
 
-__all__ = ["ORIGIN_ATTRIBUTE", "Architecture", "Origin", "origin_of"]
+__all__ = ["ORIGIN_ATTRIBUTE", "Architecture", "Origin", "config_of", "origin_of"]
 
 #: The attribute in which a model built here records its :class:`Origin`.
 ORIGIN_ATTRIBUTE = "zoo_origin"
 #: Free dimensions of a declared input shape other than "batch" get this size.
 FREE_DIMENSION_SIZE = 8
+# Config classes captured from signatures, by (target, defaults as JSON).
+_CONFIG_CLASSES: dict[tuple[Any, str], type] = {}
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,17 @@ def origin_of(model: nn.Module) -> Origin | None:
     """The :class:`Origin` a model built by zoo carries, or None for one built elsewhere."""
     origin = model.__dict__.get(ORIGIN_ATTRIBUTE)
     return origin if isinstance(origin, Origin) else None
+
+
+def config_of(model: nn.Module) -> Any:
+    """The config a model was built with: a ZooModel's own, or the one zoo recorded.
+
+    Returns None for an ``nn.Module`` built outside zoo.
+    """
+    origin = origin_of(model)
+    if origin is not None:
+        return origin.config
+    return model.config if isinstance(model, ZooModel) else None
 
 
 def _import(target: str) -> Any:
@@ -89,13 +103,17 @@ class Architecture:
             config_cls = self.cls.Config
         else:
             spec = self.entry.spec if self.entry is not None else None
+            defaults = dict(spec.defaults) if spec is not None else {}
+            # One class per target and defaults: configs of two builds must compare equal.
+            key = (self.cls, json.dumps(defaults, sort_keys=True))
             try:
-                config_cls = signature_config(self.cls, spec.defaults if spec is not None else None)
+                config_cls = _CONFIG_CLASSES.get(key) or signature_config(self.cls, defaults)
             except TypeError as err:
                 raise PluginError(
                     f"{self._where()} cannot be used as a zoo model: {err}",
                     hint="give required parameters values with ModelSpec(defaults={...})",
                 ) from None
+            _CONFIG_CLASSES[key] = config_cls
         object.__setattr__(self, "Config", config_cls)
 
     @classmethod

@@ -855,7 +855,7 @@ def _size_variants(s: _Subject) -> Iterator[tuple[str, int, int, Any]]:
     "the config breaks every config but the default",
     hint="compute every layer size and input shape from self.config (nn.Linear(c.in_features, "
     "...), not nn.Linear(8, ...)); the message names the field whose change broke the model",
-    needs=("forward-finite",),
+    needs=("forward-finite", "build-meta"),
 )
 def _check_size_variants(s: _Subject) -> str:
     tried = []
@@ -866,12 +866,9 @@ def _check_size_variants(s: _Subject) -> str:
         except Exception as err:
             raise _Failed(f"{where}, building raised {_describe(err)}") from err
         try:
-            meta = s.arch.build_meta(config)
+            s.arch.build_meta(config)
         except Exception as err:
             raise _Failed(f"{where}, building on meta raised {_describe(err)}") from err
-        shapes = {k: t.shape for k, t in model.state_dict().items()}
-        if shapes != {k: t.shape for k, t in meta.state_dict().items()}:
-            raise _Failed(f"{where}, the meta build has other shapes than the real one")
         x = s.example(model)
         with torch.no_grad():
             try:
@@ -888,7 +885,8 @@ def _check_size_variants(s: _Subject) -> str:
     return f"builds and runs with each of {_names(tried, 6)} changed"
 
 
-# Tensor methods that turn tensor values into Python values inside forward.
+# Tensor methods that turn tensor values into Python values inside forward. A
+# tensor's truth value (if x.sum() > 0) is left to the export check, which warns.
 _SCALAR_METHODS = {
     "item": ".item()",
     "tolist": ".tolist()",
@@ -897,7 +895,6 @@ _SCALAR_METHODS = {
     "__float__": "float(tensor)",
     "__int__": "int(tensor)",
     "__index__": "a tensor used as a Python index",
-    "__bool__": "a tensor's truth value (if tensor: ...)",
 }
 # Frames of torch's own dispatch between the caller and the mode.
 _DISPATCH_FILES = ("overrides.py", "_tensor.py", "_device.py", "__init__.py")

@@ -160,3 +160,58 @@ def test_signature_config_captures_json_parameters() -> None:
     with pytest.raises(TypeError, match="no parameter"):
         signature_config(Net, {"width": 1, "nope": 2})
     assert build_config(config_cls, {"depth": "3"}, from_strings=True).depth == 3
+
+
+# --- through the command line: --set, config.json and zoo info --------------------------
+
+CLI_SETS = [
+    ("stem.width=6", "stem", {"width": 6, "kernel": [3, 3]}, "Stem(width=6, kernel=(3, 3))"),
+    ("layers=(3,4,6,3)", "layers", [3, 4, 6, 3], "(3, 4, 6, 3)"),
+    ("pair=5,6", "pair", [5, 6], "(5, 6)"),
+    ("pairs=8,16,16,32", "pairs", [[8, 16], [16, 32]], "((8, 16), (16, 32))"),
+    ("names=x,y", "names", ["x", "y"], "['x', 'y']"),
+    ("widths=a:1,b:2", "widths", {"a": 1, "b": 2}, "{'a': 1, 'b': 2}"),
+    ("limit=4", "limit", 4, "4"),
+    ("mode=slow", "mode", "slow", "'slow'"),
+    ("act=tanh", "act", "tanh", "'tanh'"),
+]
+
+
+def test_every_type_round_trips_through_set_config_json_and_info(
+    fixture_plugins, tmp_path, zoo
+) -> None:
+    fixture_plugins("typed_config_plugin")
+    args = [a for text, *_ in CLI_SETS for a in ("--set", text)]
+    saved = zoo("save", "typed", str(tmp_path / "m"), *args)
+    assert saved.returncode == 0, saved.stderr
+    config = json.loads((tmp_path / "m" / "config.json").read_text())["config"]
+    info = zoo("info", str(tmp_path / "m"), "--json")
+    assert info.returncode == 0, info.stderr
+    shown = json.loads(info.stdout)
+    for _, key, value, _ in CLI_SETS:
+        assert config[key] == value
+        assert shown["config"][key] == value
+    human = zoo("info", "typed", *args)
+    assert human.returncode == 0, human.stderr
+    for _, key, _, text in CLI_SETS:
+        line = next(x for x in human.stdout.splitlines() if x.split()[:1] == [key])
+        assert f"-> {text}" in line, line
+    types = {f["name"]: f["type"] for f in shown["fields"]}
+    assert types["pairs"] == "tuple[tuple[int, int], ...]" and types["act"] == "'relu' | 'tanh'"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("pair=1,2,3", "'pair' expects tuple[int, int] (exactly 2 values, got 3)"),
+        ("stem.width=wide", "'stem.width' expects int"),
+        ("stem.depth=1", "unknown config field 'stem.depth'"),
+        ("widths=a:x", "'widths' expects int (at widths['a'])"),
+        ("act=gelu", "'act' expects one of 'relu', 'tanh'"),
+    ],
+)
+def test_malformed_set_values_exit_2(fixture_plugins, zoo, text, fragment) -> None:
+    fixture_plugins("typed_config_plugin")
+    result = zoo("info", "typed", "--set", text)
+    assert result.returncode == 2
+    assert fragment in result.stderr and "Traceback" not in result.stderr

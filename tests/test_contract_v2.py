@@ -220,3 +220,10 @@ def test_api1_hook_modules_work_unchanged(fixture_plugins, tmp_path) -> None:
     listed = run_zoo("plugins", "--json")
     status = {p["name"]: p for p in json.loads(listed.stdout)}
     assert all(status[m]["status"] == "ok" and status[m]["api_version"] == 1 for m in API1)
+
+
+def test_hook_light_times_the_hook_call_too(fixture_plugins) -> None:
+    fixture_plugins("slow_hook_call")
+    result = run_checks("slow_call", only=["hook-light"]).results[0]
+    assert result.status == "fail"
+    assert "calling its hook takes" in result.message and "hook 0.6" in result.message

@@ -72,7 +72,7 @@ def test_check_reports_each_failure_with_why_and_fix() -> None:
 def test_check_flags_a_hook_module_that_imports_torch() -> None:
     result = run_zoo("check", "--plugin", "imports_torch", **fixture_env("imports_torch"))
     assert_clean_error(result, 1, "1 of 1 model(s) failed")
-    assert "heavy: hook-light FAILED: importing imports_torch imports" in result.stdout
+    assert "heavy: hook-light FAILED: importing imports_torch and calling its hook" in result.stdout
 
 
 def test_an_incompatible_plugin_is_reported_by_plugins_list_and_check() -> None:

@@ -2,7 +2,7 @@
 
 A plugin is a distribution with an entry point in the group ``zoo``
 (:data:`ENTRY_POINT_GROUP`) naming a hook module. The module states the plugin
-API it targets (``ZOO_PLUGIN_API = 1``) and implements the hooks below with
+API it targets (``ZOO_PLUGIN_API = 2``) and implements the hooks below with
 :data:`hookimpl`. It must not import torch: ``zoo list`` calls the hooks and has
 to stay instant.
 

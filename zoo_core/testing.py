@@ -419,7 +419,7 @@ def _check_hook_light(s: _Subject) -> str:
 @check(
     "plugin-api",
     reason="a declared plugin API lets zoo report an incompatible plugin instead of crashing later",
-    hint="add ZOO_PLUGIN_API = 1 to the hook module (the version in zoo_core.PLUGIN_API_VERSION)",
+    hint="add ZOO_PLUGIN_API = 2 to the hook module (the version in zoo_core.PLUGIN_API_VERSION)",
     level="warning",
 )
 def _check_plugin_api(s: _Subject) -> str:

@@ -182,9 +182,12 @@ class Architecture:
             distribution=dist,
             model=self.name,
             hint=(
-                f"this is a bug in {dist}, not in zoo: report it to {dist}'s authors"
-                if dist
-                else "this is a bug in the model's code, not in zoo"
+                ("if the config values are sensible, " if "constructor" in doing else "")
+                + (
+                    f"this is a bug in {dist}, not in zoo: report it to {dist}'s authors"
+                    if dist
+                    else "this is a bug in the model's code, not in zoo"
+                )
             ),
         )
 

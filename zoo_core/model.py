@@ -87,6 +87,9 @@ class ZooModel(nn.Module):
     #: padded positions do not change the output for the others.
     padding_mask_input: ClassVar[str | None] = None
     config: Any
+    #: The ``weights`` section (tag, metrics, labels, preprocessing, license) of the
+    #: variant or saved model this model was loaded from; None for a fresh model.
+    weights_info: dict[str, Any] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

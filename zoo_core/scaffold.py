@@ -41,7 +41,7 @@ PLACEHOLDER_SUMMARY = "a two-layer perceptron classifier (placeholder)"
 PLACEHOLDER_MODEL_TEXT = "Replace the layers with your architecture."
 
 _DIST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?\Z")  # PEP 508 names
-_MODEL = re.compile(r"[a-z][a-z0-9_.\-]*\Z")  # ModelSpec names that start with a letter
+_MODEL = re.compile(r"[a-z][a-z0-9_\-]*\Z")  # ModelSpec names (no dot) that start with a letter
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 # Files whose real names the packaging tools would treat specially inside zoo_core.
 _RENAMED = {"gitignore": ".gitignore"}
@@ -102,7 +102,7 @@ def plugin_names(name: str, model: str | None = None) -> PluginNames:
     if not _MODEL.match(model):
         raise UsageError(
             f"{model!r} is not a valid model name",
-            hint="use lower-case letters, digits, '_', '-' or '.', starting with a letter",
+            hint="use lower-case letters, digits, '_' or '-', starting with a letter (no dot)",
         )
     model_class = "".join(part[:1].upper() + part[1:] for part in re.split(r"[_.\-]+", model))
     return PluginNames(

@@ -12,14 +12,23 @@ from typing import Any
 import click
 
 from zoo_core.cli._common import echo_json, human_bytes, json_option, registry, set_option, table
+from zoo_core.cli.variants import echo_variant, list_pretrained, variant_rows_for, variants_table
 from zoo_core.config import parse_assignments
 
 
 @click.command("list")
 @click.argument("pattern", required=False)
+@click.option(
+    "--pretrained",
+    is_flag=True,
+    help="List weights variants (NAME.TAG) with their metric, size and license.",
+)
 @json_option
-def list_command(pattern: str | None, as_json: bool) -> None:
+def list_command(pattern: str | None, pretrained: bool, as_json: bool) -> None:
     """List installed models, optionally filtered by an fnmatch PATTERN (e.g. 'simple_*')."""
+    if pretrained:
+        list_pretrained(pattern, as_json)
+        return
     entries = registry().models(pattern)
     if as_json:
         echo_json([e.as_dict() for e in entries])
@@ -89,9 +98,17 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
         **stats,
         **_input_summary(example),
     }
+    variant, variants = variant_rows_for(source, entry)
+    if variant is not None:
+        data["variant"] = variant
+    else:
+        data["variants"] = variants
     if as_json:
         echo_json(data)
         return
+    if variant is not None:
+        echo_variant(variant)
+        click.echo("")
     version = f" {entry.plugin.version}" if entry.plugin.version else ""
     click.echo(f"{entry.display_name}  ({entry.plugin.name}{version})")
     if entry.spec.summary:
@@ -113,6 +130,9 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
             ("   ", f["name"], f["type"], f"= {f['shown_default']} {value}".rstrip(), f["help"])
         )
     click.echo(table(rows, ("", "", "", "", "")).split("\n", 1)[1])
+    if variants:
+        click.echo("  pretrained weights (NAME.TAG; * default)")
+        click.echo(variants_table(variants, indent="    "))
 
 
 def _plain(value: Any) -> Any:

@@ -47,3 +47,17 @@ def test_list_family_benchmark_prints_the_ratio() -> None:
     row = next(x for x in result.stdout.splitlines() if "13-model family" in x)
     assert row.split(")")[1].split()[0] == "17"  # 4 bundled models and 13 from the family
     assert "torch imported by the listing: False" in result.stdout
+
+
+@pytest.mark.slow
+def test_distributed_benchmark_prints_its_table(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_distributed.py"), "--mib", "4", "--reps", "1",
+         "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "**Sharded load, 4 MiB (linear_regression" in result.stdout
+    for label in ("fsdp, zoo pread of owned ranges", "fsdp, DCP HuggingFaceStorageReader"):
+        assert f"| {label} | " in result.stdout
+    assert "target: each rank's RSS growth <= 0.6x" in result.stdout

@@ -8,17 +8,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from zoo_core import distributed
 from zoo_core.build import Architecture, origin_of
 from zoo_core.config import config_to_dict
 from zoo_core.errors import (
@@ -43,6 +45,9 @@ from zoo_core.weights import (
     structure_problems,
     write_directory,
 )
+
+if TYPE_CHECKING:
+    from torch.distributed.device_mesh import DeviceMesh
 
 __all__ = [
     "LoadedModel",
@@ -97,6 +102,8 @@ def create_model(
     seed: int | None = None,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
+    mesh: DeviceMesh | None = None,
+    parallel: str = "fsdp",
     **overrides: Any,
 ) -> nn.Module:
     """Build a model by name, freshly initialised or from pretrained weights.
@@ -109,6 +116,7 @@ def create_model(
         seed: when given, initialise from this seed without touching the
             global random state.
         device, dtype: where to build and which floating dtype to use.
+        mesh, parallel: shard over a ``DeviceMesh`` (see :func:`load_model`).
         **overrides: config fields, checked against the model's ``Config``.
 
     With weights (a variant name or ``pretrained``), overrides that change no
@@ -126,6 +134,14 @@ def create_model(
     >>> model = create_model("simple_cnn", pretrained=True)      # doctest: +SKIP
     >>> model = create_model("simple_cnn.digits", num_classes=5) # doctest: +SKIP
     """
+    if mesh is not None:
+        if pretrained is not False:
+            raise UsageError(
+                "create_model(pretrained=...) does not take mesh=",
+                hint="load the weights sharded: load_model('NAME.TAG', mesh=mesh)",
+            )
+        kwargs = {"seed": seed, "device": device, "dtype": dtype, "overrides": overrides}
+        return open_model(name, mesh=mesh, parallel=parallel, **kwargs).model
     if pretrained is not False or is_variant_name(name):
         return open_variant(
             name,
@@ -164,7 +180,9 @@ def save_model(
     metrics, labels, preprocessing, license, training; see
     :mod:`zoo_core.variant_meta`) is checked and written into ``config.json``.
     Before writing, the model is rebuilt on ``meta`` (as loading will): what
-    could not be loaded again is refused.
+    could not be loaded again is refused. A model sharded over a mesh is saved
+    by calling this on every rank: rank 0 writes the same directory a single
+    process would.
 
     Raises:
         PluginError: the model's class is not registered by an installed plugin.
@@ -178,13 +196,6 @@ def save_model(
     arch, config = _saving(model)
     assert arch.entry is not None
     entry = arch.entry
-    state_dict = model.state_dict()
-    on_meta = [k for k, t in state_dict.items() if t.is_meta]
-    if on_meta:
-        raise WeightsError(
-            f"cannot save {entry.name}: {', '.join(on_meta[:3])} have no data (meta device)"
-        )
-    _check_reloadable(arch, config, state_dict)
     record = make_record(
         architecture=entry.name,
         plugin=entry.plugin.distribution or entry.plugin.name,
@@ -194,6 +205,17 @@ def save_model(
     )
     if weights is not None:
         record["weights"] = check_weights_section(weights, "save_model(weights=...)")
+    if distributed.is_sharded(model):
+        return distributed.save_sharded(
+            model, Path(directory), record, max_shard_size=max_shard_size
+        )
+    state_dict = model.state_dict()
+    on_meta = [k for k, t in state_dict.items() if t.is_meta]
+    if on_meta:
+        raise WeightsError(
+            f"cannot save {entry.name}: {', '.join(on_meta[:3])} have no data (meta device)"
+        )
+    _check_reloadable(arch, config, state_dict)
     return write_directory(state_dict, record, Path(directory), max_shard_size=max_shard_size)
 
 
@@ -203,7 +225,9 @@ def _saving(model: nn.Module) -> tuple[Architecture, Any]:
     if origin is not None and origin.arch.entry is not None:
         return origin.arch, origin.config
     if isinstance(model, ZooModel):
-        return Architecture.of(get_registry().entry_for_class(type(model))), model.config
+        # A sharded model's class is FSDP's subclass of the plugin's: name the plugin's.
+        entry = get_registry().entry_for_class(distributed.unwrapped_class(model))
+        return Architecture.of(entry), model.config
     raise UsageError(
         f"save_model cannot tell which model a {type(model).__name__} is",
         hint="save a ZooModel, or a model built by create_model / load_model",
@@ -246,6 +270,8 @@ def load_model(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     arch: str | None = None,
+    mesh: DeviceMesh | None = None,
+    parallel: str = "fsdp",
 ) -> nn.Module:
     """Load a model from a saved directory, a lone ``.safetensors`` file, or a model name.
 
@@ -260,6 +286,12 @@ def load_model(
     a bare ``.safetensors`` file); config fields are taken from their
     ``config.json`` where the names match.
 
+    With ``mesh`` (a ``torch.distributed`` ``DeviceMesh``; call on every rank,
+    under ``torchrun``) the model is sharded: ``parallel="fsdp"`` applies
+    FSDP2's ``fully_shard``, ``parallel="tp"`` the tensor-parallel plan its
+    class declares, and each rank reads only the bytes of its own shards (see
+    :mod:`zoo_core.distributed`).
+
     Raises:
         SourceNotFoundError: a path-like source does not exist.
         WeightsError: the file is not safetensors, not zoo's, or does not fit.
@@ -267,8 +299,11 @@ def load_model(
 
     >>> model = load_model("cnn/", device="cpu", dtype="bfloat16")   # doctest: +SKIP
     >>> model = load_model("hf_dir/", arch="linear_regression")      # doctest: +SKIP
+    >>> model = load_model("big/", mesh=mesh, parallel="tp")         # doctest: +SKIP
     """
-    return open_model(source, device=device, dtype=dtype, arch=arch).model
+    return open_model(
+        source, device=device, dtype=dtype, arch=arch, mesh=mesh, parallel=parallel
+    ).model
 
 
 def _looks_like_path(source: str) -> bool:
@@ -381,6 +416,8 @@ def open_model(
     from_strings: bool = False,
     seed: int | None = None,
     arch: str | None = None,
+    mesh: DeviceMesh | None = None,
+    parallel: str = "fsdp",
 ) -> LoadedModel:
     """:func:`load_model` with provenance, and config overrides for model names.
 
@@ -388,14 +425,31 @@ def open_model(
     ``overrides`` complete or replace the config fields found next to them.
     """
     started = time.perf_counter()
-    target_device = parse_device(device)
-    target_dtype = parse_dtype(dtype)
-    if arch is not None:
-        saved, architecture, config = _foreign_saved(source, arch, overrides or {}, from_strings)
-    else:
-        saved = _find_saved(source, overrides)
-        if saved is not None:
-            architecture, config = saved_architecture(saved)
+    # On a mesh, a rank that cannot resolve the source fails every rank (no hang).
+    with distributed.agreement(mesh) if mesh is not None else contextlib.nullcontext():
+        target_device = parse_device(device)
+        target_dtype = parse_dtype(dtype)
+        if arch is not None:
+            saved, architecture, config = _foreign_saved(
+                source, arch, overrides or {}, from_strings
+            )
+        else:
+            saved = _find_saved(source, overrides)
+            if saved is not None:
+                architecture, config = saved_architecture(saved)
+            elif mesh is not None and is_variant_name(os.fspath(source)):
+                saved, architecture, config = _variant_saved(os.fspath(source), overrides)
+            elif mesh is not None:
+                architecture = Architecture.named(os.fspath(source))
+                config = architecture.config(overrides, from_strings=from_strings)
+    if mesh is not None:
+        model, details = distributed.open_sharded(
+            architecture, config, saved, mesh, parallel, seed, target_device, target_dtype
+        )
+        kind, text = (saved.kind, saved.source) if saved else ("name", os.fspath(source))
+        assert architecture.entry is not None
+        seconds = time.perf_counter() - started
+        return LoadedModel(model, architecture.entry, text, kind, seconds, details)
     if saved is not None:
         model = _load_saved(architecture, config, saved, target_device, target_dtype)
         model.weights_info = _weights_info(saved)
@@ -423,6 +477,23 @@ def open_model(
         dtype=target_dtype,
     )
     return LoadedModel(model, entry, text, "name", time.perf_counter() - started)
+
+
+def _variant_saved(
+    name: str, overrides: dict[str, Any] | None
+) -> tuple[SavedModel, Architecture, Any]:
+    """A weights variant as a saved source, for loads that only read it (sharded ones)."""
+    from zoo_core.variants import get_variants, locate
+
+    if overrides:
+        raise UsageError(
+            f"{name}: config overrides of a weights variant are not supported with mesh=",
+            hint="load the variant sharded without overrides, or without mesh= to fine-tune",
+        )
+    located = locate(get_variants().resolve(name))
+    arch = Architecture.of(located.entry)
+    config = arch.config_from_file(located.record.get("config", {}), located.path)
+    return read_saved(located.path), arch, config
 
 
 def _weights_info(saved: SavedModel) -> dict[str, Any] | None:

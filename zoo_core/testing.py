@@ -48,6 +48,7 @@ from torch import nn
 
 from zoo_core.build import Architecture, config_of
 from zoo_core.config import config_from_dict, config_to_dict
+from zoo_core.distributed import plan_problems
 from zoo_core.errors import ConfigError, PluginError, ZooError
 from zoo_core.model import ZooModel, call_model, input_tensors
 from zoo_core.registry import ModelEntry, get_registry
@@ -544,6 +545,23 @@ def _check_build_meta(s: _Subject) -> str:
         raise _Failed(f"built on meta, but {_names(real)} hold real data")
     count = sum(p.numel() for p in model.parameters())
     return f"{count:,} parameters, example input {_shapes(x)}"
+
+
+@check(
+    "tp-plan",
+    reason="load_model(..., mesh=mesh, parallel='tp') shards the modules a declared tp_plan names",
+    hint="map module name patterns ('layers.*.fc1', * matches one name part) of nn.Linear or "
+    "nn.Embedding layers to 'colwise', 'rowwise' or 'replicate', with sizes even",
+    needs=("build-meta",),
+)
+def _check_tp_plan(s: _Subject) -> str:
+    plan = getattr(s.cls, "tp_plan", None)
+    if plan is None:
+        return "declares no tensor-parallel plan (parallel='tp' is not offered)"
+    problems = plan_problems(s.arch.build_meta(s.config()), plan, mesh_size=2)
+    if problems:
+        raise _Failed("; ".join(problems))
+    return f"{len(plan)} patterns fit a mesh of 2"
 
 
 @check(

@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from zoo_core.cli._common import echo_json, json_option, registry, table
+from zoo_core.cli._common import echo_json, json_option, registry, set_option, table
+from zoo_core.config import parse_assignments
 from zoo_core.errors import PluginError, ZooError
 from zoo_core.registry import PluginInfo, Registry
 
@@ -52,25 +53,37 @@ def _plugin_row(p: PluginInfo) -> dict[str, Any]:
     metavar="DIST",
     help="Check every model of this plugin (repeatable).",
 )
+@set_option
 @click.option("-v", "--verbose", is_flag=True, help="Show every check, not only problems.")
 @json_option
 def check_command(
-    names: tuple[str, ...], plugin_names: tuple[str, ...], verbose: bool, as_json: bool
+    names: tuple[str, ...],
+    plugin_names: tuple[str, ...],
+    assignments: tuple[str, ...],
+    verbose: bool,
+    as_json: bool,
 ) -> None:
     """Run the conformance checks on models (all installed models if none is named).
 
     Exits 1 if any check fails; warning-level checks (torch.export) do not fail.
+    With --set, each model is checked with that config instead of its defaults.
     docs/plugin-authors.md explains each check and how to fix it.
     """
+    overrides = parse_assignments(assignments)
     reg = registry(warn=False)
     targets, problems = _targets(reg, names, plugin_names)
     if not targets and not problems:
         click.echo("no models to check (pip install a zoo plugin, or zoo new-plugin NAME)")
         return
 
+    from zoo_core.build import Architecture
     from zoo_core.testing import run_checks
 
-    reports = [run_checks(name) for name in targets]
+    configs = {
+        name: Architecture.named(name).config(overrides, from_strings=True) if overrides else None
+        for name in targets
+    }
+    reports = [run_checks(name, configs[name]) for name in targets]
     failed = [r for r in reports if not r.passed]
     if as_json:
         echo_json(

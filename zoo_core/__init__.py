@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from zoo_core.contract import PLUGIN_API_VERSION, ModelSpec, hookimpl
 from zoo_core.errors import (
     AmbiguousModelError,
     ConfigError,
@@ -32,9 +33,7 @@ from zoo_core.errors import (
     ZooError,
 )
 from zoo_core.registry import get_registry, list_models
-from zoo_core.spec import PLUGIN_API_VERSION, ModelSpec, hookimpl
-
-__version__ = "0.1.0"
+from zoo_core.version import __version__
 
 # Public names that need torch, and the module each lives in.
 _LAZY = {

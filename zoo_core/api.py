@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from zoo_core.config import build_config, config_to_dict
+from zoo_core.build import Architecture
+from zoo_core.config import config_to_dict
 from zoo_core.errors import (
     ConfigError,
     SourceNotFoundError,
@@ -44,6 +46,7 @@ __all__ = [
     "load_model",
     "open_model",
     "save_model",
+    "saved_architecture",
 ]
 
 
@@ -59,25 +62,6 @@ class LoadedModel:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _build(
-    entry: ModelEntry, config: Any, *, seed: int | None, device: torch.device | None
-) -> ZooModel:
-    cls = entry.load_class()
-    with torch.device(device or "cpu"):
-        if seed is None:
-            return cls(config)
-        # fork_rng restores the global generators afterwards: a seed given here
-        # must not change what the caller's own torch.randn calls return.
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            return cls(config)
-
-
-def _config_for(entry: ModelEntry, overrides: dict[str, Any], from_strings: bool) -> Any:
-    cls = entry.load_class()
-    return build_config(cls.Config, overrides, from_strings=from_strings)
-
-
 def _create(
     name: str,
     overrides: dict[str, Any],
@@ -86,12 +70,12 @@ def _create(
     seed: int | None,
     device: torch.device | None,
     dtype: torch.dtype | None,
-) -> tuple[ModelEntry, ZooModel]:
+) -> tuple[ModelEntry, nn.Module]:
     """Resolve a model name, check the overrides, build it, cast it."""
-    entry = get_registry().resolve(name)
-    config = _config_for(entry, overrides, from_strings=from_strings)
-    model = _build(entry, config, seed=seed, device=device)
-    return entry, model if dtype is None else model.to(dtype)
+    arch = Architecture.named(name)
+    config = arch.config(overrides, from_strings=from_strings)
+    assert arch.entry is not None
+    return arch.entry, arch.build(config, seed=seed, device=device, dtype=dtype)
 
 
 def create_model(
@@ -241,9 +225,9 @@ def _find_saved(
 
 
 def _foreign_saved(
-    source: str | os.PathLike[str], arch: str, overrides: dict[str, Any], from_strings: bool
-) -> tuple[SavedModel, ModelEntry, Any]:
-    """Weights from another tool, read as architecture ``arch``."""
+    source: str | os.PathLike[str], name: str, overrides: dict[str, Any], from_strings: bool
+) -> tuple[SavedModel, Architecture, Any]:
+    """Weights from another tool, read as the architecture ``name``."""
     path = Path(os.path.expanduser(os.fspath(source)))
     if not path.exists():
         raise SourceNotFoundError(
@@ -251,29 +235,26 @@ def _foreign_saved(
             hint="--arch names the architecture of a local directory or .safetensors file",
         )
     saved = read_saved(path, foreign=True)
-    entry = get_registry().resolve(arch)
-    cls = entry.load_class()
-    names = {f.name for f in dataclasses.fields(cls.Config)}
+    arch = Architecture.named(name)
+    names = {f.name for f in dataclasses.fields(arch.cls.Config)}
     found = {k: v for k, v in saved.record["config"].items() if k in names}
-    try:
-        base = build_config(cls.Config, found)
-    except ConfigError as err:
-        raise WeightsError(f"{path}: {err}", hint=err.hint) from None
-    config = build_config(cls.Config, overrides, base=base, from_strings=from_strings)
-    saved.record.update(architecture=entry.name, config=config_to_dict(config))
-    return saved, entry, config
+    base = arch.config_from_file(found, path)
+    config = arch.config(overrides, base=base, from_strings=from_strings)
+    saved.record.update(architecture=arch.name, config=config_to_dict(config))
+    return saved, arch, config
 
 
-def _saved_entry_and_config(saved: SavedModel) -> tuple[ModelEntry, Any]:
-    entry = get_registry().resolve_saved(
+def saved_architecture(saved: SavedModel) -> tuple[Architecture, Any]:
+    """The installed architecture and the config that a saved model records.
+
+    Raises:
+        PluginNotInstalledError: the plugin the weights name is missing.
+        WeightsError: the recorded config does not fit the architecture.
+    """
+    arch = Architecture.for_saved(
         saved.architecture, saved.record.get("plugin"), saved.record.get("plugin_version")
     )
-    try:
-        config = build_config(entry.load_class().Config, saved.record["config"])
-    except ConfigError as err:
-        # A bad config inside a file is a problem with the file, not the command line.
-        raise WeightsError(f"{saved.path}: {err}", hint=err.hint) from None
-    return entry, config
+    return arch, arch.config_from_file(saved.record["config"], saved.path)
 
 
 def describe_source(
@@ -281,14 +262,14 @@ def describe_source(
     overrides: dict[str, Any] | None = None,
     *,
     from_strings: bool = True,
-) -> tuple[ModelEntry, Any, str]:
-    """The entry and config a source stands for, without building or reading weights."""
+) -> tuple[Architecture, Any, str]:
+    """The architecture and config a source stands for, without building or reading weights."""
     saved = _find_saved(source, overrides, weights=False)
     if saved is not None:
-        entry, config = _saved_entry_and_config(saved)
-        return entry, config, saved.source
-    entry = get_registry().resolve(os.fspath(source))
-    return entry, _config_for(entry, overrides or {}, from_strings), os.fspath(source)
+        arch, config = saved_architecture(saved)
+        return arch, config, saved.source
+    arch = Architecture.named(os.fspath(source))
+    return arch, arch.config(overrides, from_strings=from_strings), os.fspath(source)
 
 
 def open_model(
@@ -310,13 +291,15 @@ def open_model(
     target_device = parse_device(device)
     target_dtype = parse_dtype(dtype)
     if arch is not None:
-        saved, entry, config = _foreign_saved(source, arch, overrides or {}, from_strings)
+        saved, architecture, config = _foreign_saved(source, arch, overrides or {}, from_strings)
     else:
         saved = _find_saved(source, overrides)
         if saved is not None:
-            entry, config = _saved_entry_and_config(saved)
+            architecture, config = saved_architecture(saved)
     if saved is not None:
-        model = _load_saved(entry, config, saved, target_device, target_dtype)
+        model = _load_saved(architecture, config, saved, target_device, target_dtype)
+        entry = architecture.entry
+        assert entry is not None
         details = {"files": [str(f) for f in saved.files], **saved.provenance()}
         seconds = time.perf_counter() - started
         return LoadedModel(model, entry, saved.source, saved.kind, seconds, details)
@@ -333,57 +316,14 @@ def open_model(
 
 
 def _load_saved(
-    entry: ModelEntry,
+    arch: Architecture,
     config: Any,
     saved: SavedModel,
     device: torch.device | None,
     dtype: torch.dtype | None,
-) -> ZooModel:
-    cls = entry.load_class()
-    try:
-        with torch.device("meta"):
-            model = cls(config)
-    except (ValueError, TypeError, RuntimeError, OverflowError, MemoryError) as err:
-        # The config came from a file: absurd sizes in it are the file's fault.
-        raise WeightsError(
-            f"{saved.path}: cannot build {entry.name} with the config it records: {err}",
-            hint="the config.json or metadata was damaged or edited by hand",
-        ) from None
+) -> nn.Module:
+    model = arch.build_meta(config, where=saved.path)
     expected = model.state_dict()
     check_structure(saved, expected)
     tensors = read_tensors(saved, list(expected), device=device, dtype=dtype)
-    model.load_state_dict(tensors, strict=True, assign=True)
-    _materialise_leftovers(model, entry, config, device, dtype)
-    for module in model.modules():
-        if isinstance(module, torch.nn.RNNBase):
-            # Assigned tensors are separate allocations; cuDNN wants one flat buffer and
-            # would otherwise re-pack them on every call (what .to() does for it, too).
-            module.flatten_parameters()
-    return model.eval()
-
-
-def _materialise_leftovers(
-    model: ZooModel,
-    entry: ModelEntry,
-    config: Any,
-    device: torch.device | None,
-    dtype: torch.dtype | None,
-) -> None:
-    """Give non-persistent buffers (not in any state dict) real values.
-
-    They were built on ``meta`` with the rest and no file holds them, so the
-    only way to compute them is to build the model for real. Most models have
-    none and never pay for this.
-    """
-    leftovers = [name for name, b in model.named_buffers() if b.is_meta]
-    if not leftovers:
-        return
-    reference = _build(entry, config, seed=0, device=device)
-    real = dict(reference.named_buffers())
-    for name in leftovers:
-        module_name, _, buffer_name = name.rpartition(".")
-        owner = model.get_submodule(module_name)
-        value = real[name]
-        if dtype is not None and value.is_floating_point():
-            value = value.to(dtype)
-        owner._buffers[buffer_name] = value
+    return arch.fill(model, tensors, config, device=device, dtype=dtype)

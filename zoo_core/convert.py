@@ -107,14 +107,13 @@ def convert_checkpoint(
         WeightsError: the checkpoint is refused or does not fit.
         ConfigError, ModelNotFoundError: the architecture or overrides are wrong.
     """
-    from zoo_core.api import _config_for, _materialise_leftovers, save_model
-    from zoo_core.registry import get_registry
+    from zoo_core.api import save_model
+    from zoo_core.build import Architecture
 
-    entry = get_registry().resolve(arch)
-    config = _config_for(entry, overrides or {}, from_strings=from_strings)
+    architecture = Architecture.named(arch)
+    config = architecture.config(overrides, from_strings=from_strings)
     tensors = read_checkpoint(checkpoint)
-    with torch.device("meta"):
-        model = entry.load_class()(config)
+    model = architecture.build_meta(config)
     expected = model.state_dict()
     problems = []
     missing = sorted(set(expected) - set(tensors))
@@ -132,11 +131,10 @@ def convert_checkpoint(
         problems.append("wrong shape: " + _few(shapes))
     if problems:
         raise WeightsError(
-            f"{checkpoint} does not fit {entry.name}: " + "; ".join(problems),
+            f"{checkpoint} does not fit {architecture.name}: " + "; ".join(problems),
             hint="pick the architecture and --set values the checkpoint was trained with",
         )
-    model.load_state_dict(tensors, strict=True, assign=True)
-    _materialise_leftovers(model, entry, config, None, None)
+    architecture.fill(model, tensors, config)
     return save_model(model, directory, max_shard_size=max_shard_size)
 
 

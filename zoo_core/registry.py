@@ -29,17 +29,24 @@ from typing import Any
 
 import pluggy
 
-from zoo_core import hookspecs
+from zoo_core import contract
+from zoo_core.contract import (
+    ENTRY_POINT_GROUP,
+    PLUGIN_API_ATTRIBUTE,
+    PLUGIN_API_VERSION,
+    PROJECT_NAME,
+    ModelSpec,
+    plugin_api_problem,
+)
 from zoo_core.errors import (
     AmbiguousModelError,
     ModelNotFoundError,
     PluginError,
     PluginNotInstalledError,
 )
-from zoo_core.spec import PLUGIN_API_ATTRIBUTE, PLUGIN_API_VERSION, ModelSpec, plugin_api_problem
+from zoo_core.version import __version__
 
 __all__ = [
-    "ENTRY_POINT_GROUP",
     "ModelEntry",
     "PluginInfo",
     "Registry",
@@ -49,8 +56,6 @@ __all__ = [
     "list_models",
     "reset_registry",
 ]
-
-ENTRY_POINT_GROUP = "zoo"
 
 
 class ZooPluginWarning(UserWarning):
@@ -297,8 +302,8 @@ def _env_list(name: str) -> list[str]:
 
 
 def _discover() -> Registry:
-    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-    manager.add_hookspecs(hookspecs)
+    manager = pluggy.PluginManager(PROJECT_NAME)
+    manager.add_hookspecs(contract)
     disabled = {canonical_name(n) for n in _env_list("ZOO_DISABLE_PLUGINS")}
     plugins: list[PluginInfo] = []
     collected: list[tuple[PluginInfo, list[ModelSpec]]] = []
@@ -349,8 +354,6 @@ def _discover() -> Registry:
 
 def _check_api(module: Any) -> int | None:
     """The plugin API a hook module declares; raises _IncompatiblePlugin if it is not ours."""
-    from zoo_core import __version__
-
     declared = getattr(module, PLUGIN_API_ATTRIBUTE, None)
     problem = plugin_api_problem(declared, core_version=__version__)
     if problem is None:

@@ -248,7 +248,7 @@ def hash_file(path: str | os.PathLike[str]) -> FileRecord:
 # Writing ------------------------------------------------------------------------------------
 
 
-def _torch_codes() -> dict[Any, str]:
+def torch_codes() -> dict[Any, str]:
     import torch
 
     codes = {
@@ -287,7 +287,7 @@ def can_write(tensors: dict[str, torch.Tensor]) -> bool:
 
     if sys.byteorder != "little":
         return False
-    codes = _torch_codes()
+    codes = torch_codes()
     seen: set[tuple[Any, ...]] = set()
     for t in tensors.values():
         if t.dtype not in codes or t.layout != torch.strided or t.is_meta:
@@ -344,7 +344,7 @@ def _bytes_of(t: torch.Tensor) -> memoryview:
 def _header_bytes(
     tensors: dict[str, torch.Tensor], order: list[str], metadata: dict[str, str] | None
 ) -> bytes:
-    codes = _torch_codes()
+    codes = torch_codes()
     header: dict[str, Any] = {}
     if metadata:
         header["__metadata__"] = metadata

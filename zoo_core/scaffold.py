@@ -21,10 +21,10 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from zoo_core.contract import PLUGIN_API_VERSION
 from zoo_core.errors import UsageError, ZooError
 from zoo_core.fsutil import current_umask
 from zoo_core.registry import canonical_name
-from zoo_core.spec import PLUGIN_API_VERSION
 
 __all__ = ["PluginNames", "core_requirement", "new_plugin", "plugin_names"]
 
@@ -72,7 +72,7 @@ def plugin_names(name: str, model: str | None = None) -> PluginNames:
     >>> plugin_names("zoo-transformer", "tiny_transformer").model_class
     'TinyTransformer'
     """
-    from zoo_core import __version__
+    from zoo_core.version import __version__
 
     if not _DIST.match(name):
         raise UsageError(

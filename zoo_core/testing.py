@@ -45,7 +45,8 @@ from typing import Any, Literal
 
 import torch
 
-from zoo_core.config import build_config, config_from_dict, config_to_dict
+from zoo_core.build import Architecture
+from zoo_core.config import config_from_dict, config_to_dict
 from zoo_core.errors import ConfigError, PluginError, ZooError
 from zoo_core.model import ZooModel
 from zoo_core.registry import ModelEntry, get_registry
@@ -175,46 +176,45 @@ class ModelReport:
 
 
 class _Subject:
-    """The model under test: its entry (if registered), class and config."""
+    """The model under test: its architecture (class, and entry if registered) and config."""
 
     def __init__(self, target: str | type, config: Any) -> None:
         self.entry: ModelEntry | None = None
-        self._class: type | None = None
+        self._arch: Architecture | None = None
         if isinstance(target, str):
             self.entry = get_registry().resolve(target)
             self.label = self.entry.display_name
         elif isinstance(target, type):
-            self._class = target
             self.label = target.__qualname__
             try:
                 self.entry = get_registry().entry_for_class(target)
             except PluginError:
                 self.entry = None  # checked as a bare class; plugin checks are skipped
+            self._arch = Architecture(target, self.entry)
         else:
             raise TypeError(f"expected a model name or a ZooModel class, got {target!r}")
         self.config_arg = config
 
     @property
-    def cls(self) -> type:
-        if self._class is None:
+    def arch(self) -> Architecture:
+        if self._arch is None:
             assert self.entry is not None
-            self._class = self.entry.load_class()
-        return self._class
+            self._arch = Architecture.of(self.entry)
+        return self._arch
+
+    @property
+    def cls(self) -> type:
+        return self.arch.cls
 
     def config(self) -> Any:
-        config_cls = self.cls.Config
-        if self.config_arg is None:
-            return build_config(config_cls)
-        if isinstance(self.config_arg, Mapping):
-            return build_config(config_cls, self.config_arg)
+        if self.config_arg is None or isinstance(self.config_arg, Mapping):
+            return self.arch.config(self.config_arg)
         return self.config_arg
 
     def build(self, *, seed: int = _SEED, device: str = "cpu") -> ZooModel:
         # Built the way create_model builds: a local seed that leaves the
         # caller's random state alone, under a default-device context.
-        with torch.device(device), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return self.cls(self.config())
+        return self.arch.build(self.config(), seed=seed, device=device)
 
 
 # --- helpers -----------------------------------------------------------------
@@ -348,9 +348,9 @@ def _check_plugin_api(s: _Subject) -> str:
 
 
 def _check_target_class(s: _Subject) -> str:
-    if s.entry is not None and s._class is None:
+    if s.entry is not None:
         try:
-            s.entry.load_class()
+            s.arch  # noqa: B018 (imports the class: the thing being checked)
         except PluginError as err:
             raise _Failed(err.message) from err
     cls = s.cls
@@ -413,8 +413,8 @@ def _check_config_rejects_unknown(s: _Subject) -> str:
 
 def _check_build_meta(s: _Subject) -> str:
     try:
+        model = s.arch.build_meta(s.config())
         with torch.device("meta"):
-            model = s.cls(s.config())
             x = model.example_input(1)
     except Exception as err:
         raise _Failed(f"building on meta raised {_describe(err)}") from err

@@ -167,19 +167,16 @@ def _shard_problems(directory: Path) -> list[Problem]:
 
 
 def _architecture_problems(saved: Any) -> list[Problem]:
-    import torch
-
-    from zoo_core.api import _saved_entry_and_config
+    from zoo_core.api import saved_architecture
     from zoo_core.weights import structure_problems
 
     try:
-        entry, config = _saved_entry_and_config(saved)
-        with torch.device("meta"):
-            model = entry.load_class()(config)
+        arch, config = saved_architecture(saved)
+        model = arch.build_meta(config, where=saved.path)
     except ZooError as err:
         return [Problem(str(saved.path), err.message)]
     return [
-        Problem(str(saved.path), f"does not fit {entry.name}: {p}")
+        Problem(str(saved.path), f"does not fit {arch.name}: {p}")
         for p in structure_problems(saved, model.state_dict())
     ]
 

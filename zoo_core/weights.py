@@ -94,7 +94,7 @@ def make_record(
     config: dict[str, Any],
 ) -> dict[str, Any]:
     """The description of a model that goes into ``config.json``."""
-    from zoo_core import __version__
+    from zoo_core.version import __version__
 
     return {
         "zoo_format": FORMAT_VERSION,
@@ -434,9 +434,9 @@ def structure_problems(saved: SavedModel, expected: dict[str, torch.Tensor]) -> 
 
 
 def _dtype_code(dtype: torch.dtype) -> str:
-    from zoo_core.safetensors_io import _torch_codes
+    from zoo_core.safetensors_io import torch_codes
 
-    return _torch_codes().get(dtype, str(dtype).removeprefix("torch."))
+    return torch_codes().get(dtype, str(dtype).removeprefix("torch."))
 
 
 def check_structure(saved: SavedModel, expected: dict[str, torch.Tensor]) -> None:

@@ -12,8 +12,8 @@ import traceback
 
 import click
 
-from zoo_core import __version__
 from zoo_core.errors import ZooError
+from zoo_core.version import __version__
 
 __all__ = ["cli", "main"]
 

@@ -58,10 +58,12 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
     from zoo_core.config import config_fields, config_to_dict
 
     registry()
-    entry, config, origin = describe_source(source, parse_assignments(assignments))
-    cls = entry.load_class()
+    arch, config, origin = describe_source(source, parse_assignments(assignments))
+    entry = arch.entry
+    assert entry is not None
+    cls = arch.cls
+    model = arch.build_meta(config)
     with torch.device("meta"):
-        model = cls(config)
         example = model.example_input(1)
     stats = _tensor_stats(model)
     fields = [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from zoo_core import __version__
 from zoo_core.cli._common import echo_json, json_option, registry, table
-from zoo_core.spec import PLUGIN_API_VERSION
+from zoo_core.contract import PLUGIN_API_VERSION
+from zoo_core.version import __version__
 
 
 @click.command("plugins")

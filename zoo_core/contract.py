@@ -1,6 +1,10 @@
-"""What a plugin's hook module imports: :class:`ModelSpec` and :data:`hookimpl`.
+"""The plugin contract: everything a plugin's hook module touches, on one screen.
 
-This module must stay free of torch so that ``zoo list`` never pays for it.
+A plugin is a distribution with an entry point in the group ``zoo``
+(:data:`ENTRY_POINT_GROUP`) naming a hook module. The module states the plugin
+API it targets (``ZOO_PLUGIN_API = 1``) and implements the hooks below with
+:data:`hookimpl`. It must not import torch: ``zoo list`` calls the hooks and has
+to stay instant.
 
 >>> from zoo_core import ModelSpec, hookimpl
 >>> ZOO_PLUGIN_API = 1          # the plugin API this hook module targets
@@ -14,19 +18,28 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from zoo_core.hookspecs import hookimpl
+import pluggy
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "MIN_PLUGIN_API_VERSION",
     "PLUGIN_API_ATTRIBUTE",
     "PLUGIN_API_VERSION",
+    "PROJECT_NAME",
     "ModelSpec",
     "hookimpl",
+    "hookspec",
     "plugin_api_problem",
+    "zoo_register_models",
 ]
 
+#: pluggy's project name, which is also the entry-point group plugins are found in.
+PROJECT_NAME = "zoo"
+#: ``[project.entry-points.zoo]`` in a plugin's pyproject.toml.
+ENTRY_POINT_GROUP = PROJECT_NAME
+
 #: The plugin API this zoo-core provides. It changes only when something a
-#: plugin relies on (the hook, ModelSpec, the ZooModel contract) changes
+#: plugin relies on (the hooks, the specs, the ZooModel contract) changes
 #: incompatibly; a plugin states the version it targets, and one that targets
 #: a version outside ``MIN_PLUGIN_API_VERSION..PLUGIN_API_VERSION`` is reported
 #: as incompatible instead of failing later with an AttributeError.
@@ -35,6 +48,15 @@ PLUGIN_API_VERSION = 1
 MIN_PLUGIN_API_VERSION = 1
 #: The hook-module attribute in which a plugin states its target API.
 PLUGIN_API_ATTRIBUTE = "ZOO_PLUGIN_API"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def zoo_register_models() -> list[ModelSpec]:
+    """Return the :class:`ModelSpec` of each model this plugin provides."""
+
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.\-]*\Z")
 _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z")

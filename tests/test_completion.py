@@ -32,7 +32,7 @@ def complete(*words: str, **env: str) -> list[str]:
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    return result.stdout.splitlines()
+    return [line for line in result.stdout.splitlines() if line]
 
 
 def test_bash_completes_a_model_name_and_a_set_key(tmp_path) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from zoo_core.cli.complete import complete_set_keys
 from zoo_core.registry import Registry, ZooPluginWarning, get_registry
 from zoo_core.units import human_bytes
 
@@ -20,6 +21,7 @@ set_option = click.option(
     multiple=True,
     metavar="KEY=VALUE",
     help="Override a config field (repeatable); the value is parsed to the field's type.",
+    shell_complete=complete_set_keys,
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 

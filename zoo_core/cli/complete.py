@@ -114,10 +114,7 @@ def complete_set_keys(
     """``KEY=`` for each config field of the model named earlier on the command line."""
     if "=" in incomplete:
         return []  # the key is typed; values are free-form
-    model = next(
-        (ctx.params[p] for p in ("arch", "source", "name") if isinstance(ctx.params.get(p), str)),
-        None,
-    )
+    model = _named_model(ctx)
     if model is None or _looks_like_path(model) or os.path.exists(model):
         return []  # a saved model's config comes from its files: it takes no --set
     reg = _registry()
@@ -129,6 +126,33 @@ def complete_set_keys(
     except Exception:
         return []
     return [CompletionItem(f"{k}=") for k in keys if k.startswith(incomplete)]
+
+
+_MODEL_PARAMS = ("arch", "source", "name")
+
+
+def _named_model(ctx: click.Context) -> str | None:
+    """The model (or source) given earlier on the command line, if any."""
+    for params in (ctx.params, _reparsed(ctx)):
+        for name in _MODEL_PARAMS:
+            if isinstance(params.get(name), str):
+                return params[name]
+    return None
+
+
+def _reparsed(ctx: click.Context) -> dict[str, Any]:
+    # click parses the words before the one being completed; an option still waiting
+    # for its value (--set) stops that parse and leaves the arguments after the last
+    # parsed option unassigned, in ctx.args. Parsing those again assigns them.
+    if not ctx.args:
+        return {}
+    try:
+        again = ctx.command.make_context(
+            ctx.info_name, list(ctx.args), parent=ctx.parent, resilient_parsing=True
+        )
+    except Exception:
+        return {}
+    return again.params
 
 
 def config_keys(target: str) -> list[str]:

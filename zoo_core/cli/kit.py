@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from zoo_core.cli._common import echo_json, json_option, registry, table
+from zoo_core.cli.complete import complete_model_names, complete_plugin_names
 from zoo_core.errors import PluginError, ZooError
 from zoo_core.registry import PluginInfo, Registry
 
@@ -43,13 +44,14 @@ def _plugin_row(p: PluginInfo) -> dict[str, Any]:
     return {"plugin": p.name, "status": p.status, "error": p.error}
 
 
-@click.command("check")
-@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.command("check", short_help="Run the conformance checks on installed models.")
+@click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_model_names)
 @click.option(
     "--plugin",
     "plugin_names",
     multiple=True,
-    metavar="DIST",
+    metavar="PLUGIN",
+    shell_complete=complete_plugin_names,
     help="Check every model of this plugin (repeatable).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show every check, not only problems.")
@@ -60,7 +62,8 @@ def check_command(
     """Run the conformance checks on models (all installed models if none is named).
 
     Exits 1 if any check fails; warning-level checks (torch.export) do not fail.
-    docs/plugin-authors.md explains each check and how to fix it.
+    The plugin author's guide explains each check and how to fix it: 'zoo docs'
+    prints where it is installed.
     """
     reg = registry(warn=False)
     targets, problems = _targets(reg, names, plugin_names)
@@ -117,9 +120,11 @@ def _print_human(reports: list[Any], problems: list[PluginInfo], verbose: bool) 
                 click.echo(f"  fix: {r.hint}")
 
 
-@click.command("new-plugin")
+@click.command("new-plugin", short_help="Start a plugin project of your own (e.g. zoo-mlp).")
 @click.argument("name")
-@click.option("--model", help="The model it registers (default: NAME without 'zoo-').")
+@click.option(
+    "--model", metavar="MODEL", help="The model it registers (default: NAME without 'zoo-')."
+)
 @click.option(
     "-o",
     "--output",

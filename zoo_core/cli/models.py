@@ -12,10 +12,11 @@ from typing import Any
 import click
 
 from zoo_core.cli._common import echo_json, human_bytes, json_option, registry, set_option, table
+from zoo_core.cli.complete import complete_model_names, complete_source
 from zoo_core.config import parse_assignments
 
 
-@click.command("list")
+@click.command("list", short_help="List installed models (name, plugin, summary).")
 @click.argument("pattern", required=False)
 @json_option
 def list_command(pattern: str | None, as_json: bool) -> None:
@@ -41,8 +42,8 @@ def _tensor_stats(model: Any) -> dict[str, Any]:
     }
 
 
-@click.command("info")
-@click.argument("source")
+@click.command("info", short_help="Show a model's config fields, size and example input.")
+@click.argument("source", shell_complete=complete_source)
 @set_option
 @json_option
 def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> None:
@@ -120,14 +121,20 @@ def _output_shape(output: Any) -> Any:
     return None
 
 
-@click.command("load")
-@click.argument("source")
+@click.command("load", short_help="Load or build a model, time it and one forward pass.")
+@click.argument("source", shell_complete=complete_source)
 @set_option
-@click.option("--device", help="Where to put the weights: cpu, cuda, cuda:N, mps.")
-@click.option("--dtype", help="Cast floating weights: float32, float16, bfloat16, float64.")
-@click.option("--seed", type=int, help="Seed for a freshly built model (model names only).")
+@click.option("--device", metavar="DEVICE", help="Where to put the weights: cpu, cuda, cuda:N, mps.")
+@click.option(
+    "--dtype", metavar="DTYPE", help="Cast floating weights: float32, float16, bfloat16, float64."
+)
+@click.option(
+    "--seed", type=int, metavar="N", help="Seed for a freshly built model (model names only)."
+)
 @click.option(
     "--arch",
+    metavar="MODEL",
+    shell_complete=complete_model_names,
     help="Architecture of weights saved by other tools (a Hugging Face directory, a bare file).",
 )
 @json_option
@@ -209,13 +216,16 @@ def _shape_text(shape: Any) -> str:
     return str(tuple(shape)) if isinstance(shape, list) else str(shape)
 
 
-@click.command("save")
-@click.argument("name")
+@click.command("save", short_help="Build a model by name and save it to a directory.")
+@click.argument("name", shell_complete=complete_model_names)
 @click.argument("directory", type=click.Path(file_okay=False))
 @set_option
-@click.option("--seed", type=int, help="Initialise from this seed (reproducible weights).")
+@click.option(
+    "--seed", type=int, metavar="N", help="Initialise from this seed (reproducible weights)."
+)
 @click.option(
     "--max-shard-size",
+    metavar="SIZE",
     help="Split weights into shards of at most this size (bytes, or e.g. 500MB).",
 )
 def save_command(

@@ -10,18 +10,27 @@ import os
 import click
 
 from zoo_core.cli._common import echo_json, json_option, registry, set_option
+from zoo_core.cli.complete import complete_model_names
 from zoo_core.config import parse_assignments
 
 
-@click.command("convert")
+@click.command("convert", short_help="Convert a PyTorch .pt/.pth state dict to a zoo model.")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--arch", required=True, help="The architecture the checkpoint was trained as.")
+@click.option(
+    "--arch",
+    required=True,
+    metavar="MODEL",
+    shell_complete=complete_model_names,
+    help="The architecture the checkpoint was trained as.",
+)
 @set_option
 @click.option(
     "-o", "--output", "output", required=True, type=click.Path(file_okay=False),
     help="The zoo directory to write (replaced atomically if it is a zoo model).",
 )  # fmt: skip
-@click.option("--max-shard-size", help="Split weights into shards of at most this size.")
+@click.option(
+    "--max-shard-size", metavar="SIZE", help="Split weights into shards of at most this size."
+)
 def convert_command(
     checkpoint: str,
     arch: str,
@@ -49,7 +58,7 @@ def convert_command(
     click.echo(f"converted {checkpoint} to {path} ({arch})")
 
 
-@click.command("verify")
+@click.command("verify", short_help="Check a saved model's files, tensors and hashes.")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--no-hashes", is_flag=True, help="Skip the sha256 check (structure only).")
 @json_option

@@ -1,7 +1,8 @@
-"""Running programs on a pseudo-terminal, as a person at a shell would: progress bars, completion."""
+"""Programs on a pseudo-terminal, as a person at a shell runs them: progress bars, completion."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -16,13 +17,13 @@ from pathlib import Path
 from tests.conftest import ZOO
 
 
-def _open_terminal(columns: int) -> tuple[int, int]:
+def open_terminal(columns: int) -> tuple[int, int]:
     main, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     return main, child
 
 
-def _read_some(fd: int, wait: float) -> bytes | None:
+def read_some(fd: int, wait: float) -> bytes | None:
     """Bytes ready on ``fd`` within ``wait`` seconds; b"" if none came; None at end of output."""
     ready, _, _ = select.select([fd], [], [], wait)
     if not ready:
@@ -37,7 +38,7 @@ def run_zoo_on_terminal(
     *args: str, cwd: Path | None = None, timeout: float = 120, **env: str
 ) -> tuple[int, str]:
     """Run ``zoo`` with stdin, stdout and stderr on a new terminal; its exit code and all output."""
-    main, child = _open_terminal(columns=120)
+    main, child = open_terminal(columns=120)
     proc = subprocess.Popen(
         [ZOO, *args],
         stdin=child,
@@ -52,7 +53,7 @@ def run_zoo_on_terminal(
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            data = _read_some(main, 0.5)
+            data = read_some(main, 0.5)
             if data is None:
                 break
             out += data
@@ -71,7 +72,7 @@ class Shell:
     """An interactive bash on a terminal, for typing commands and pressing Tab."""
 
     def __init__(self, home: Path) -> None:
-        self.main, child = _open_terminal(columns=200)
+        self.main, child = open_terminal(columns=200)
         env = {
             "PATH": f"{Path(ZOO).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "HOME": str(home),
@@ -108,16 +109,14 @@ class Shell:
                 raise AssertionError(
                     f"{text!r} did not appear; the terminal shows:\n{self.output[start:].decode()}"
                 )
-            data = _read_some(self.main, 0.5)
+            data = read_some(self.main, 0.5)
             if data is None:
                 raise AssertionError(f"bash exited; it showed:\n{self.output.decode()}")
             self.output += data
         return self.output[start:].decode(errors="replace")
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(timeout=30)
         os.close(self.main)

@@ -1,4 +1,4 @@
-"""Shell completion: model names, plugin names and --set keys, in a real bash and via click's protocol."""
+"""Shell completion of model names, plugin names and --set keys: in a real bash, and by protocol."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import textwrap
 import pytest
 
 from tests.conftest import run_zoo
-from tests.test_cli import imported_modules
 from tests.terminal import Shell
+from tests.test_cli import imported_modules
 from zoo_core.cli.complete import config_keys, config_keys_from_source
 
 BUNDLED_TARGETS = [

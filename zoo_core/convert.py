@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from zoo_core.errors import SourceNotFoundError, WeightsError
+from zoo_core.progress import ProgressCallback
 
 __all__ = ["convert_checkpoint", "read_checkpoint"]
 
@@ -97,11 +98,13 @@ def convert_checkpoint(
     overrides: dict[str, Any] | None = None,
     from_strings: bool = False,
     max_shard_size: int | str | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Path:
     """Read ``checkpoint`` as architecture ``arch`` and save it as a zoo directory.
 
     The tensors must fit the architecture built with ``overrides`` exactly
-    (every key, every shape); mismatches are named.
+    (every key, every shape); mismatches are named. ``progress(done, total)``
+    counts the bytes written.
 
     Raises:
         WeightsError: the checkpoint is refused or does not fit.
@@ -135,7 +138,7 @@ def convert_checkpoint(
             hint="pick the architecture and --set values the checkpoint was trained with",
         )
     architecture.fill(model, tensors, config)
-    return save_model(model, directory, max_shard_size=max_shard_size)
+    return save_model(model, directory, max_shard_size=max_shard_size, progress=progress)
 
 
 def _few(items: list[str], limit: int = 5) -> str:

@@ -49,6 +49,7 @@ from zoo_core.build import Architecture
 from zoo_core.config import config_from_dict, config_to_dict
 from zoo_core.errors import ConfigError, PluginError, ZooError
 from zoo_core.model import ZooModel
+from zoo_core.progress import ProgressCallback
 from zoo_core.registry import ModelEntry, get_registry
 
 __all__ = [
@@ -789,7 +790,11 @@ def _run_one(check: Check, subject: _Subject, done: dict[str, CheckResult]) -> C
 
 
 def run_checks(
-    model: str | type, config: Any = None, *, only: Sequence[str] | None = None
+    model: str | type,
+    config: Any = None,
+    *,
+    only: Sequence[str] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> ModelReport:
     """Run the conformance checks on a model and return every result (never raises on failure).
 
@@ -798,6 +803,7 @@ def run_checks(
             A class that no installed plugin registers skips the plugin checks.
         config: a Config instance or a mapping of overrides; the defaults if None.
         only: run just these checks (and the checks they need, unreported).
+        progress: called as ``progress(done, total)`` after each check.
 
     Raises:
         ModelNotFoundError, AmbiguousModelError: ``model`` names nothing, or several things.
@@ -811,6 +817,8 @@ def run_checks(
     done: dict[str, CheckResult] = {}
     for check in selected:
         done[check.name] = _run_one(check, subject, done)
+        if progress is not None:
+            progress(len(done), len(selected))
     reported = [done[n] for n in (only if only is not None else list(done))]
     plugin = subject.entry.plugin.name if subject.entry is not None else None
     return ModelReport(subject.label, plugin, tuple(reported))

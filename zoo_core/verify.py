@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import WeightsError, ZooError
+from zoo_core.progress import ProgressCallback, part_of
 
 __all__ = ["Problem", "check_file_hashes", "verify_directory"]
 
@@ -49,12 +50,17 @@ class Problem:
         return {"level": self.level, "where": self.where, "message": self.message}
 
 
-def check_file_hashes(directory: str | os.PathLike[str], files: Mapping[str, Any]) -> list[Problem]:
+def check_file_hashes(
+    directory: str | os.PathLike[str],
+    files: Mapping[str, Any],
+    progress: ProgressCallback | None = None,
+) -> list[Problem]:
     """Compare each file's size and sha256 with ``files`` (the ``config.json`` record).
 
     ``files`` maps file names in ``directory`` to ``{"sha256": hex, "size": int}``.
     A malformed record is itself reported. Files are hashed in chunks, never
-    read whole into memory; a size mismatch skips the hash.
+    read whole into memory; a size mismatch skips the hash. ``progress(done,
+    total)`` counts the recorded bytes checked.
 
     >>> check_file_hashes("cnn/", record["files"])        # doctest: +SKIP
     []
@@ -68,8 +74,11 @@ def check_file_hashes(directory: str | os.PathLike[str], files: Mapping[str, Any
     except WeightsError as err:
         return [Problem(str(directory), err.message)]
     problems = []
+    total = sum(want.size for want in expected.values())
+    start = 0
     for name, want in sorted(expected.items()):
         path = directory / name
+        offset, start = start, start + want.size
         if not os.path.lexists(path):
             problems.append(Problem(name, "is missing"))
             continue
@@ -88,7 +97,7 @@ def check_file_hashes(directory: str | os.PathLike[str], files: Mapping[str, Any
         if size != want.size:
             problems.append(Problem(name, f"is {size} bytes, but {want.size} were saved"))
             continue
-        got = hash_file(path)
+        got = hash_file(path, part_of(progress, offset, total))
         if got.sha256 != want.sha256:
             problems.append(
                 Problem(name, f"sha256 is {got.sha256}, but {want.sha256} was saved (changed)")
@@ -96,14 +105,17 @@ def check_file_hashes(directory: str | os.PathLike[str], files: Mapping[str, Any
     return problems
 
 
-def verify_directory(path: str | os.PathLike[str], *, hashes: bool = True) -> list[Problem]:
+def verify_directory(
+    path: str | os.PathLike[str], *, hashes: bool = True, progress: ProgressCallback | None = None
+) -> list[Problem]:
     """Every problem with the saved model directory at ``path``; an empty list means sound.
 
     Checks that ``config.json`` is zoo's, that every shard the index names is
     present and has a valid header, that the index and shards agree, that the
     architecture's plugin is installed and every tensor it needs is there with
     the right shape and dtype, and (with ``hashes``) that every recorded file
-    still has the sha256 and size recorded at save time.
+    still has the sha256 and size recorded at save time (``progress(done,
+    total)`` counts the bytes hashed).
     """
     from zoo_core.weights import CONFIG_NAME, FILES_KEY, read_saved
 
@@ -125,7 +137,7 @@ def verify_directory(path: str | os.PathLike[str], *, hashes: bool = True) -> li
         )
     else:
         if hashes:
-            problems += check_file_hashes(directory, files)
+            problems += check_file_hashes(directory, files, progress)
         if isinstance(files, dict):
             for extra in sorted(_weight_files(directory) - set(files)):
                 problems.append(Problem(extra, "is not recorded in config.json"))

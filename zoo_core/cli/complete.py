@@ -59,7 +59,7 @@ def _registry() -> Registry | None:
 def complete_model_names(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
-    """Installed model names (and whatever else :data:`NAME_SOURCES` gives) starting ``incomplete``."""
+    """Model names (and what else :data:`NAME_SOURCES` gives) that start with ``incomplete``."""
     reg = _registry()
     if reg is None:
         return []
@@ -219,7 +219,9 @@ def _config_name(cls: ast.ClassDef) -> str | None:
     return None
 
 
-def _fields(cls: ast.ClassDef, classes: dict[str, ast.ClassDef], seen: set[str]) -> list[str] | None:
+def _fields(
+    cls: ast.ClassDef, classes: dict[str, ast.ClassDef], seen: set[str]
+) -> list[str] | None:
     if cls.name in seen:
         return None
     seen.add(cls.name)
@@ -246,10 +248,7 @@ def _fields(cls: ast.ClassDef, classes: dict[str, ast.ClassDef], seen: set[str])
 
 def _is_init_false(value: Any) -> bool:
     """``field(init=False)``: not a constructor argument, so not something --set can give."""
-    return (
-        isinstance(value, ast.Call)
-        and any(
-            k.arg == "init" and isinstance(k.value, ast.Constant) and k.value.value is False
-            for k in value.keywords
-        )
+    return isinstance(value, ast.Call) and any(
+        k.arg == "init" and isinstance(k.value, ast.Constant) and k.value.value is False
+        for k in value.keywords
     )

@@ -71,9 +71,15 @@ def check_command(
         click.echo("no models to check (pip install a zoo plugin, or zoo new-plugin NAME)")
         return
 
-    from zoo_core.testing import run_checks
+    from zoo_core.progress import ProgressBar, part_of
+    from zoo_core.testing import CHECKS, run_checks
 
-    reports = [run_checks(name) for name in targets]
+    reports = []
+    total = len(CHECKS) * len(targets)
+    with ProgressBar("checking", unit="check", enabled=not as_json) as bar:
+        for i, name in enumerate(targets):
+            bar.describe(f"checking {name.partition(':')[2] or name}")
+            reports.append(run_checks(name, progress=part_of(bar, i * len(CHECKS), total)))
     failed = [r for r in reports if not r.passed]
     if as_json:
         echo_json(
@@ -142,7 +148,11 @@ def new_plugin_command(name: str, model: str | None, directory: str | None) -> N
     from zoo_core.scaffold import new_plugin, plugin_names
 
     names = plugin_names(name, model)
+    target = Path(directory) if directory is not None else Path(names.dist)
+    clashes = _name_clashes(names, target)
     path = new_plugin(name, model=model, directory=directory)
+    for clash in clashes:
+        click.echo(f"zoo: warning: {clash}", err=True)
     files = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
     shown = Path(directory) if directory is not None else Path(names.dist)
     click.echo(f"created {names.dist} (model {names.model}) in {shown}:")
@@ -153,6 +163,47 @@ def new_plugin_command(name: str, model: str | None, directory: str | None) -> N
     click.echo(f"  zoo check {names.model}")
     click.echo(f"  pytest {shown}")
     click.echo(f"  then write your model in {shown / names.package / 'model.py'}")
+
+
+def _name_clashes(names: Any, target: Path) -> list[str]:
+    """What already answers to the new plugin's names: installed, importable, or beside it."""
+    import importlib.metadata
+    import importlib.util
+
+    found = []
+    try:
+        version = importlib.metadata.version(names.dist)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    else:
+        found.append(
+            f"a distribution named {names.dist} {version} is already installed; "
+            f"'pip install -e {target}' would replace it"
+        )
+    try:
+        spec = importlib.util.find_spec(names.package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None:
+        where = spec.origin or ", ".join(spec.submodule_search_locations or ())
+        found.append(
+            f"a module named {names.package} is already importable ({where}); "
+            "the two would shadow each other"
+        )
+    parent = target.absolute().parent
+    for local in (names.package, f"{names.package}.py"):
+        if (parent / local).exists():
+            found.append(
+                f"{parent / local} already exists next to the new project; Python started "
+                f"in {parent} imports it instead of the plugin's package"
+            )
+    taken = [e for e in registry(warn=False).models() if e.name == names.model]
+    if taken:
+        found.append(
+            f"a model named {names.model!r} is already registered by {taken[0].plugin.name}; "
+            f"choose another with --model, or users will have to write DIST:{names.model}"
+        )
+    return found
 
 
 COMMANDS = (check_command, new_plugin_command)

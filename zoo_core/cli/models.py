@@ -124,7 +124,9 @@ def _output_shape(output: Any) -> Any:
 @click.command("load", short_help="Load or build a model, time it and one forward pass.")
 @click.argument("source", shell_complete=complete_source)
 @set_option
-@click.option("--device", metavar="DEVICE", help="Where to put the weights: cpu, cuda, cuda:N, mps.")
+@click.option(
+    "--device", metavar="DEVICE", help="Where to put the weights: cpu, cuda, cuda:N, mps."
+)
 @click.option(
     "--dtype", metavar="DTYPE", help="Cast floating weights: float32, float16, bfloat16, float64."
 )
@@ -154,34 +156,45 @@ def load_command(
     fresh, with --set overrides). With --arch, SOURCE may come from another
     tool (PyTorchModelHubMixin, save_torch_model): config fields are read from
     its config.json where they match, and --set adds to them.
+
+    Two times are reported: "ready in" (load_seconds in --json) until the model
+    is usable, and "first forward" (forward_seconds). A saved model loaded on
+    the CPU without --dtype is memory-mapped (memory_mapped: true): its weights
+    are read from disk during the first forward, not before.
     """
     import torch
 
     from zoo_core.api import open_model
     from zoo_core.placement import parse_device, parse_dtype
+    from zoo_core.progress import ProgressBar
 
     # Check the words first: a typo in --dtype is a usage error, whatever SOURCE is.
     parse_dtype(dtype)
     parse_device(device)
     overrides = parse_assignments(assignments)
     registry()
-    loaded = open_model(
-        source,
-        device=device,
-        dtype=dtype,
-        overrides=overrides,
-        from_strings=True,
-        seed=seed,
-        arch=arch,
-    )
+    with ProgressBar("reading weights", enabled=not as_json) as bar:
+        loaded = open_model(
+            source,
+            device=device,
+            dtype=dtype,
+            overrides=overrides,
+            from_strings=True,
+            seed=seed,
+            arch=arch,
+            progress=bar,
+        )
     model = loaded.model
+    ref = next(iter(model.state_dict().values()), None)
+    on_cuda = ref is not None and ref.device.type == "cuda"
     with torch.inference_mode():
         example = model.example_input(1)
         started = time.perf_counter()
         output = model(example)
+        if on_cuda:
+            torch.cuda.synchronize()  # kernels run asynchronously: wait for the real end
         forward_seconds = time.perf_counter() - started
     stats = _tensor_stats(model)
-    ref = next(iter(model.state_dict().values()), None)
     entry = loaded.entry
     data = {
         "source": loaded.source,
@@ -194,6 +207,7 @@ def load_command(
         "device": str(ref.device) if ref is not None else "cpu",
         "load_seconds": round(loaded.load_seconds, 6),
         "forward_seconds": round(forward_seconds, 6),
+        "memory_mapped": False,
         "input_shape": list(example.shape),
         "output_shape": _output_shape(output),
         **loaded.details,
@@ -204,12 +218,19 @@ def load_command(
     where = "built fresh" if loaded.source_kind == "name" else f"loaded from {loaded.source}"
     version = f" {entry.plugin.version}" if entry.plugin.version else ""
     click.echo(f"{entry.name} ({entry.plugin.name}{version}), {where}")
-    click.echo(f"  parameters  {stats['parameters']:,}")
+    click.echo(f"  parameters     {stats['parameters']:,}")
     click.echo(
-        f"  size        {human_bytes(stats['bytes'])} ({stats['dtype']}) on {data['device']}"
+        f"  size           {human_bytes(stats['bytes'])} ({stats['dtype']}) on {data['device']}"
     )
-    click.echo(f"  load time   {loaded.load_seconds:.3f} s")
-    click.echo(f"  forward     {tuple(example.shape)} -> {_shape_text(data['output_shape'])}")
+    if loaded.source_kind == "name":
+        how = "built and initialised"
+    elif data["memory_mapped"]:
+        how = "weights memory-mapped, read from disk during the first forward"
+    else:
+        how = f"weights read into memory on {data['device']}"
+    click.echo(f"  ready in       {loaded.load_seconds:.3f} s ({how})")
+    shapes = f"{tuple(example.shape)} -> {_shape_text(data['output_shape'])}"
+    click.echo(f"  first forward  {forward_seconds:.3f} s ({shapes})")
 
 
 def _shape_text(shape: Any) -> str:
@@ -237,13 +258,15 @@ def save_command(
 ) -> None:
     """Build model NAME (with --set overrides) and save it to DIRECTORY, atomically."""
     from zoo_core.api import open_model, save_model
+    from zoo_core.progress import ProgressBar
 
     overrides = parse_assignments(assignments)
     registry()
     loaded = open_model(name, overrides=overrides, from_strings=True, seed=seed)
     if loaded.source_kind != "name":
         raise click.UsageError(f"{name} is a saved model; 'zoo save' takes a model name")
-    path = save_model(loaded.model, directory, max_shard_size=max_shard_size)
+    with ProgressBar(f"saving {loaded.entry.name}") as bar:
+        path = save_model(loaded.model, directory, max_shard_size=max_shard_size, progress=bar)
     files = sorted(p.name for p in path.iterdir())
     total = sum((path / f).stat().st_size for f in files)
     click.echo(f"saved {loaded.entry.name} to {path} ({', '.join(files)}; {human_bytes(total)})")

@@ -44,17 +44,20 @@ def convert_command(
     containers only. A checkpoint that needs full unpickling is refused.
     """
     from zoo_core.convert import convert_checkpoint
+    from zoo_core.progress import ProgressBar
 
     overrides = parse_assignments(assignments)
     registry()
-    path = convert_checkpoint(
-        checkpoint,
-        arch,
-        output,
-        overrides=overrides,
-        from_strings=True,
-        max_shard_size=max_shard_size,
-    )
+    with ProgressBar(f"writing {output}") as bar:
+        path = convert_checkpoint(
+            checkpoint,
+            arch,
+            output,
+            overrides=overrides,
+            from_strings=True,
+            max_shard_size=max_shard_size,
+            progress=bar,
+        )
     click.echo(f"converted {checkpoint} to {path} ({arch})")
 
 
@@ -69,6 +72,7 @@ def verify_command(directory: str, no_hashes: bool, as_json: bool) -> None:
     """
     from zoo_core.errors import SourceNotFoundError, WeightsError
     from zoo_core.hub import is_hf_source, resolve_hf_source
+    from zoo_core.progress import ProgressBar
     from zoo_core.verify import verify_directory
 
     registry()
@@ -81,7 +85,8 @@ def verify_command(directory: str, no_hashes: bool, as_json: bool) -> None:
             f"no such directory: {directory}",
             hint="give a saved model directory or hf://OWNER/REPO",
         )
-    problems = verify_directory(path, hashes=not no_hashes)
+    with ProgressBar(f"hashing {directory}", enabled=not as_json) as bar:
+        problems = verify_directory(path, hashes=not no_hashes, progress=bar)
     errors = [p for p in problems if p.level == "error"]
     if as_json:
         echo_json(

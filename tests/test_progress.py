@@ -100,6 +100,7 @@ def test_load_shows_progress_on_a_terminal_but_not_with_json(saved) -> None:
     assert_no_bar(run_zoo("load", str(saved), "--dtype", "float16", **NOW))
 
 
+@pytest.mark.slow
 def test_check_shows_progress_on_a_terminal_only() -> None:
     code, output = run_zoo_on_terminal("check", "linear_regression", **NOW)
     assert code == 0, output

@@ -40,23 +40,34 @@ def test_bash_completes_a_model_name_and_a_set_key(tmp_path) -> None:
     try:
         shell.send('eval "$(_ZOO_COMPLETE=bash_source zoo)" && echo "completion-"on\n')
         shell.wait_for("completion-on")
-        shell.send("zoo load simple_c\t")
-        shell.wait_for("simple_cnn ")
-        # Several matches: all are listed at once (show-all-if-ambiguous).
-        shell.send("--set num_cl\t")
-        shell.wait_for("num_classes=")
-        shell.send("\x15zoo info simple_\t")  # Ctrl-U: start a new line
-        listing = shell.wait_for("simple_rnn")
-        assert "simple_cnn" in listing
-        shell.send("\x15zoo save simple_rnn ./x --set ce\t")
+        shell.send("zoo load tiny_t\t")
+        shell.wait_for("tiny_transformer ")
+        shell.send("--set d_mo\t")
+        shell.wait_for("d_model=")
+        shell.send("\x15zoo save simple_rnn ./x --set ce\t")  # Ctrl-U: start a new line
         shell.wait_for("cell=")
+        # Pretrained weights variants complete as NAME.TAG.
+        shell.send("\x15zoo load simple_cnn.d\t")
+        shell.wait_for("simple_cnn.digits ")
+        # Several matches: all are listed at once (show-all-if-ambiguous).
+        shell.send("\x15zoo info simple_\t")
+        listing = shell.wait_for("simple_rnn.digits")
+        assert "simple_cnn" in listing and "simple_rnn" in listing
     finally:
         shell.close()
 
 
 def test_model_names_and_paths_for_sources() -> None:
-    assert complete("load", "simple_") == ["plain,simple_cnn", "plain,simple_rnn"]
-    assert complete("load", "zoo-cnn:") == ["plain,zoo-cnn:simple_cnn"]
+    assert complete("load", "simple_") == [
+        "plain,simple_cnn",
+        "plain,simple_cnn.digits",
+        "plain,simple_rnn",
+        "plain,simple_rnn.digits",
+    ]
+    assert complete("load", "zoo-cnn:") == [
+        "plain,zoo-cnn:simple_cnn",
+        "plain,zoo-cnn:simple_cnn.digits",
+    ]
     assert "plain,tiny_transformer" in complete("check", "")
     assert complete("convert", "x.pt", "--arch", "lin") == ["plain,linear_regression"]
     # Something that looks like a path is left to the shell's file completion.

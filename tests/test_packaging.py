@@ -9,12 +9,14 @@ checks that plugins come and go with their distributions.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +100,37 @@ def test_wheels_install_list_load_and_uninstall(tmp_path: Path) -> None:
     }
     loaded = json.loads(run(zoo, "load", "simple_cnn", "--json").stdout)
     assert loaded["output_shape"] == [1, 10]
+
+    # The seed variants travel in the plugin wheels and need no network at all.
+    with zipfile.ZipFile(next(wheels.glob("zoo_cnn-*.whl"))) as wheel:
+        shipped = set(wheel.namelist())
+    assert {
+        "zoo_cnn/weights/digits/config.json",
+        "zoo_cnn/weights/digits/model.safetensors",
+    } <= shipped
+    offline = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "no-cache")}
+    variants = json.loads(run(zoo, "list", "--pretrained", "--json", env=offline).stdout)
+    assert sorted(v["name"] for v in variants) == [
+        "linear_regression.diabetes",
+        "simple_cnn.digits",
+        "simple_rnn.digits",
+    ]
+    assert all(v["status"] == "ok" for v in variants)
+    variant = json.loads(run(zoo, "load", "simple_cnn.digits", "--json", env=offline).stdout)
+    assert variant["source_kind"] == "variant" and variant["output_shape"] == [1, 10]
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    np.save(tmp_path / "digits.npy", digits.images[1347:])
+    predicted = json.loads(
+        run(
+            zoo, "predict", "simple_cnn.digits", tmp_path / "digits.npy", "--json", env=offline
+        ).stdout
+    )["predictions"]
+    labels = [int(row["top_k"][0]["label"]) for row in predicted]
+    accuracy = round(float(np.mean(np.array(labels) == digits.target[1347:])), 4)
+    recorded = next(v for v in variants if v["name"] == "simple_cnn.digits")["metric"]["value"]
+    assert accuracy == recorded
     saved = tmp_path / "cnn"
     run(zoo, "save", "simple_cnn", saved, "--seed", "1")
     assert json.loads(run(zoo, "load", saved, "--json").stdout)["source_kind"] == "directory"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from zoo_core.contract import PLUGIN_API_VERSION, ModelSpec, hookimpl
+from zoo_core.contract import PLUGIN_API_VERSION, ModelSpec, WeightsSpec, hookimpl
 from zoo_core.errors import (
     AmbiguousModelError,
     ConfigError,
@@ -43,12 +43,15 @@ _LAZY = {
     "load_model": "zoo_core.api",
     "push_to_hub": "zoo_core.hub",
     "pull": "zoo_core.hub",
+    "predict": "zoo_core.predict",
+    "preprocess": "zoo_core.predict",
 }
 
 if TYPE_CHECKING:
     from zoo_core.api import create_model, load_model, save_model
     from zoo_core.hub import pull, push_to_hub
     from zoo_core.model import ZooModel
+    from zoo_core.predict import predict, preprocess
 
 __all__ = [
     "PLUGIN_API_VERSION",
@@ -64,6 +67,7 @@ __all__ = [
     "SourceNotFoundError",
     "UsageError",
     "WeightsError",
+    "WeightsSpec",
     "ZooError",
     "ZooModel",
     "__version__",
@@ -72,6 +76,8 @@ __all__ = [
     "hookimpl",
     "list_models",
     "load_model",
+    "predict",
+    "preprocess",
     "pull",
     "push_to_hub",
     "save_model",

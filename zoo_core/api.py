@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from zoo_core.model import ZooModel
 from zoo_core.placement import parse_device, parse_dtype
 from zoo_core.progress import ProgressCallback
 from zoo_core.registry import ModelEntry, get_registry
+from zoo_core.variant_meta import check_weights_section
+from zoo_core.variants import is_variant_name
 from zoo_core.weights import (
     SavedModel,
     check_structure,
@@ -38,18 +41,25 @@ from zoo_core.weights import (
     read_saved,
     read_tensors,
     reads_on_first_use,
+    structure_problems,
     write_directory,
 )
 
 __all__ = [
     "LoadedModel",
+    "PretrainedHeadWarning",
     "create_model",
     "describe_source",
     "load_model",
     "open_model",
+    "open_variant",
     "save_model",
     "saved_architecture",
 ]
+
+
+class PretrainedHeadWarning(UserWarning):
+    """Issued when a weights variant is loaded with a new head (re-initialised tensors named)."""
 
 
 @dataclass
@@ -84,26 +94,48 @@ def create_model(
     name: str,
     /,
     *,
+    pretrained: bool | str = False,
     seed: int | None = None,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     **overrides: Any,
 ) -> ZooModel:
-    """Build a freshly initialised model by name, with config overrides.
+    """Build a model by name, freshly initialised or from pretrained weights.
 
     Args:
-        name: a model name from :func:`list_models`, bare or ``DIST:NAME``.
+        name: a model name from :func:`list_models`, bare or ``DIST:NAME``; or a
+            weights variant ``NAME.TAG`` (``"simple_cnn.digits"``).
+        pretrained: ``True`` loads the model's default weights variant, a
+            string the variant with that tag (``pretrained="digits"``).
         seed: when given, initialise from this seed without touching the
             global random state.
         device, dtype: where to build and which floating dtype to use.
         **overrides: config fields, checked against the model's ``Config``.
+
+    With weights (a variant name or ``pretrained``), overrides that change no
+    tensor's shape are applied as given; a new class count (``num_classes=5``)
+    keeps every pretrained tensor that still fits, initialises the variant's
+    head afresh (from ``seed``) and warns which tensors it re-initialised; any
+    other shape change is a :class:`WeightsError` naming the tensors. The model
+    carries the variant's metadata in ``model.weights_info``.
 
     Raises:
         ModelNotFoundError, AmbiguousModelError: the name does not resolve.
         ConfigError: an override is unknown or has the wrong type.
 
     >>> model = create_model("simple_rnn", cell="gru", seed=0)   # doctest: +SKIP
+    >>> model = create_model("simple_cnn", pretrained=True)      # doctest: +SKIP
+    >>> model = create_model("simple_cnn.digits", num_classes=5) # doctest: +SKIP
     """
+    if pretrained is not False or is_variant_name(name):
+        return open_variant(
+            name,
+            pretrained=pretrained,
+            overrides=overrides,
+            seed=seed,
+            device=parse_device(device),
+            dtype=parse_dtype(dtype),
+        ).model
     _, model = _create(
         name,
         overrides,
@@ -121,12 +153,16 @@ def save_model(
     *,
     max_shard_size: int | str | None = None,
     progress: ProgressCallback | None = None,
+    weights: dict[str, Any] | None = None,
 ) -> Path:
     """Save ``model`` as ``config.json`` + safetensors weights in ``directory``, atomically.
 
     The directory is written next to its final place and swapped in, so an
     interrupted save leaves the previous model intact. ``max_shard_size`` (bytes
-    or a string like ``"500MB"``) splits large weights into shards.
+    or a string like ``"500MB"``) splits large weights into shards. ``weights``
+    makes the directory a weights variant: its ``weights`` section (tag,
+    metrics, labels, preprocessing, license, training; see
+    :mod:`zoo_core.variant_meta`) is checked and written into ``config.json``.
     ``progress(done, total)`` is called with the bytes written so far
     (:class:`zoo_core.progress.ProgressBar` draws it).
 
@@ -153,6 +189,8 @@ def save_model(
         target=entry.spec.target,
         config=config_to_dict(model.config),
     )
+    if weights is not None:
+        record["weights"] = check_weights_section(weights, "save_model(weights=...)")
     return write_directory(
         state_dict, record, Path(directory), max_shard_size=max_shard_size, progress=progress
     )
@@ -280,6 +318,14 @@ def describe_source(
     if saved is not None:
         arch, config = saved_architecture(saved)
         return arch, config, saved.source
+    if is_variant_name(os.fspath(source)):
+        from zoo_core.variants import get_variants, locate
+
+        located = locate(get_variants().resolve(os.fspath(source)), weights=False)
+        arch = Architecture.of(located.entry)
+        base = arch.config_from_file(located.record.get("config", {}), located.path)
+        config = arch.config(overrides, base=base, from_strings=from_strings)
+        return arch, config, located.variant.spec.source
     arch = Architecture.named(os.fspath(source))
     return arch, arch.config(overrides, from_strings=from_strings), os.fspath(source)
 
@@ -314,6 +360,7 @@ def open_model(
             architecture, config = saved_architecture(saved)
     if saved is not None:
         model = _load_saved(architecture, config, saved, target_device, target_dtype, progress)
+        model.weights_info = _weights_info(saved)
         entry = architecture.entry
         assert entry is not None
         details = {
@@ -324,6 +371,15 @@ def open_model(
         seconds = time.perf_counter() - started
         return LoadedModel(model, entry, saved.source, saved.kind, seconds, details)
     text = os.fspath(source)
+    if is_variant_name(text):
+        return open_variant(
+            text,
+            overrides=overrides or {},
+            from_strings=from_strings,
+            seed=seed,
+            device=target_device,
+            dtype=target_dtype,
+        )
     entry, model = _create(
         text,
         overrides or {},
@@ -333,6 +389,120 @@ def open_model(
         dtype=target_dtype,
     )
     return LoadedModel(model, entry, text, "name", time.perf_counter() - started)
+
+
+def _weights_info(saved: SavedModel) -> dict[str, Any] | None:
+    """The checked ``weights`` section of a saved model, if it has one."""
+    section = saved.record.get("weights")
+    return None if section is None else check_weights_section(section, str(saved.path))
+
+
+def open_variant(
+    name: str,
+    *,
+    pretrained: bool | str = True,
+    overrides: dict[str, Any] | None = None,
+    from_strings: bool = False,
+    seed: int | None = None,
+    device: torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> LoadedModel:
+    """Load a weights variant: ``NAME.TAG``, or model ``NAME`` with ``pretrained`` True or a tag.
+
+    The variant is located and checked first (its plugin, its config.json pin,
+    every file's hash); see :func:`create_model` for what overrides may do.
+    """
+    from zoo_core.variants import get_variants, locate
+
+    started = time.perf_counter()
+    variants = get_variants()
+    if is_variant_name(name):
+        if pretrained not in (True, False):
+            raise UsageError(
+                f"{name} already names a weights variant; pretrained={pretrained!r} would "
+                "name another",
+                hint="give NAME.TAG, or NAME with pretrained=TAG",
+            )
+        variant = variants.resolve(name)
+    else:
+        variant = variants.default_for(get_registry().resolve(name), pretrained)
+    located = locate(variant)
+    arch = Architecture.of(located.entry)
+    saved = read_saved(located.path)
+    # The config comes from the bytes whose hash was checked, not from a second read.
+    base = arch.config_from_file(located.record.get("config", {}), located.path)
+    info = dict(located.section)
+    if overrides:
+        config = arch.config(overrides, base=base, from_strings=from_strings)
+        model, renewed = _finetune(arch, config, saved, info, seed, device, dtype)
+        if renewed:
+            warnings.warn(
+                f"{variant.display_name}: re-initialised {', '.join(renewed)} for the new "
+                "config; every other tensor is pretrained",
+                PretrainedHeadWarning,
+                stacklevel=3,
+            )
+            for key in ("labels", "metrics"):
+                info.pop(key, None)  # they describe the old head
+            info.update(reinitialised=renewed, finetuned_from=variant.qualified_name)
+    else:
+        model = _load_saved(arch, base, saved, device, dtype)
+    model.weights_info = info
+    details = {"files": [str(f) for f in saved.files], **located.provenance}
+    if info.get("reinitialised"):
+        details["reinitialised"] = info["reinitialised"]
+    seconds = time.perf_counter() - started
+    return LoadedModel(model, located.entry, variant.display_name, "variant", seconds, details)
+
+
+def _finetune(
+    arch: Architecture,
+    config: Any,
+    saved: SavedModel,
+    section: dict[str, Any],
+    seed: int | None,
+    device: torch.device | None,
+    dtype: torch.dtype | None,
+) -> tuple[nn.Module, list[str]]:
+    """A model built from ``config`` holding every pretrained tensor that still fits.
+
+    Returns the model and the tensors it initialised afresh (all in the variant's head).
+    """
+    model = arch.build(config, seed=seed, device=device)
+    expected = model.state_dict()
+    problems = [p for p in structure_problems(saved, expected) if not p.startswith("wrong shape")]
+    if problems:
+        raise WeightsError(
+            f"the weights of {arch.name} in {saved.path} do not fit this config: "
+            + "; ".join(problems)
+        )
+    changed = {}
+    for key, tensor in expected.items():
+        stored = saved.aliases.get(key, key)
+        shape = saved.headers[saved.key_to_file[stored]].tensors[stored].shape
+        if tuple(shape) != tuple(tensor.shape):
+            changed[key] = f"{key} {list(shape)} -> {list(tensor.shape)}"
+    head = section.get("head") or []
+    outside = sorted(k for k in changed if not any(k == h or k.startswith(h + ".") for h in head))
+    if outside:
+        raise WeightsError(
+            "these overrides change pretrained tensors outside the variant's head ("
+            + (", ".join(head) or "none declared")
+            + "): "
+            + ", ".join(changed[k] for k in outside[:5])
+            + (f" and {len(outside) - 5} more" if len(outside) > 5 else ""),
+            hint="only a new class count may change a variant's shapes; to change the "
+            "architecture, build the model by name without weights",
+        )
+    keep = [k for k in expected if k not in changed]
+    tensors = read_tensors(saved, keep, device=device, dtype=dtype)
+    model.load_state_dict(tensors, strict=False, assign=True)
+    if dtype is not None:
+        model.to(dtype)  # the fresh head, in the dtype of the rest
+    for module in model.modules():
+        if isinstance(module, nn.RNNBase):
+            module.flatten_parameters()  # assigned tensors are separate allocations
+    return model.eval(), sorted(changed)
 
 
 def _load_saved(

@@ -11,6 +11,9 @@ to stay instant.
 >>> @hookimpl
 ... def zoo_register_models():
 ...     return [ModelSpec("simple_cnn", "zoo_cnn.model:SimpleCNN", "A tiny CNN.", ("vision",))]
+
+A module may also publish weights variants (its own models' or anyone's) with
+``zoo_register_weights`` returning :class:`WeightsSpec` s.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ __all__ = [
     "PLUGIN_API_VERSION",
     "PROJECT_NAME",
     "ModelSpec",
+    "WeightsSpec",
     "hookimpl",
     "hookspec",
     "plugin_api_problem",
     "zoo_register_models",
+    "zoo_register_weights",
 ]
 
 #: pluggy's project name, which is also the entry-point group plugins are found in.
@@ -58,7 +63,23 @@ def zoo_register_models() -> list[ModelSpec]:
     """Return the :class:`ModelSpec` of each model this plugin provides."""
 
 
-_NAME = re.compile(r"[a-z0-9][a-z0-9_.\-]*\Z")
+@hookspec
+def zoo_register_weights() -> list[WeightsSpec]:
+    """Return the :class:`WeightsSpec` of each weights variant this plugin publishes.
+
+    Optional. A plugin may implement only this hook, to publish weights for
+    another plugin's architecture (``WeightsSpec(model="zoo-cnn:simple_cnn", ...)``).
+    """
+
+
+# No dot in model names: ``NAME.TAG`` names a weights variant, split at the dot.
+_NAME = re.compile(r"[a-z0-9][a-z0-9_\-]*\Z")
+_MODEL_REF = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.\-]*:)?[a-z0-9][a-z0-9_\-]*\Z")
+_TAG = re.compile(r"[a-z0-9][a-z0-9_\-]*\Z")
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+_PACKAGE_SOURCE = re.compile(r"package://[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?:/[A-Za-z0-9_.\-]+)+\Z")
+_HUB_PART = r"[A-Za-z0-9][A-Za-z0-9._\-]*"
+_HUB_SOURCE = re.compile(rf"hf://{_HUB_PART}/{_HUB_PART}@[0-9a-f]{{40}}\Z")
 _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z")
 
 
@@ -84,7 +105,8 @@ class ModelSpec:
         # bad spec marks its plugin broken instead of failing later in a command.
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ValueError(
-                f"model name {self.name!r} must be lower case letters, digits, '_', '-' or '.'"
+                f"model name {self.name!r} must be lower case letters, digits, '_' or '-' "
+                "(no dot: NAME.TAG names a weights variant)"
             )
         if not isinstance(self.target, str) or not _TARGET.match(self.target):
             raise ValueError(f"target {self.target!r} must look like 'package.module:ClassName'")
@@ -93,6 +115,75 @@ class ModelSpec:
         if isinstance(self.tags, str) or not all(isinstance(t, str) for t in self.tags):
             raise ValueError(f"tags of {self.name!r} must be a sequence of strings")
         object.__setattr__(self, "tags", tuple(self.tags))
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """How a distribution announces one weights variant (a saved zoo model), without reading it.
+
+    Args:
+        model: the architecture, bare (``"simple_cnn"``) or ``"DIST:NAME"``
+            (``"zoo-cnn:simple_cnn"``): anyone may publish weights for anyone's model.
+        tag: the variant's name, lower case, no dot; users type ``NAME.TAG``.
+        source: ``"package://PACKAGE/path/in/package"`` (a directory shipped as
+            package data) or ``"hf://owner/repo@<40-hex commit>"`` (pinned).
+        sha256: the sha256 of the variant's ``config.json``, which records
+            every weight file's sha256: this one hash pins the whole variant.
+        summary: one line for ``zoo list --pretrained``.
+        default: whether ``create_model(NAME, pretrained=True)`` picks it.
+
+    >>> WeightsSpec("simple_cnn", "digits", "package://zoo_cnn/weights/digits", "0" * 64).tag
+    'digits'
+    """
+
+    model: str
+    tag: str
+    source: str
+    sha256: str
+    summary: str = ""
+    default: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not _MODEL_REF.match(self.model):
+            raise ValueError(f"weights model {self.model!r} must be NAME or DIST:NAME")
+        if not isinstance(self.tag, str) or not _TAG.match(self.tag):
+            raise ValueError(
+                f"weights tag {self.tag!r} must be lower case letters, digits, '_' or '-' (no dot)"
+            )
+        if not isinstance(self.source, str) or not (
+            (_PACKAGE_SOURCE.match(self.source) and ".." not in self.source.split("/"))
+            or _HUB_SOURCE.match(self.source)
+        ):
+            raise ValueError(
+                f"weights source {self.source!r} must be 'package://PACKAGE/PATH' or "
+                "'hf://OWNER/REPO@<40-hex commit>' (a branch or tag can move: pin the commit)"
+            )
+        if not isinstance(self.sha256, str) or not _SHA256.match(self.sha256):
+            raise ValueError(f"sha256 of {self.model}.{self.tag} must be 64 lower-case hex digits")
+        if not isinstance(self.summary, str):
+            raise ValueError(f"summary of {self.model}.{self.tag} must be a string")
+        if not isinstance(self.default, bool):
+            raise ValueError(f"default of {self.model}.{self.tag} must be True or False")
+
+    @property
+    def model_name(self) -> str:
+        """The bare architecture name (``simple_cnn`` for ``zoo-cnn:simple_cnn``)."""
+        return self.model.rpartition(":")[2]
+
+    @property
+    def name(self) -> str:
+        """``NAME.TAG``, what users type."""
+        return f"{self.model_name}.{self.tag}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "model": self.model,
+            "tag": self.tag,
+            "source": self.source,
+            "sha256": self.sha256,
+            "summary": self.summary,
+            "default": self.default,
+        }
 
 
 def plugin_api_problem(declared: object, *, core_version: str) -> str | None:

@@ -35,6 +35,7 @@ from typing import Any
 from zoo_core.errors import HubError, UsageError, WeightsError
 from zoo_core.safetensors_io import hash_file
 from zoo_core.units import human_bytes
+from zoo_core.variant_meta import card_metadata, check_weights_section
 from zoo_core.weights import (
     CONFIG_NAME,
     INDEX_NAME,
@@ -522,7 +523,14 @@ def render_card(saved: SavedModel, repo_id: str, *, license: str | None = None) 
     params, size = _parameter_count(saved)
     summary = _summary(arch, record.get("plugin"))
     tags = [LIBRARY_NAME, arch, *([record["plugin"]] if record.get("plugin") else [])]
-    data = ModelCardData(library_name=LIBRARY_NAME, license=license, tags=tags)
+    # A weights variant's metrics, labels and license go into the card's metadata.
+    extra = {}
+    if "weights" in record:
+        section = check_weights_section(record["weights"], str(saved.path))
+        extra = card_metadata(section, repo_id.split("/")[-1])
+    license = license or extra.pop("license", None)
+    extra.pop("license", None)
+    data = ModelCardData(library_name=LIBRARY_NAME, license=license, tags=tags, **extra)
     config_json = json.dumps(record.get("config", {}), indent=2, sort_keys=True)
     install = "pip install zoo-core " + (record.get("plugin") or "")
     weights = (

@@ -52,6 +52,9 @@ class ZooModel(nn.Module):
 
     Config: ClassVar[type[Any]]
     config: Any
+    #: The ``weights`` section (tag, metrics, labels, preprocessing, license) of the
+    #: variant or saved model this model was loaded from; None for a fresh model.
+    weights_info: dict[str, Any] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

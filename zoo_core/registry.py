@@ -53,6 +53,8 @@ __all__ = [
     "ZooPluginWarning",
     "canonical_name",
     "get_registry",
+    "hook_impls",
+    "hook_name",
     "list_models",
     "reset_registry",
 ]
@@ -374,16 +376,18 @@ def _call_plugin(
     # Checked before the hook runs: a plugin written for another API may fail in
     # its hook in ways that would hide the real reason.
     api_version = _check_api(module)
-    # A distribution may expose several entry points; pluggy needs unique names.
-    register_name = f"{info.name}/{info.entry_point or info.module}"
+    register_name = hook_name(info)
     manager.register(module, name=register_name)
     impls = [
         impl
         for impl in manager.hook.zoo_register_models.get_hookimpls()
         if impl.plugin_name == register_name
     ]
-    if not impls:
-        raise PluginError(f"{info.module} defines no zoo_register_models hook")
+    if not impls and not hook_impls(manager, "zoo_register_weights", info):
+        # A module that only publishes weights for others' models is a plugin too.
+        raise PluginError(
+            f"{info.module} defines no zoo_register_models (or zoo_register_weights) hook"
+        )
     specs: list[ModelSpec] = []
     for impl in impls:
         result = impl.function()
@@ -400,6 +404,22 @@ def _call_plugin(
             raise PluginError(f"registers {s.name!r} twice")
         seen.add(s.name)
     return specs, api_version
+
+
+def hook_name(info: PluginInfo) -> str:
+    """The name a plugin's hook module is registered under in the pluggy manager.
+
+    A distribution may expose several entry points; pluggy needs unique names.
+    """
+    return f"{info.name}/{info.entry_point or info.module}"
+
+
+def hook_impls(manager: pluggy.PluginManager, hook: str, info: PluginInfo) -> list[Any]:
+    """The implementations of ``hook`` that ``info``'s hook module provides."""
+    caller = getattr(manager.hook, hook, None)
+    if caller is None:
+        return []
+    return [impl for impl in caller.get_hookimpls() if impl.plugin_name == hook_name(info)]
 
 
 _REGISTRY: Registry | None = None

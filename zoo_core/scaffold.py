@@ -29,7 +29,7 @@ from zoo_core.registry import canonical_name
 __all__ = ["PluginNames", "core_requirement", "new_plugin", "plugin_names"]
 
 _DIST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?\Z")  # PEP 508 names
-_MODEL = re.compile(r"[a-z][a-z0-9_.\-]*\Z")  # ModelSpec names that start with a letter
+_MODEL = re.compile(r"[a-z][a-z0-9_\-]*\Z")  # ModelSpec names (no dot) that start with a letter
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 # Files whose real names the packaging tools would treat specially inside zoo_core.
 _RENAMED = {"gitignore": ".gitignore"}
@@ -90,7 +90,7 @@ def plugin_names(name: str, model: str | None = None) -> PluginNames:
     if not _MODEL.match(model):
         raise UsageError(
             f"{model!r} is not a valid model name",
-            hint="use lower-case letters, digits, '_', '-' or '.', starting with a letter",
+            hint="use lower-case letters, digits, '_' or '-', starting with a letter (no dot)",
         )
     model_class = "".join(part[:1].upper() + part[1:] for part in re.split(r"[_.\-]+", model))
     return PluginNames(

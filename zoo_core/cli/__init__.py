@@ -32,6 +32,8 @@ def cli(debug: bool) -> None:
     zoo load simple_cnn --set num_classes=5
     zoo save simple_cnn ./cnn --seed 0
     zoo load ./cnn --dtype bfloat16
+    zoo list --pretrained            weights variants (NAME.TAG)
+    zoo predict simple_cnn.digits digits.npy
     zoo push ./cnn me/cnn-demo       share on the Hugging Face Hub
     zoo load hf://me/cnn-demo
     zoo check                        conformance checks of every installed model
@@ -43,7 +45,7 @@ def cli(debug: bool) -> None:
 
 
 # Registering the commands: these modules import only click and zoo_core's light parts.
-from zoo_core.cli import docs, hub, kit, models, plugins, weights  # noqa: E402
+from zoo_core.cli import docs, hub, kit, models, plugins, variants, weights  # noqa: E402
 
 for command in (
     *models.COMMANDS,
@@ -52,6 +54,7 @@ for command in (
     *kit.COMMANDS,
     *weights.COMMANDS,
     *docs.COMMANDS,
+    *variants.COMMANDS,
 ):
     cli.add_command(command)
 

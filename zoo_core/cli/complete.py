@@ -28,6 +28,7 @@ from zoo_core.registry import Registry
 
 __all__ = [
     "NAME_SOURCES",
+    "complete_architectures",
     "complete_model_names",
     "complete_plugin_names",
     "complete_set_keys",
@@ -43,8 +44,19 @@ def _model_names(reg: Registry) -> Iterable[tuple[str, str]]:
         yield entry.qualified_name, entry.spec.summary
 
 
+def _variant_names(reg: Registry) -> Iterable[tuple[str, str]]:
+    from zoo_core.variants import get_variants  # reads hook modules only: no torch
+
+    for variant in get_variants().find():
+        yield variant.display_name, variant.spec.summary
+        yield variant.qualified_name, variant.spec.summary
+
+
 #: Each function yields ``(name, help)`` for names a model argument accepts.
-NAME_SOURCES: list[Callable[[Registry], Iterable[tuple[str, str]]]] = [_model_names]
+NAME_SOURCES: list[Callable[[Registry], Iterable[tuple[str, str]]]] = [
+    _model_names,
+    _variant_names,
+]
 
 
 def _registry() -> Registry | None:
@@ -59,12 +71,25 @@ def _registry() -> Registry | None:
 def complete_model_names(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
-    """Model names (and what else :data:`NAME_SOURCES` gives) that start with ``incomplete``."""
+    """Everything a model source can name (:data:`NAME_SOURCES`) that starts ``incomplete``."""
+    return _complete_names(NAME_SOURCES, incomplete)
+
+
+def complete_architectures(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Installed architectures only (``--arch``, ``zoo save NAME``, ``zoo check``): no variants."""
+    return _complete_names([_model_names], incomplete)
+
+
+def _complete_names(
+    sources: Iterable[Callable[[Registry], Iterable[tuple[str, str]]]], incomplete: str
+) -> list[CompletionItem]:
     reg = _registry()
     if reg is None:
         return []
     seen: dict[str, str] = {}
-    for source in NAME_SOURCES:
+    for source in sources:
         try:
             for name, help_text in source(reg):
                 seen.setdefault(name, help_text)

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from zoo_core.cli._common import echo_json, json_option, registry, table
-from zoo_core.cli.complete import complete_model_names, complete_plugin_names
+from zoo_core.cli.complete import complete_architectures, complete_plugin_names
 from zoo_core.errors import PluginError, ZooError
 from zoo_core.registry import PluginInfo, Registry
 
@@ -45,7 +45,7 @@ def _plugin_row(p: PluginInfo) -> dict[str, Any]:
 
 
 @click.command("check", short_help="Run the conformance checks on installed models.")
-@click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_model_names)
+@click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_architectures)
 @click.option(
     "--plugin",
     "plugin_names",

@@ -12,15 +12,24 @@ from typing import Any
 import click
 
 from zoo_core.cli._common import echo_json, human_bytes, json_option, registry, set_option, table
-from zoo_core.cli.complete import complete_model_names, complete_source
+from zoo_core.cli.complete import complete_architectures, complete_source
+from zoo_core.cli.variants import echo_variant, list_pretrained, variant_rows_for, variants_table
 from zoo_core.config import parse_assignments
 
 
 @click.command("list", short_help="List installed models (name, plugin, summary).")
 @click.argument("pattern", required=False)
+@click.option(
+    "--pretrained",
+    is_flag=True,
+    help="List weights variants (NAME.TAG) with their metric, size and license.",
+)
 @json_option
-def list_command(pattern: str | None, as_json: bool) -> None:
+def list_command(pattern: str | None, pretrained: bool, as_json: bool) -> None:
     """List installed models, optionally filtered by an fnmatch PATTERN (e.g. 'simple_*')."""
+    if pretrained:
+        list_pretrained(pattern, as_json)
+        return
     entries = registry().models(pattern)
     if as_json:
         echo_json([e.as_dict() for e in entries])
@@ -87,9 +96,17 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
         "input_shape": list(example.shape),
         "input_dtype": str(example.dtype).removeprefix("torch."),
     }
+    variant, variants = variant_rows_for(source, entry)
+    if variant is not None:
+        data["variant"] = variant
+    else:
+        data["variants"] = variants
     if as_json:
         echo_json(data)
         return
+    if variant is not None:
+        echo_variant(variant)
+        click.echo("")
     version = f" {entry.plugin.version}" if entry.plugin.version else ""
     click.echo(f"{entry.display_name}  ({entry.plugin.name}{version})")
     if entry.spec.summary:
@@ -109,6 +126,9 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
         value = "" if f["value"] == f["default"] else f"-> {f['value']!r}"
         rows.append(("   ", f["name"], f["type"], f"= {default} {value}".rstrip(), f["help"]))
     click.echo(table(rows, ("", "", "", "", "")).split("\n", 1)[1])
+    if variants:
+        click.echo("  pretrained weights (NAME.TAG; * default)")
+        click.echo(variants_table(variants, indent="    "))
 
 
 def _output_shape(output: Any) -> Any:
@@ -136,7 +156,7 @@ def _output_shape(output: Any) -> Any:
 @click.option(
     "--arch",
     metavar="MODEL",
-    shell_complete=complete_model_names,
+    shell_complete=complete_architectures,
     help="Architecture of weights saved by other tools (a Hugging Face directory, a bare file).",
 )
 @json_option
@@ -238,7 +258,7 @@ def _shape_text(shape: Any) -> str:
 
 
 @click.command("save", short_help="Build a model by name and save it to a directory.")
-@click.argument("name", shell_complete=complete_model_names)
+@click.argument("name", shell_complete=complete_architectures)
 @click.argument("directory", type=click.Path(file_okay=False))
 @set_option
 @click.option(

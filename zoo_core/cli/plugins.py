@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from zoo_core.cli._common import echo_json, json_option, registry, table
 from zoo_core.contract import PLUGIN_API_VERSION
+from zoo_core.registry import ZooPluginWarning
+from zoo_core.variants import get_variants
 from zoo_core.version import __version__
 
 
@@ -14,8 +18,14 @@ from zoo_core.version import __version__
 def plugins_command(as_json: bool) -> None:
     """List discovered plugins: distribution, version, models, status and errors."""
     reg = registry(warn=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ZooPluginWarning)  # listed below instead
+        variants = get_variants()
+    published: dict[str, list[str]] = {}
+    for v in variants.find():
+        published.setdefault(v.publisher.name, []).append(v.name)
     if as_json:
-        echo_json([p.as_dict() for p in reg.plugins])
+        echo_json([{**p.as_dict(), "weights": published.get(p.name, [])} for p in reg.plugins])
         return
     if not reg.plugins:
         click.echo("no zoo plugins installed (pip install zoo-cnn)")
@@ -41,6 +51,8 @@ def plugins_command(as_json: bool) -> None:
         click.echo(
             f"\nconflict: {name!r} is registered by several plugins ({where}); use DIST:NAME"
         )
+    for problem in variants.problems:
+        click.echo(f"\n{problem}")
 
 
 COMMANDS = (plugins_command,)

@@ -10,7 +10,7 @@ import os
 import click
 
 from zoo_core.cli._common import echo_json, json_option, registry, set_option
-from zoo_core.cli.complete import complete_model_names
+from zoo_core.cli.complete import complete_architectures
 from zoo_core.config import parse_assignments
 
 
@@ -20,7 +20,7 @@ from zoo_core.config import parse_assignments
     "--arch",
     required=True,
     metavar="MODEL",
-    shell_complete=complete_model_names,
+    shell_complete=complete_architectures,
     help="The architecture the checkpoint was trained as.",
 )
 @set_option

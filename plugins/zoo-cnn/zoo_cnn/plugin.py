@@ -1,6 +1,10 @@
-"""Registers ``simple_cnn`` with zoo. Imports no torch: ``zoo list`` reads this."""
+"""Registers ``simple_cnn`` with zoo. Imports no torch: ``zoo list`` reads this.
 
-from zoo_core import ModelSpec, hookimpl
+``simple_cnn.digits`` ships as package data (``zoo_cnn/weights/digits``); retrain it with
+``python -m zoo_cnn.training.train_digits`` and paste the sha256 it prints below.
+"""
+
+from zoo_core import ModelSpec, WeightsSpec, hookimpl
 
 # The zoo plugin API this module targets; zoo reports a mismatch instead of failing later.
 ZOO_PLUGIN_API = 1
@@ -14,5 +18,19 @@ def zoo_register_models() -> list[ModelSpec]:
             target="zoo_cnn.model:SimpleCNN",
             summary="Image classifier: conv 3x3, ReLU, 2x2 max-pool, linear head.",
             tags=("vision", "classification", "seed"),
+        )
+    ]
+
+
+@hookimpl
+def zoo_register_weights() -> list[WeightsSpec]:
+    return [
+        WeightsSpec(
+            model="simple_cnn",
+            tag="digits",
+            source="package://zoo_cnn/weights/digits",
+            sha256="05af322490e0b0e11926d37a4fc36766891a81a2971be6975b687f504ad47e61",
+            summary="8x8 handwritten digits, 10 classes (scikit-learn digits)",
+            default=True,
         )
     ]

@@ -1,6 +1,11 @@
-"""Registers ``linear_regression`` with zoo. Imports no torch: ``zoo list`` reads this."""
+"""Registers ``linear_regression`` with zoo. Imports no torch: ``zoo list`` reads this.
 
-from zoo_core import ModelSpec, hookimpl
+``linear_regression.diabetes`` ships as package data (``zoo_linear/weights/diabetes``);
+refit it with ``python -m zoo_linear.training.train_diabetes`` and paste the sha256 it
+prints below.
+"""
+
+from zoo_core import ModelSpec, WeightsSpec, hookimpl
 
 # The zoo plugin API this module targets; zoo reports a mismatch instead of failing later.
 ZOO_PLUGIN_API = 1
@@ -14,5 +19,19 @@ def zoo_register_models() -> list[ModelSpec]:
             target="zoo_linear.model:LinearRegression",
             summary="Linear regression: one nn.Linear layer, y = xW^T + b.",
             tags=("regression", "tabular", "seed"),
+        )
+    ]
+
+
+@hookimpl
+def zoo_register_weights() -> list[WeightsSpec]:
+    return [
+        WeightsSpec(
+            model="linear_regression",
+            tag="diabetes",
+            source="package://zoo_linear/weights/diabetes",
+            sha256="252d61dc51a627bb85359f5fc3b85bea801b3f1b06c11a4c7bc95bbdb59fd4e7",
+            summary="Diabetes progression from 10 features (scikit-learn)",
+            default=True,
         )
     ]

@@ -1,6 +1,10 @@
-"""Registers ``simple_rnn`` with zoo. Imports no torch: ``zoo list`` reads this."""
+"""Registers ``simple_rnn`` with zoo. Imports no torch: ``zoo list`` reads this.
 
-from zoo_core import ModelSpec, hookimpl
+``simple_rnn.digits`` ships as package data (``zoo_rnn/weights/digits``); retrain it with
+``python -m zoo_rnn.training.train_digits`` and paste the sha256 it prints below.
+"""
+
+from zoo_core import ModelSpec, WeightsSpec, hookimpl
 
 # The zoo plugin API this module targets; zoo reports a mismatch instead of failing later.
 ZOO_PLUGIN_API = 1
@@ -14,5 +18,19 @@ def zoo_register_models() -> list[ModelSpec]:
             target="zoo_rnn.model:SimpleRNN",
             summary="Sequence model: RNN, LSTM or GRU, last time step into a linear head.",
             tags=("sequence", "classification", "seed"),
+        )
+    ]
+
+
+@hookimpl
+def zoo_register_weights() -> list[WeightsSpec]:
+    return [
+        WeightsSpec(
+            model="simple_rnn",
+            tag="digits",
+            source="package://zoo_rnn/weights/digits",
+            sha256="9a342ab6eb0acced0a90230b789787c1c86a9c5472d9b40c87146383007b8530",
+            summary="8x8 handwritten digits read row by row, 10 classes",
+            default=True,
         )
     ]

@@ -1,0 +1,1 @@
+"""Training scripts for the weight variants this plugin ships (need scikit-learn)."""

@@ -1,0 +1,178 @@
+"""Applying a variant's recorded preprocessing to raw inputs (arrays and image files).
+
+The ``preprocessing`` part of a variant's ``weights`` section (see
+:mod:`zoo_core.variant_meta`) says what the weights expect; this module turns
+raw data, as the data set stores it, into that tensor: reshape each sample,
+cast, ``x * scale``, then ``(x - mean) / std`` per channel. Image files are
+first turned into the raw array the data set would hold (Pillow needed: the
+``zoo-core[images]`` extra).
+
+>>> import numpy as np
+>>> pre = {"reshape": [1, 2, 2], "scale": 0.5, "mean": [1.0], "std": [2.0], "layout": "NCHW"}
+>>> preprocess_array(np.full((1, 4), 6.0), pre).tolist()
+[[[[1.0, 1.0], [1.0, 1.0]]]]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from zoo_core.errors import UsageError
+
+__all__ = ["IMAGE_SUFFIXES", "load_image", "load_input_file", "preprocess_array"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# An input file beyond this is a mistake, not one batch of inputs.
+_MAX_INPUT_BYTES = 1024 * 1024 * 1024
+
+
+def preprocess_array(array: Any, preprocessing: dict[str, Any] | None) -> torch.Tensor:
+    """A batch of raw samples (leading batch dimension) as the tensor the model expects.
+
+    Raises:
+        UsageError: the samples do not have the size ``reshape`` asks for, or
+            are not numbers.
+    """
+    pre = preprocessing or {}
+    data = np.asarray(array)
+    if data.dtype == object or not (
+        np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.bool_)
+    ):
+        raise UsageError(f"inputs must be numbers, not {data.dtype}")
+    if data.ndim < 1:
+        raise UsageError("inputs need a leading batch dimension")
+    shape = pre.get("reshape")
+    if shape is not None:
+        want = int(np.prod(shape))
+        have = int(np.prod(data.shape[1:]))
+        if have != want:
+            raise UsageError(
+                f"each input has {have} values {list(data.shape[1:])}, "
+                f"but the model expects {want} {list(shape)}",
+                hint="inputs need a leading batch dimension: shape (N, ...)",
+            )
+        data = data.reshape(data.shape[0], *shape)
+    tensor = torch.as_tensor(np.ascontiguousarray(data))
+    if "dtype" in pre:
+        # One cast into the target dtype first: the arithmetic below then happens in it,
+        # exactly as a training script that starts from torch.from_numpy(x).float() does.
+        tensor = tensor.to(getattr(torch, pre["dtype"]))
+    elif (
+        tensor.is_floating_point()
+        or tensor.dtype == torch.bool
+        or pre.keys() & {"scale", "mean", "std"}
+    ):
+        tensor = tensor.to(torch.float32)
+    else:
+        tensor = tensor.to(torch.int64)  # token ids and class indices stay integers
+    if "scale" in pre:
+        tensor = tensor * pre["scale"]
+    mean, std = pre.get("mean"), pre.get("std")
+    if mean is not None or std is not None:
+        tensor = _normalise(tensor, mean, std, pre.get("layout"))
+    return tensor
+
+
+def _normalise(
+    tensor: torch.Tensor, mean: list[float] | None, std: list[float] | None, layout: str | None
+) -> torch.Tensor:
+    channels = max(len(mean or [0]), len(std or [1]))
+    axis = layout.index("C") if layout and "C" in layout else 1
+    shape = [1] * tensor.ndim
+    if channels > 1:
+        if axis >= tensor.ndim or tensor.shape[axis] != channels:
+            raise UsageError(
+                f"the preprocessing has {channels} channel statistics, but the inputs "
+                f"have shape {list(tensor.shape)}"
+            )
+        shape[axis] = channels
+    if mean is not None:
+        if len(mean) == 1:
+            tensor = tensor - mean[0]
+        else:
+            tensor = tensor - torch.tensor(mean, dtype=tensor.dtype).reshape(shape)
+    if std is not None:
+        if len(std) == 1:
+            tensor = tensor / std[0]
+        else:
+            tensor = tensor / torch.tensor(std, dtype=tensor.dtype).reshape(shape)
+    return tensor
+
+
+def load_image(path: str | Path, image: dict[str, Any]) -> np.ndarray:
+    """One image file as the raw array the data set stores (``image`` from the preprocessing).
+
+    Raises:
+        UsageError: Pillow is missing, or the file is not an image it can read.
+    """
+    try:
+        from PIL import Image, ImageOps, UnidentifiedImageError
+    except ImportError:
+        raise UsageError(
+            f"{path} is an image, and reading images needs Pillow",
+            hint="pip install 'zoo-core[images]' (or give a .npy array)",
+        ) from None
+    mode = image.get("mode", "RGB")
+    try:
+        with Image.open(path) as opened:
+            # Decompression bombs: Pillow's own pixel limit applies and raises here.
+            picture = ImageOps.exif_transpose(opened).convert(mode)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
+        raise UsageError(f"cannot read {path} as an image: {err}") from None
+    if "resize" in image:
+        size = image["resize"]
+        w, h = picture.size
+        scale = size / min(w, h)
+        picture = picture.resize(
+            (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR
+        )
+    if "crop" in image:
+        crop = image["crop"]
+        w, h = picture.size
+        left, top = max(0, (w - crop) // 2), max(0, (h - crop) // 2)
+        picture = picture.crop((left, top, left + min(crop, w), top + min(crop, h)))
+    data = np.asarray(picture, dtype=np.float32) / 255.0
+    if image.get("invert", False):
+        data = 1.0 - data
+    data = data * float(image.get("max_value", 255))
+    # Pillow gives height x width (x channels); the data sets store channels first.
+    return data[None] if data.ndim == 2 else np.moveaxis(data, -1, 0)
+
+
+def load_input_file(path: str | Path, preprocessing: dict[str, Any] | None) -> np.ndarray:
+    """Raw samples from one input file: a ``.npy`` batch, or one image (a batch of one).
+
+    ``.npy`` files are read with ``allow_pickle=False``: an object array is refused.
+
+    Raises:
+        UsageError: the file is missing, not an array, or an image for a model
+            without image preprocessing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"no such input file: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        if path.stat().st_size > _MAX_INPUT_BYTES:
+            raise UsageError(f"{path} is larger than 1 GiB; split it into smaller batches")
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            text = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise UsageError(f"{path} is not a readable .npy array: {text}") from None
+    if suffix in IMAGE_SUFFIXES:
+        image = (preprocessing or {}).get("image")
+        if image is None:
+            raise UsageError(
+                f"{path} is an image, but this model declares no image preprocessing",
+                hint="give a .npy array of raw inputs instead",
+            )
+        return load_image(path, image)[None]
+    raise UsageError(
+        f"{path}: zoo predict reads .npy arrays and image files, not {suffix or 'this file'}",
+        hint="save inputs with numpy.save('inputs.npy', array) (leading batch dimension)",
+    )

@@ -20,13 +20,23 @@ FIXTURES = Path(__file__).parent / "fixtures"
 ZOO = str(Path(sys.executable).with_name("zoo"))
 
 
+@pytest.fixture(scope="session")
+def _session_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
 @pytest.fixture(autouse=True)
-def _fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test discovers plugins anew, with no ZOO_* variables leaking in."""
+def _fresh_registry(monkeypatch: pytest.MonkeyPatch, _session_cache_home: Path) -> Iterator[None]:
+    """Each test discovers plugins anew, with no ZOO_* variables leaking in.
+
+    The plugin cache lives in one directory per test session (tests and the
+    ``zoo`` processes they start share it), never in the user's own.
+    """
     from zoo_core.registry import reset_registry
 
-    for var in ("ZOO_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_DEBUG"):
+    for var in ("ZOO_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_DEBUG", "ZOO_NO_CACHE"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(_session_cache_home))
     reset_registry()
     yield
     reset_registry()

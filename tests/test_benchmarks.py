@@ -36,3 +36,42 @@ def test_weights_benchmark_prints_its_tables(tmp_path) -> None:
     assert "**Load, 2 MiB" in result.stdout and "**Save, 2 MiB" in result.stdout
     assert "| zoo_core.load_model | " in result.stdout
     assert "| zoo_core.save_model (fsync, sha256) | " in result.stdout
+
+
+def test_gpu_load_benchmark_smoke_test_on_cpu() -> None:
+    args = ["--device", "cpu", "--gib", "0.002", "--reps", "1", "--threads", "1,3"]
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "gpu_load.py"), *args],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    for row in ("| safetensors load_file |", "| zoo load_model (pipeline) |",
+                "| zoo load_model (previous path) |", "| zoo pipeline, 3 threads |"):  # fmt: skip
+        assert row in result.stdout
+    assert "pipeline tensors equal safetensors': yes" in result.stdout
+
+
+@pytest.mark.slow
+def test_list_startup_with_throwaway_plugins() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "list_startup.py"), "--plugins", "3", "--runs", "1"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "installed 3 plugins x 5 models" in result.stdout
+    assert "zoo list, 4+3 plugins, warm" in result.stdout
+    assert "warm 4+3 / warm 4 " in result.stdout and "warm 4 / import torch " in result.stdout
+
+
+@pytest.mark.slow
+def test_distributed_benchmark_prints_its_table(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_distributed.py"), "--mib", "4", "--reps", "1",
+         "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "**Sharded load, 4 MiB (linear_regression" in result.stdout
+    for label in ("fsdp, zoo pread of owned ranges", "fsdp, DCP HuggingFaceStorageReader"):
+        assert f"| {label} | " in result.stdout
+    assert "target: each rank's RSS growth <= 0.6x" in result.stdout

@@ -8,17 +8,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from zoo_core import distributed
 from zoo_core.build import Architecture
 from zoo_core.config import config_to_dict
 from zoo_core.errors import (
@@ -44,6 +46,9 @@ from zoo_core.weights import (
     structure_problems,
     write_directory,
 )
+
+if TYPE_CHECKING:
+    from torch.distributed.device_mesh import DeviceMesh
 
 __all__ = [
     "LoadedModel",
@@ -98,6 +103,8 @@ def create_model(
     seed: int | None = None,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
+    mesh: DeviceMesh | None = None,
+    parallel: str = "fsdp",
     **overrides: Any,
 ) -> ZooModel:
     """Build a model by name, freshly initialised or from pretrained weights.
@@ -110,6 +117,7 @@ def create_model(
         seed: when given, initialise from this seed without touching the
             global random state.
         device, dtype: where to build and which floating dtype to use.
+        mesh, parallel: shard over a ``DeviceMesh`` (see :func:`load_model`).
         **overrides: config fields, checked against the model's ``Config``.
 
     With weights (a variant name or ``pretrained``), overrides that change no
@@ -127,6 +135,14 @@ def create_model(
     >>> model = create_model("simple_cnn", pretrained=True)      # doctest: +SKIP
     >>> model = create_model("simple_cnn.digits", num_classes=5) # doctest: +SKIP
     """
+    if mesh is not None:
+        if pretrained is not False:
+            raise UsageError(
+                "create_model(pretrained=...) does not take mesh=",
+                hint="load the weights sharded: load_model('NAME.TAG', mesh=mesh)",
+            )
+        kwargs = {"seed": seed, "device": device, "dtype": dtype, "overrides": overrides}
+        return open_model(name, mesh=mesh, parallel=parallel, **kwargs).model
     if pretrained is not False or is_variant_name(name):
         return open_variant(
             name,
@@ -165,6 +181,8 @@ def save_model(
     :mod:`zoo_core.variant_meta`) is checked and written into ``config.json``.
     ``progress(done, total)`` is called with the bytes written so far
     (:class:`zoo_core.progress.ProgressBar` draws it).
+    A model sharded over a mesh is saved by calling this on every rank: rank 0
+    writes the same directory a single process would.
 
     Raises:
         PluginError: the model's class is not registered by an installed plugin.
@@ -175,13 +193,7 @@ def save_model(
     """
     if not isinstance(model, ZooModel):
         raise UsageError(f"save_model expects a ZooModel, got {type(model).__name__}")
-    entry = get_registry().entry_for_class(type(model))
-    state_dict = model.state_dict()
-    on_meta = [k for k, t in state_dict.items() if t.is_meta]
-    if on_meta:
-        raise WeightsError(
-            f"cannot save {entry.name}: {', '.join(on_meta[:3])} have no data (meta device)"
-        )
+    entry = get_registry().entry_for_class(distributed.unwrapped_class(model))
     record = make_record(
         architecture=entry.name,
         plugin=entry.plugin.distribution or entry.plugin.name,
@@ -191,6 +203,16 @@ def save_model(
     )
     if weights is not None:
         record["weights"] = check_weights_section(weights, "save_model(weights=...)")
+    if distributed.is_sharded(model):
+        return distributed.save_sharded(
+            model, Path(directory), record, max_shard_size=max_shard_size
+        )
+    state_dict = model.state_dict()
+    on_meta = [k for k, t in state_dict.items() if t.is_meta]
+    if on_meta:
+        raise WeightsError(
+            f"cannot save {entry.name}: {', '.join(on_meta[:3])} have no data (meta device)"
+        )
     return write_directory(
         state_dict, record, Path(directory), max_shard_size=max_shard_size, progress=progress
     )
@@ -203,6 +225,8 @@ def load_model(
     dtype: str | torch.dtype | None = None,
     arch: str | None = None,
     progress: ProgressCallback | None = None,
+    mesh: DeviceMesh | None = None,
+    parallel: str = "fsdp",
 ) -> ZooModel:
     """Load a model from a saved directory, a lone ``.safetensors`` file, or a model name.
 
@@ -218,6 +242,12 @@ def load_model(
     ``config.json`` where the names match. ``progress(done, total)`` counts the
     bytes of saved weights read.
 
+    With ``mesh`` (a ``torch.distributed`` ``DeviceMesh``; call on every rank,
+    under ``torchrun``) the model is sharded: ``parallel="fsdp"`` applies
+    FSDP2's ``fully_shard``, ``parallel="tp"`` the tensor-parallel plan its
+    class declares, and each rank reads only the bytes of its own shards (see
+    :mod:`zoo_core.distributed`).
+
     Raises:
         SourceNotFoundError: a path-like source does not exist.
         WeightsError: the file is not safetensors, not zoo's, or does not fit.
@@ -225,8 +255,17 @@ def load_model(
 
     >>> model = load_model("cnn/", device="cpu", dtype="bfloat16")   # doctest: +SKIP
     >>> model = load_model("hf_dir/", arch="linear_regression")      # doctest: +SKIP
+    >>> model = load_model("big/", mesh=mesh, parallel="tp")         # doctest: +SKIP
     """
-    return open_model(source, device=device, dtype=dtype, arch=arch, progress=progress).model
+    return open_model(
+        source,
+        device=device,
+        dtype=dtype,
+        arch=arch,
+        mesh=mesh,
+        parallel=parallel,
+        progress=progress,
+    ).model
 
 
 def _looks_like_path(source: str) -> bool:
@@ -340,6 +379,8 @@ def open_model(
     seed: int | None = None,
     arch: str | None = None,
     progress: ProgressCallback | None = None,
+    mesh: DeviceMesh | None = None,
+    parallel: str = "fsdp",
 ) -> LoadedModel:
     """:func:`load_model` with provenance, and config overrides for model names.
 
@@ -350,14 +391,31 @@ def open_model(
     when first used (a plain CPU load), after ``load_seconds`` has been taken.
     """
     started = time.perf_counter()
-    target_device = parse_device(device)
-    target_dtype = parse_dtype(dtype)
-    if arch is not None:
-        saved, architecture, config = _foreign_saved(source, arch, overrides or {}, from_strings)
-    else:
-        saved = _find_saved(source, overrides)
-        if saved is not None:
-            architecture, config = saved_architecture(saved)
+    # On a mesh, a rank that cannot resolve the source fails every rank (no hang).
+    with distributed.agreement(mesh) if mesh is not None else contextlib.nullcontext():
+        target_device = parse_device(device)
+        target_dtype = parse_dtype(dtype)
+        if arch is not None:
+            saved, architecture, config = _foreign_saved(
+                source, arch, overrides or {}, from_strings
+            )
+        else:
+            saved = _find_saved(source, overrides)
+            if saved is not None:
+                architecture, config = saved_architecture(saved)
+            elif mesh is not None and is_variant_name(os.fspath(source)):
+                saved, architecture, config = _variant_saved(os.fspath(source), overrides)
+            elif mesh is not None:
+                architecture = Architecture.named(os.fspath(source))
+                config = architecture.config(overrides, from_strings=from_strings)
+    if mesh is not None:
+        model, details = distributed.open_sharded(
+            architecture, config, saved, mesh, parallel, seed, target_device, target_dtype
+        )
+        kind, text = (saved.kind, saved.source) if saved else ("name", os.fspath(source))
+        assert architecture.entry is not None
+        seconds = time.perf_counter() - started
+        return LoadedModel(model, architecture.entry, text, kind, seconds, details)
     if saved is not None:
         model = _load_saved(architecture, config, saved, target_device, target_dtype, progress)
         model.weights_info = _weights_info(saved)
@@ -389,6 +447,23 @@ def open_model(
         dtype=target_dtype,
     )
     return LoadedModel(model, entry, text, "name", time.perf_counter() - started)
+
+
+def _variant_saved(
+    name: str, overrides: dict[str, Any] | None
+) -> tuple[SavedModel, Architecture, Any]:
+    """A weights variant as a saved source, for loads that only read it (sharded ones)."""
+    from zoo_core.variants import get_variants, locate
+
+    if overrides:
+        raise UsageError(
+            f"{name}: config overrides of a weights variant are not supported with mesh=",
+            hint="load the variant sharded without overrides, or without mesh= to fine-tune",
+        )
+    located = locate(get_variants().resolve(name))
+    arch = Architecture.of(located.entry)
+    config = arch.config_from_file(located.record.get("config", {}), located.path)
+    return read_saved(located.path), arch, config
 
 
 def _weights_info(saved: SavedModel) -> dict[str, Any] | None:

@@ -82,3 +82,7 @@ class DeviceError(ZooError):
 
 class HubError(ZooError):
     """A Hugging Face Hub transfer failed: not found, no permission, offline, or not a zoo model."""
+
+
+class DistributedError(ZooError):
+    """Another rank of a ``torch.distributed`` job failed; its own message says why."""

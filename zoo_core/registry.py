@@ -17,14 +17,15 @@ reported, never settled by load order. Nothing here imports torch.
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
 import fnmatch
 import importlib
 import os
 import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field, replace
-from importlib import metadata
+from functools import partial
 from typing import Any
 
 import pluggy
@@ -36,6 +37,7 @@ from zoo_core.contract import (
     PLUGIN_API_VERSION,
     PROJECT_NAME,
     ModelSpec,
+    WeightsSpec,
     plugin_api_problem,
 )
 from zoo_core.errors import (
@@ -44,6 +46,7 @@ from zoo_core.errors import (
     PluginError,
     PluginNotInstalledError,
 )
+from zoo_core.plugin_cache import PluginCache, entry_points, load_entry_point
 from zoo_core.version import __version__
 
 __all__ = [
@@ -171,11 +174,39 @@ class ModelEntry:
 
 @dataclass
 class Registry:
-    """Every discovered plugin and model. Build it with :func:`get_registry`."""
+    """Every discovered plugin and model. Build it with :func:`get_registry`.
+
+    ``manager`` holds the hook modules imported in this run: plugins listed
+    from the plugin cache (:mod:`zoo_core.plugin_cache`) are not imported, so
+    ask :meth:`hook_results` for what their other hooks return.
+    ``hook_outcomes`` maps :func:`hook_name` to ``{hook: results or exception}``.
+    """
 
     plugins: list[PluginInfo] = field(default_factory=list)
     entries: list[ModelEntry] = field(default_factory=list)
     manager: pluggy.PluginManager | None = None
+    hook_outcomes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    def hook_results(self, plugin: PluginInfo, hook: str) -> list[Any]:
+        """What each of ``plugin``'s implementations of ``hook`` returned, one item each.
+
+        A plugin listed from the plugin cache answers from the cache; any other
+        has its hook called (once per registry). Raises what the hook raised.
+
+        >>> reg = get_registry()                                        # doctest: +SKIP
+        >>> reg.hook_results(reg.plugin("zoo-cnn"), "zoo_register_weights")  # doctest: +SKIP
+        [[WeightsSpec(model='simple_cnn', tag='digits', ...)]]
+        """
+        known = self.hook_outcomes.setdefault(hook_name(plugin), {})
+        if hook not in known:
+            try:
+                impls = hook_impls(self.manager, hook, plugin) if self.manager else []
+                known[hook] = [impl.function() for impl in impls]
+            except Exception as err:  # third-party code: the caller reports it
+                known[hook] = err
+        if isinstance(known[hook], Exception):
+            raise known[hook]
+        return known[hook]
 
     @property
     def unusable(self) -> list[PluginInfo]:
@@ -240,6 +271,8 @@ class Registry:
         raise self._not_found(name)
 
     def _not_found(self, name: str) -> ModelNotFoundError:
+        import difflib
+
         known = sorted({e.qualified_name if ":" in name else e.name for e in self.entries})
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
         if close:
@@ -310,29 +343,34 @@ def _discover() -> Registry:
     plugins: list[PluginInfo] = []
     collected: list[tuple[PluginInfo, list[ModelSpec]]] = []
 
+    # An unchanged environment lists from the cache: no metadata scan, no hook module imported.
+    cache = PluginCache.open(_CACHE_SALT, code=_CACHE_CODE)
     candidates: list[tuple[PluginInfo, Any]] = []
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        dist_name = dist.metadata["Name"] if dist is not None else None
+    for dist_name, version, ep_name, value in entry_points(ENTRY_POINT_GROUP, cache):
         info = PluginInfo(
-            name=canonical_name(dist_name) if dist_name else ep.name,
-            module=ep.value,
+            name=canonical_name(dist_name) if dist_name else ep_name,
+            module=value,
             distribution=dist_name,
-            version=dist.version if dist is not None else None,
-            entry_point=ep.name,
+            version=version,
+            entry_point=ep_name,
         )
-        candidates.append((info, ep.load))
+        load = partial(load_entry_point, ep_name, value, ENTRY_POINT_GROUP)
+        candidates.append((info, load))
     for module_name in _env_list("ZOO_PLUGINS"):
         info = PluginInfo(name=module_name, module=module_name, source="ZOO_PLUGINS")
         candidates.append((info, lambda m=module_name: importlib.import_module(m)))
 
+    outcomes: dict[str, dict[str, Any]] = {}
+    # pluggy refuses a module registered twice: such plugins always take the uncached path.
+    repeated = {m for m, n in Counter(info.module for info, _ in candidates).items() if n > 1}
     for info, load in candidates:
         keys = {canonical_name(info.name), canonical_name(info.entry_point or info.name)}
         if keys & disabled:
             plugins.append(replace(info, status="disabled", error="listed in ZOO_DISABLE_PLUGINS"))
             continue
         try:
-            specs, api_version = _call_plugin(manager, info, load)
+            use = None if info.module in repeated else cache
+            specs, api_version, outcomes[hook_name(info)] = _cached_call(use, manager, info, load)
         except _IncompatiblePlugin as err:
             plugins.append(
                 replace(info, status="incompatible", error=str(err), api_version=err.api_version)
@@ -345,13 +383,72 @@ def _discover() -> Registry:
         plugins.append(info)
         collected.append((info, specs))
 
-    names = [s.name for _, specs in collected for s in specs]
+    if cache is not None:
+        cache.save()
+    names = Counter(s.name for _, specs in collected for s in specs)
     entries = [
-        ModelEntry(spec=s, plugin=info, conflicted=names.count(s.name) > 1)
+        ModelEntry(spec=s, plugin=info, conflicted=names[s.name] > 1)
         for info, specs in collected
         for s in specs
     ]
-    return Registry(plugins=plugins, entries=entries, manager=manager)
+    return Registry(plugins=plugins, entries=entries, manager=manager, hook_outcomes=outcomes)
+
+
+# What, besides the plugins, shapes the cached results: this zoo-core, the code
+# that calls the hooks and the contract that checks what they return.
+_CACHE_SALT = f"zoo-core {__version__}, plugin API {PLUGIN_API_VERSION}"
+_CACHE_CODE = (__file__, contract.__file__ or "")
+# The hooks whose results the plugin cache keeps, and the class of their items.
+_CACHED_HOOKS = {"zoo_register_models": ModelSpec, "zoo_register_weights": WeightsSpec}
+_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _CACHED_HOOKS.values()}
+
+
+def _encode(results: list[Any], cls: type) -> list[dict[str, Any]] | None:
+    """The items of every result as field dicts (not asdict: it deep-copies, slowly);
+    None unless each result is a list or tuple of exactly ``cls``."""
+    if not all(isinstance(r, (list, tuple)) and all(type(i) is cls for i in r) for r in results):
+        return None
+    return [{f: getattr(i, f) for f in _FIELDS[cls]} for r in results for i in r]
+
+
+def _cached_call(
+    cache: PluginCache | None, manager: pluggy.PluginManager, info: PluginInfo, load: Any
+) -> tuple[list[ModelSpec], int | None, dict[str, Any]]:
+    """:func:`_call_plugin`, or what it returned last time if the plugin's files are unchanged.
+
+    Also returns the outcome of the plugin's other cached hooks (see
+    :meth:`Registry.hook_results`): from the cache, or called now so that the
+    cache can keep them. A plugin is stored only when every hook worked.
+    """
+    if cache is None:
+        specs, api_version = _call_plugin(manager, info, load)
+        return specs, api_version, {}
+    identity = (info.source, info.name, info.distribution, info.version, info.entry_point)
+    record = cache.lookup(identity, info.module)
+    if record is not None:
+        try:
+            hooks = {h: [cls(**d) for d in record["hooks"][h]] for h, cls in _CACHED_HOOKS.items()}
+            api_version = record["api_version"]
+            if api_version is None or type(api_version) is int:
+                specs = hooks.pop("zoo_register_models")
+                return specs, api_version, {hook: [items] for hook, items in hooks.items()}
+        except (KeyError, TypeError, ValueError):
+            pass  # not what this zoo-core stores: ask the plugin
+    specs, api_version = _call_plugin(manager, info, load)
+    outcomes: dict[str, Any] = {}
+    stored = {"zoo_register_models": _encode([specs], ModelSpec)}
+    for hook, cls in _CACHED_HOOKS.items():
+        if hook in stored:
+            continue
+        try:
+            outcomes[hook] = [impl.function() for impl in hook_impls(manager, hook, info)]
+        except Exception as err:  # third-party code: reported where the results are used
+            outcomes[hook] = err
+            continue
+        stored[hook] = _encode(outcomes[hook], cls)
+    if all(v is not None for v in stored.values()) and len(stored) == len(_CACHED_HOOKS):
+        cache.store(identity, info.module, {"api_version": api_version, "hooks": stored})
+    return specs, api_version, outcomes
 
 
 def _check_api(module: Any) -> int | None:

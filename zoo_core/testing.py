@@ -47,6 +47,7 @@ import torch
 
 from zoo_core.build import Architecture
 from zoo_core.config import config_from_dict, config_to_dict
+from zoo_core.distributed import plan_problems
 from zoo_core.errors import ConfigError, PluginError, ZooError
 from zoo_core.model import ZooModel
 from zoo_core.progress import ProgressCallback
@@ -425,6 +426,16 @@ def _check_build_meta(s: _Subject) -> str:
     return f"{model.num_parameters:,} parameters, example input {_shape(x)}"
 
 
+def _check_tp_plan(s: _Subject) -> str:
+    plan = getattr(s.cls, "tp_plan", None)
+    if plan is None:
+        return "declares no tensor-parallel plan (parallel='tp' is not offered)"
+    problems = plan_problems(s.arch.build_meta(s.config()), plan, mesh_size=2)
+    if problems:
+        raise _Failed("; ".join(problems))
+    return f"{len(plan)} patterns fit a mesh of 2"
+
+
 def _check_build_cpu(s: _Subject) -> str:
     try:
         model = s.build()
@@ -669,6 +680,14 @@ CHECKS: tuple[Check, ...] = (
         "shapes); compute sizes from the config",
         _check_build_meta,
         needs=("config-defaults",),
+    ),
+    Check(
+        "tp-plan",
+        "load_model(..., mesh=mesh, parallel='tp') shards the modules a declared tp_plan names",
+        "map module name patterns ('layers.*.fc1', * matches one name part) of nn.Linear or "
+        "nn.Embedding layers to 'colwise', 'rowwise' or 'replicate', with sizes even",
+        _check_tp_plan,
+        needs=("build-meta",),
     ),
     Check(
         "build-cpu",

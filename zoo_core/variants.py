@@ -48,7 +48,6 @@ from zoo_core.registry import (
     ZooPluginWarning,
     canonical_name,
     get_registry,
-    hook_impls,
 )
 from zoo_core.variant_meta import check_weights_section, headline_metric, plain_text
 
@@ -267,8 +266,7 @@ def _collect(registry: Registry) -> VariantRegistry:
             continue
         specs: list[WeightsSpec] = []
         try:
-            for impl in hook_impls(manager, "zoo_register_weights", info):
-                result = impl.function()
+            for result in registry.hook_results(info, "zoo_register_weights"):
                 if not isinstance(result, (list, tuple)) or not all(
                     isinstance(s, WeightsSpec) for s in result
                 ):

@@ -485,6 +485,12 @@ def read_tensors(
         if key in wanted:
             by_file.setdefault(file, []).append(key)
     out: dict[str, torch.Tensor] = {}
+    if device is not None and device.type == "cuda":
+        from zoo_core.gpu_load import pipeline_enabled, read_files
+
+        if pipeline_enabled(device):  # threaded reads into pinned buffers, async copies
+            plan = {file: (_header(saved, file), file_keys) for file, file_keys in by_file.items()}
+            out, by_file = read_files(plan, device, dtype=dtype), {}
     sizes = {
         key: _header(saved, file).tensors[key].end - _header(saved, file).tensors[key].begin
         for file, file_keys in (by_file.items() if progress is not None else ())

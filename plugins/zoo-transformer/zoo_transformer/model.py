@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -71,6 +71,14 @@ class TinyTransformer(ZooModel):
     -> logits ``(batch, num_classes)``."""
 
     Config = TinyTransformerConfig
+    # Tensor parallelism (zoo_core.load_model(..., mesh=mesh, parallel="tp")): each MLP
+    # block splits its hidden units, linear1 by output and linear2 by input, so the
+    # pair needs one all-reduce. Attention stays replicated: nn.MultiheadAttention
+    # packs q, k and v into one parameter that it uses directly, not through a Linear.
+    tp_plan: ClassVar[dict[str, str]] = {
+        "encoder.layers.*.linear1": "colwise",
+        "encoder.layers.*.linear2": "rowwise",
+    }
 
     def __init__(self, config: TinyTransformerConfig | None = None) -> None:
         super().__init__(config)  # checks the config; self.config is a TinyTransformerConfig

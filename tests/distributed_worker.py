@@ -1,0 +1,178 @@
+"""Run by ``torchrun --nproc-per-node 2`` from tests/test_distributed.py: many cases, one launch.
+
+Each rank loads the prepared sources sharded, compares its local shards and the
+forward output with a single-process load of the same source (made here, on
+each rank), saves sharded models, and triggers the errors every rank must
+raise. It writes what it saw to ``OUT/rank<N>.json`` for the test to assert on;
+it asserts nothing itself, so one broken case cannot hide the others.
+
+Usage: torchrun --nproc-per-node 2 tests/distributed_worker.py SOURCES_JSON OUT_DIR
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor import DTensor
+
+import zoo_core
+from zoo_core.api import open_model
+
+
+def local_shards_match(model: torch.nn.Module, reference: torch.nn.Module) -> list[str]:
+    """Keys whose local shard differs from the matching slice of the full tensor."""
+    full = reference.state_dict()
+    wrong = []
+    for key, value in model.state_dict().items():
+        if isinstance(value, DTensor):
+            (chunk,) = value.__create_chunk_list__()
+            local = value.to_local()
+            index = tuple(slice(o, o + n) for o, n in zip(chunk.offsets, local.shape, strict=True))
+            expected = full[key][index]
+        else:
+            local, expected = value, full[key]
+        if local.dtype != expected.dtype or not torch.equal(local, expected):
+            wrong.append(key)
+    return wrong
+
+
+def example(model: torch.nn.Module) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(7)
+    config = model.config
+    if hasattr(config, "vocab_size"):
+        return torch.randint(0, config.vocab_size, (3, config.seq_len), generator=generator)
+    dtype = next(model.parameters()).dtype
+    return torch.randn(3, config.input_dim, generator=generator).to(dtype)
+
+
+def compare_load(
+    source: str, parallel: str, dtype: str | None = None, arch: str | None = None
+) -> dict[str, Any]:
+    loaded = open_model(source, mesh=MESH, parallel=parallel, dtype=dtype, arch=arch)
+    model = loaded.model
+    reference = zoo_core.load_model(source, dtype=dtype, arch=arch)
+    x = example(reference)
+    with torch.no_grad():
+        got, want = model(x), reference(x)
+    sharded = [k for k, v in model.state_dict().items() if isinstance(v, DTensor)]
+    return {
+        "wrong_shards": local_shards_match(model, reference),
+        "sharded_keys": len(sharded),
+        "bit_exact": bool(torch.equal(got, want)),
+        "max_diff": float((got.double() - want.double()).abs().max()),
+        "bytes_read": loaded.details["bytes_read"],
+        "full_bytes": sum(t.numel() * t.element_size() for t in reference.state_dict().values()),
+        "dtype": str(next(model.parameters()).dtype),
+    }
+
+
+def digests(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+def compare_save(source: str, parallel: str, out: Path, name: str) -> dict[str, Any]:
+    model = zoo_core.load_model(source, mesh=MESH, parallel=parallel)
+    written = zoo_core.save_model(model, out / f"saved-{name}")
+    result: dict[str, Any] = {"returned": str(written)}
+    if RANK == 0:
+        reference = zoo_core.load_model(source)
+        single = zoo_core.save_model(reference, out / f"single-{name}")
+        reloaded = zoo_core.load_model(written)
+        result["same_files"] = digests(written) == digests(single)
+        result["files"] = sorted(digests(written))
+        result["reload_wrong"] = local_shards_match(reloaded, reference)
+    dist.barrier()  # rank 1 must not leave (and the test clean up) while rank 0 compares
+    return result
+
+
+def compare_create(parallel: str) -> dict[str, Any]:
+    model = zoo_core.create_model("tiny_transformer", seed=3, mesh=MESH, parallel=parallel)
+    reference = zoo_core.create_model("tiny_transformer", seed=3)
+    return {"wrong_shards": local_shards_match(model, reference)}
+
+
+def expect_error(call: Any) -> dict[str, Any]:
+    try:
+        call()
+    except zoo_core.ZooError as err:
+        return {"error": type(err).__name__, "message": str(err), "hint": err.hint}
+    return {"error": None}
+
+
+def bad_plan(source: str) -> Any:
+    from zoo_transformer.model import TinyTransformer
+
+    saved = TinyTransformer.tp_plan
+    TinyTransformer.tp_plan = {**saved, "encoder.layers.*.linear9": "colwise"}
+    try:
+        return expect_error(lambda: zoo_core.load_model(source, mesh=MESH, parallel="tp"))
+    finally:
+        TinyTransformer.tp_plan = saved
+
+
+def main() -> None:
+    global MESH, RANK
+    sources = json.loads(Path(sys.argv[1]).read_text())
+    out = Path(sys.argv[2])
+    dist.init_process_group("gloo")
+    RANK = dist.get_rank()
+    MESH = init_device_mesh("cpu", (dist.get_world_size(),))
+    cases: dict[str, Any] = {
+        "lr_fsdp_single": lambda: compare_load(sources["lr_single"], "fsdp"),
+        "lr_fsdp_sharded": lambda: compare_load(sources["lr_sharded"], "fsdp"),
+        "lr_fsdp_tiny": lambda: compare_load(sources["lr_tiny"], "fsdp"),
+        "variant_fsdp": lambda: compare_load("linear_regression.diabetes", "fsdp"),
+        "lr_fsdp_bf16": lambda: compare_load(sources["lr_sharded"], "fsdp", "bfloat16"),
+        "tt_fsdp_single": lambda: compare_load(sources["tt_single"], "fsdp"),
+        "tt_fsdp_sharded": lambda: compare_load(sources["tt_sharded"], "fsdp"),
+        "tt_fsdp_file": lambda: compare_load(sources["tt_file"], "fsdp"),
+        "tt_tp_single": lambda: compare_load(sources["tt_single"], "tp"),
+        "tt_tp_sharded": lambda: compare_load(sources["tt_sharded"], "tp"),
+        "tt_tp_f64": lambda: compare_load(sources["tt_single"], "tp", "float64"),
+        "tt_tp_foreign": lambda: compare_load(sources["foreign"], "tp", arch="tiny_transformer"),
+        "tt_tp_hub": lambda: compare_load("hf://zoo/tt", "tp"),
+        "tt_fsdp_hub": lambda: compare_load("hf://zoo/tt", "fsdp", "bfloat16"),
+        "tt_fsdp_uneven": lambda: compare_load(sources["tt_odd"], "fsdp"),
+        "save_fsdp": lambda: compare_save(sources["tt_sharded"], "fsdp", out, "tt-fsdp"),
+        "save_tp": lambda: compare_save(sources["tt_single"], "tp", out, "tt-tp"),
+        "save_lr": lambda: compare_save(sources["lr_sharded"], "fsdp", out, "lr"),
+        "create_fsdp": lambda: compare_create("fsdp"),
+        "create_tp": lambda: compare_create("tp"),
+        "error_indivisible": lambda: expect_error(
+            lambda: zoo_core.load_model(sources["tt_odd"], mesh=MESH, parallel="tp")
+        ),
+        "error_plan": lambda: bad_plan(sources["tt_single"]),
+        "error_unreachable": lambda: expect_error(
+            lambda: zoo_core.load_model(
+                sources["tt_single"] if RANK == 0 else sources["missing"], mesh=MESH
+            )
+        ),
+        # After the errors: the job still works (no rank was left inside a collective).
+        "after_errors": lambda: compare_load(sources["tt_single"], "tp"),
+    }
+    results: dict[str, Any] = {}
+    for name, case in cases.items():
+        try:
+            results[name] = case()
+        except Exception as err:
+            results[name] = {
+                "crash": f"{type(err).__name__}: {err}",
+                "trace": traceback.format_exc(),
+            }
+    (out / f"rank{RANK}.json").write_text(json.dumps(results, indent=1))
+    dist.destroy_process_group()
+
+
+MESH: Any = None
+RANK = -1
+
+if __name__ == "__main__":
+    main()

@@ -59,6 +59,17 @@ own namespace (403 otherwise), and reading a private repository without a token 
 ``X-Error-Code: RepoNotFound`` like the real Hub. Without tokens every request is accepted as
 the configured user and ``private`` is only reported, not enforced.
 
+Hostile answers, for tests of what a client does with a misbehaving server: a repository folder
+may hold ``faults.json`` (written by the test, re-read on every request), a JSON object with any of
+
+- ``"info"``: fields that replace those of the model info answer (``"sha"``, ``"siblings"``...);
+  ``"info_status"`` and ``"info_raw"`` (text) replace the whole answer instead;
+- ``"resolve"``: ``{path or "*": {...}}`` for downloads of that file: ``"status"`` (answer with
+  that status and ``"body"``), ``"headers"`` (set or, with null, remove answer headers, e.g. a
+  lying ``X-Repo-Commit``), ``"body"`` (text sent instead of the file; ``Content-Length``
+  follows unless ``"headers"`` sets it), ``"trickle": [BYTES, SECONDS]`` (send BYTES, then
+  sleep SECONDS, until done).
+
 Not covered: Xet storage (``xet-*-token`` routes answer 501), pull requests and discussions, LFS
 multipart uploads and the LFS "download" operation, gated repos, pagination (every listing fits in
 one page), ``.gitignore`` handling in preupload, spaces runtime and every other part of the API.
@@ -273,6 +284,12 @@ class Repo:
     @property
     def private(self) -> bool:
         return bool(self.meta["private"])
+
+    @property
+    def faults(self) -> dict[str, Any]:
+        """The hostile behaviour a test asked for (see the module docstring); usually none."""
+        path = self.path / "faults.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
 
     def resolve(self, revision: str) -> str | None:
         """Commit sha for a branch, tag, full ref name or commit sha; None if unknown."""
@@ -731,6 +748,11 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
     def repo_info(self, plural: str, namespace: str, name: str, rev: str = DEFAULT_BRANCH) -> None:
         repo = self._repo(plural, namespace, name)
+        faults = repo.faults
+        if "info_raw" in faults or "info_status" in faults:
+            body = str(faults.get("info_raw", "")).encode("utf-8", "surrogateescape")
+            self._send(int(faults.get("info_status", 200)), body)
+            return
         sha = self._commit_sha(repo, rev)
         commit, meta = repo.commit(sha), repo.meta
         siblings = []
@@ -760,6 +782,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 "tags": [],
                 "siblings": siblings,
                 "usedStorage": sum(e["size"] for e in commit["files"].values()),
+                **faults.get("info", {}),
             }
         )
 
@@ -1065,6 +1088,11 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         if entry is None:
             # X-Repo-Commit lets the client cache the file's absence for this commit.
             raise HubError(404, f"Entry not found: {path}", "EntryNotFound", {"X-Repo-Commit": sha})
+        fault = repo.faults.get("resolve", {})
+        fault = fault.get(path, fault.get("*"))
+        if fault is not None:
+            self._send_hostile(repo, entry, sha, fault)
+            return
         size = entry["size"]
         headers = {"X-Repo-Commit": sha, "Accept-Ranges": "bytes"}
         if entry["lfs"]:
@@ -1104,6 +1132,40 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                     break
                 self.wfile.write(data)
                 remaining -= len(data)
+
+    def _send_hostile(
+        self, repo: Repo, entry: dict[str, Any], sha: str, fault: dict[str, Any]
+    ) -> None:
+        """Answer a download the way ``fault`` says (see "Hostile answers" in the docstring)."""
+        if "body" in fault:
+            body = str(fault["body"]).encode("utf-8", "surrogateescape")
+        else:
+            body = repo.blob_path(entry["sha256"]).read_bytes()
+        headers: dict[str, str | None] = {
+            "X-Repo-Commit": sha,
+            "ETag": f'"{entry["sha256"] if entry["lfs"] else entry["oid"]}"',
+            "Content-Length": str(len(body)),
+        }
+        if entry["lfs"]:
+            headers["X-Linked-Etag"] = headers["ETag"]
+            headers["X-Linked-Size"] = str(len(body))
+        headers.update(fault.get("headers", {}))
+        self.send_response(int(fault.get("status", 200)))
+        self.send_header("Content-Type", "application/octet-stream")
+        for key, value in headers.items():
+            if value is not None:
+                self.send_header(key, str(value))
+        self.end_headers()
+        self.close_connection = True  # the body may not match its Content-Length
+        if self.command == "HEAD":
+            return
+        step, pause = fault.get("trickle", [len(body) or 1, 0])
+        step = max(int(step), 1)
+        for offset in range(0, len(body), step):
+            self.wfile.write(body[offset : offset + step])
+            self.wfile.flush()
+            if pause:
+                time.sleep(float(pause))
 
 
 # --------------------------------------------------------------------------------------------

@@ -627,3 +627,185 @@ def test_progress_bars_on_a_terminal_only(hub: Hub, published: Published, tmp_pa
     assert process.wait(timeout=30) == 0
     shown = b"".join(chunks).decode(errors="replace")
     assert "model.safetensors" in shown and "100%" in shown
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile input: malformed ids and revisions, lying or slow servers, oversized files
+# --------------------------------------------------------------------------------------------
+
+
+def copy_of_published(hub: Hub, home: Path, repo: str, published: Published, **extra: bytes) -> str:
+    """A fresh repository holding the published single-file model (plus ``extra`` files)."""
+    files: dict[str, bytes | Path] = {
+        "config.json": published.single / "config.json",
+        "model.safetensors": published.single / "model.safetensors",
+    }
+    files.update(extra)
+    return upload_files(hub, home, repo, files)
+
+
+def set_faults(hub: Hub, repo: str, faults: dict[str, Any]) -> None:
+    """Make tests/hubserver.py answer for ``repo`` as ``faults`` says (its "Hostile answers")."""
+    (hub.root / "models" / repo / "faults.json").write_text(json.dumps(faults))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "hf://zoo/cnn@../../x",
+        "hf://zoo/cnn@main/../../x",
+        "hf://zoo/cnn@v1.lock",
+        "hf://me/cnn-",
+        "hf://me/a--b",
+        "hf://me/x.git",
+        "hf://me/" + "a" * 5000,
+        "hf://me/.x",
+    ],
+)
+def test_sources_the_hub_client_would_refuse_are_usage_errors(source: str) -> None:
+    from zoo_core.hub import parse_hf_source
+
+    with pytest.raises(zoo_core.UsageError) as info:
+        parse_hf_source(source)
+    assert info.value.exit_code == 2
+    assert "is not a Hub model source" in str(info.value) or "is not a revision" in str(info.value)
+    assert len(str(info.value)) < 200
+
+
+@pytest.mark.slow
+def test_malformed_sources_exit_2_before_any_request(hub: Hub, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    model_dir = zoo_core.save_model(zoo_core.create_model("linear_regression"), tmp_path / "lr")
+    attempts = [
+        ("pull", "zoo/cnn", "--revision", "../../outside"),
+        ("pull", "me/cnn-"),
+        ("push", str(model_dir), "me/a--b"),
+        ("load", "hf://zoo/cnn@../../x"),
+    ]
+    for args in attempts:
+        result = run_zoo(*args, **hub.env(home))
+        assert result.returncode == 2, (args, result.stderr)
+        assert "is not a Hub model source" in result.stderr or "is not a revision" in result.stderr
+        assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr) < 600
+    # Nothing was written for them, inside HF_HOME or beside it.
+    assert not (home / "hub").exists() and not (tmp_path / "outside").exists()
+
+
+@pytest.mark.slow
+def test_a_server_contradicting_itself_is_not_followed_forever(
+    hub: Hub, published: Published, tmp_path: Path
+) -> None:
+    copy_of_published(hub, tmp_path / "up", "zoo/liar", published)
+    # Model info names a commit that its downloads (X-Repo-Commit) never confirm.
+    set_faults(hub, "zoo/liar", {"info": {"sha": "f" * 40}})
+    result = run_zoo("load", "hf://zoo/liar", **hub.env(tmp_path / "home"))
+    assert result.returncode == 1, result.stderr
+    assert "keeps contradicting itself about zoo/liar" in result.stderr
+    assert "RecursionError" not in result.stderr and "internal error" not in result.stderr
+
+
+@pytest.mark.slow
+def test_stalled_and_endless_transfers_end_with_a_clear_error(
+    hub: Hub, published: Published, tmp_path: Path
+) -> None:
+    copy_of_published(hub, tmp_path / "up", "zoo/slow", published)
+    home = tmp_path / "home"
+    # One byte every half second: never silent long enough for a read timeout, never done.
+    set_faults(hub, "zoo/slow", {"resolve": {"model.safetensors": {"trickle": [1, 0.5]}}})
+    started = time.monotonic()
+    stalled = run_zoo("load", "hf://zoo/slow", **hub.env(home, ZOO_HUB_STALL_TIMEOUT="2"))
+    assert stalled.returncode == 1, stalled.stderr
+    assert "model.safetensors from zoo/slow: the transfer stalled" in stalled.stderr
+    assert "ZOO_HUB_STALL_TIMEOUT=2" in stalled.stderr
+    # Fast enough never to stall (4 KiB every 0.2 s), too slow for a 3 s deadline.
+    set_faults(hub, "zoo/slow", {"resolve": {"model.safetensors": {"trickle": [4096, 0.2]}}})
+    late = run_zoo(
+        "load", "hf://zoo/slow", **hub.env(home, ZOO_HUB_TIMEOUT="3", ZOO_HUB_STALL_TIMEOUT="2")
+    )
+    assert late.returncode == 1, late.stderr
+    assert "took longer than ZOO_HUB_TIMEOUT=3 s" in late.stderr
+    assert time.monotonic() - started < 60
+    bad = run_zoo("load", "hf://zoo/slow", **hub.env(home, ZOO_HUB_TIMEOUT="soon"))
+    assert bad.returncode == 2 and "ZOO_HUB_TIMEOUT=soon is not a number of seconds" in bad.stderr
+    for result in (stalled, late, bad):
+        assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+
+
+@pytest.mark.slow
+def test_oversized_card_and_config_are_not_downloaded(
+    hub: Hub, published: Published, tmp_path: Path
+) -> None:
+    from zoo_core.hub import MAX_CARD_BYTES, MAX_CONFIG_BYTES
+
+    card = b"# big card\n" + b"x" * (MAX_CARD_BYTES + 10)
+    copy_of_published(hub, tmp_path / "up", "zoo/bigcard", published, **{"README.md": card})
+    home = tmp_path / "home"
+    loaded = run_zoo("load", "hf://zoo/bigcard", **hub.env(home))
+    assert loaded.returncode == 0, loaded.stderr
+    assert "not fetching its README.md" in loaded.stderr
+    assert "README.md" not in cached_names(home)
+
+    record = json.loads((published.single / "config.json").read_text())
+    padded = json.dumps(record) + " " * (MAX_CONFIG_BYTES + 1)
+    upload_files(
+        hub,
+        tmp_path / "up",
+        "zoo/bigconfig",
+        {
+            "config.json": padded.encode(),
+            "model.safetensors": published.single / "model.safetensors",
+        },
+    )
+    big = run_zoo("info", "hf://zoo/bigconfig", **hub.env(tmp_path / "home2"))
+    assert big.returncode == 1, big.stderr
+    assert f"config.json of zoo/bigconfig is {len(padded)} bytes, more than" in big.stderr
+    assert cached_names(tmp_path / "home2") == set()
+    # A server that says a config is small and then sends more is cut off while it arrives.
+    set_faults(hub, "zoo/bigcard", {"resolve": {"config.json": {"body": padded}}})
+    lying = run_zoo("info", "hf://zoo/bigcard", **hub.env(tmp_path / "home3"))
+    assert lying.returncode == 1, lying.stderr
+    assert "over the" in lying.stderr and "bytes allowed" in lying.stderr, lying.stderr[-600:]
+    assert "config.json" not in cached_names(tmp_path / "home3")
+
+
+def _unshare_works() -> bool:
+    try:
+        probe = subprocess.run(
+            ["unshare", "-m", "true"], capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+@pytest.mark.slow
+def test_an_unwritable_or_full_cache_is_a_plain_error(
+    hub: Hub, published: Published, tmp_path: Path
+) -> None:
+    env = hub.env(tmp_path / "home", HF_HUB_CACHE="/sys/zoo-cache")
+    denied = run_zoo("load", "hf://zoo/cnn", **env)
+    assert denied.returncode == 1, denied.stderr
+    assert "cannot write the Hugging Face cache (/sys/zoo-cache)" in denied.stderr
+    outputs = [denied.stderr]
+    if _unshare_works():
+        # A private tmpfs mount: 64 KiB fills up (ENOSPC); remounted read-only it is EROFS.
+        mount = tmp_path / "mnt"
+        mount.mkdir()
+        zoo = str(Path(sys.executable).with_name("zoo"))
+        for options, wanted in (("size=64k", "the disk is full"), ("ro", "read-only")):
+            script = f"mount -t tmpfs -o {options} tmpfs {mount} && exec {zoo} load hf://zoo/cnn"
+            env = {**os.environ, **hub.env(tmp_path / "home", HF_HUB_CACHE=str(mount / "hub"))}
+            result = subprocess.run(
+                ["unshare", "-m", "sh", "-c", script],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert result.returncode == 1, result.stderr
+            assert "cannot write the Hugging Face cache" in result.stderr
+            assert wanted in result.stderr
+            outputs.append(result.stderr)
+    for text in outputs:
+        assert "internal error" not in text and "Traceback" not in text

@@ -9,8 +9,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import zoo_core
 
 PACKAGE = Path(zoo_core.__file__).parent
@@ -60,9 +58,6 @@ def test_no_private_names_are_imported_across_modules() -> None:
     assert not offenders, "private names imported across modules:\n" + "\n".join(offenders)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="api <-> hub: removed when hub.py is split (the marker goes with it)"
-)
 def test_no_import_circles_in_zoo_core() -> None:
     graph = _graph()
     # The package __init__ re-exports the public face; it may import anything, and

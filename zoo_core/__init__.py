@@ -41,7 +41,7 @@ _LAZY = {
     "create_model": "zoo_core.api",
     "save_model": "zoo_core.api",
     "load_model": "zoo_core.api",
-    "push_to_hub": "zoo_core.hub",
+    "push_to_hub": "zoo_core.hub_push",
     "pull": "zoo_core.hub",
     "predict": "zoo_core.predict",
     "preprocess": "zoo_core.predict",
@@ -49,7 +49,8 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from zoo_core.api import create_model, load_model, save_model
-    from zoo_core.hub import pull, push_to_hub
+    from zoo_core.hub import pull
+    from zoo_core.hub_push import push_to_hub
     from zoo_core.model import ZooModel
     from zoo_core.predict import predict, preprocess
 

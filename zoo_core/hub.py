@@ -1,4 +1,4 @@
-"""Sharing models on the Hugging Face Hub: ``push_to_hub``, ``pull`` and ``hf://`` sources.
+"""Models on the Hugging Face Hub: ``hf://`` sources, ``pull``, and checking what was fetched.
 
 A zoo model on the Hub is the saved directory itself: ``config.json``, the
 safetensors weights (one file, or shards and their index) and a ``README.md``
@@ -8,34 +8,41 @@ only those names, never pickles or code, and nothing downloaded is executed:
 the architecture must come from an installed plugin, which is checked from
 ``config.json`` before any weights are fetched.
 
->>> import zoo_core
->>> zoo_core.push_to_hub("cnn/", "me/cnn-demo")                          # doctest: +SKIP
-CommitInfo(commit_url='https://huggingface.co/me/cnn-demo/commit/1f0c...', ...)
+Everything the Hub says is checked before it is used: the repository id and
+revision (:func:`parse_hf_source`), each file's size from the Hub's metadata
+against :data:`MAX_CONFIG_BYTES`, :data:`MAX_INDEX_BYTES`,
+:data:`MAX_CARD_BYTES` and the sizes ``config.json`` records, and each
+downloaded file's sha256 (by :func:`zoo_core.file_hashes.check_file_hashes`, the
+one verifier of local and Hub files). Transfers, their time limits and their
+errors live in :mod:`zoo_core.hub_transport`; pushing in :mod:`zoo_core.hub_push`;
+the model card in :mod:`zoo_core.hub_card`.
+
 >>> model = zoo_core.load_model("hf://me/cnn-demo@v1")                   # doctest: +SKIP
 >>> zoo_core.pull("me/cnn-demo")                                         # doctest: +SKIP
 PosixPath('/home/me/.cache/huggingface/hub/models--me--cnn-demo/snapshots/1f0c...')
-
-huggingface_hub is imported only inside these functions: it reads its
-environment variables once, at import, and ``import zoo_core`` stays light.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
-import os
 import re
-import tempfile
-from collections.abc import Iterator
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import HubError, UsageError, WeightsError
-from zoo_core.safetensors_io import hash_file
-from zoo_core.units import human_bytes
-from zoo_core.variant_meta import card_metadata, check_weights_section
+from zoo_core.hub_card import CARD_NAME
+from zoo_core.hub_transport import (
+    check_size,
+    download,
+    hub_errors,
+    is_cached,
+    offline,
+    offline_error,
+    resolve_commit,
+)
+from zoo_core.untrusted import clean_text
 from zoo_core.weights import (
     CONFIG_NAME,
     INDEX_NAME,
@@ -49,26 +56,47 @@ from zoo_core.weights import (
 __all__ = [
     "CARD_NAME",
     "HF_PREFIX",
+    "MAX_CARD_BYTES",
+    "MAX_CONFIG_BYTES",
+    "MAX_INDEX_BYTES",
     "HubModel",
+    "HubWarning",
     "Snapshot",
+    "check_downloads",
+    "check_revision",
     "is_hf_source",
     "open_hub_saved",
     "parse_hf_source",
     "pull",
-    "push_to_hub",
-    "render_card",
+    "pull_snapshot",
     "resolve_hf_source",
-    "verify_files",
+    "valid_revision",
 ]
 
 HF_PREFIX = "hf://"
-CARD_NAME = "README.md"
-LIBRARY_NAME = "zoo"
+# What zoo accepts from the Hub before downloading (checked against the Hub's file metadata,
+# and again while the bytes arrive). 'zoo push' writes files far below these.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+MAX_INDEX_BYTES = 16 * 1024 * 1024
+MAX_CARD_BYTES = 1024 * 1024
 # Weights zoo never loads: unpickling a downloaded file can run arbitrary code.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-_PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+# huggingface_hub's rules for a repository id, so that it never refuses one zoo accepted:
+# letters, digits, '_', '-', '.', not starting or ending with '-' or '.', 96 at most.
+_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
 _REPO_RE = re.compile(rf"(?:{_PART}/)?{_PART}")
+# A branch or tag name as git allows it, restricted to plain characters, or a commit sha.
+_REF_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
+_MAX_REF = 200
 _SHARD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.safetensors")
+_SOURCE_HINT = (
+    "write hf://OWNER/REPO or hf://OWNER/REPO@REVISION: OWNER and REPO of letters, digits, "
+    "'-', '_' and '.' (not first or last, no '--' or '..'), REVISION a branch, tag or commit"
+)
+
+
+class HubWarning(UserWarning):
+    """Something from the Hub was skipped (an oversized model card); the model is unaffected."""
 
 
 def is_hf_source(source: object) -> bool:
@@ -76,23 +104,56 @@ def is_hf_source(source: object) -> bool:
     return isinstance(source, str) and source.startswith(HF_PREFIX)
 
 
+def valid_revision(revision: str) -> bool:
+    """Whether ``revision`` is a branch or tag name (no ``..``, no ``.lock``) or a commit sha."""
+    return (
+        len(revision) <= _MAX_REF
+        and bool(_REF_RE.fullmatch(revision))
+        and ".." not in revision
+        and not revision.endswith((".", ".lock"))
+        and "/." not in revision
+    )
+
+
 def parse_hf_source(text: str) -> tuple[str, str | None]:
     """Split ``hf://owner/repo[@revision]`` (the prefix is optional) into repo id and revision.
+
+    The id follows the Hub's rules; the revision must be a branch or tag name
+    or a commit sha: never a path (``..``), so it cannot steer the cache.
 
     >>> parse_hf_source("hf://me/cnn@v1")
     ('me/cnn', 'v1')
 
     Raises:
-        UsageError: the text is not a repository id.
+        UsageError: the text is not a repository id with an optional revision.
     """
     body = text[len(HF_PREFIX) :] if text.startswith(HF_PREFIX) else text
     repo_id, at, revision = body.partition("@")
-    if not _REPO_RE.fullmatch(repo_id) or ".." in repo_id or (at and not revision):
+    if (
+        not _REPO_RE.fullmatch(repo_id)
+        or ".." in repo_id
+        or "--" in repo_id
+        or repo_id.endswith(".git")
+    ):
+        raise UsageError(f"{clean_text(text, 120)!r} is not a Hub model source", hint=_SOURCE_HINT)
+    if at and not valid_revision(revision):
         raise UsageError(
-            f"{text!r} is not a Hub model source",
-            hint="write hf://OWNER/REPO or hf://OWNER/REPO@REVISION (a branch, tag or commit)",
+            f"{clean_text(revision, 120)!r} is not a revision",
+            hint="give a branch or tag name (letters, digits, '.', '_', '-', '/'; no '..') "
+            "or a 40-hex commit sha",
         )
     return repo_id, revision or None
+
+
+def check_revision(revision: str | None) -> str | None:
+    """``revision`` if it is one :func:`valid_revision` accepts (None passes).
+
+    Raises:
+        UsageError: it is not a branch, tag or commit.
+    """
+    if revision is not None and not valid_revision(revision):
+        parse_hf_source(f"x@{revision}")
+    return revision
 
 
 @dataclass(frozen=True)
@@ -145,141 +206,7 @@ class HubModel(SavedModel):
         return {"repo_id": self.repo_id, "revision": self.revision, "commit": self.commit}
 
 
-# -- errors -----------------------------------------------------------------------------------
-
-
-def _endpoint() -> str:
-    from huggingface_hub import constants
-
-    return constants.ENDPOINT
-
-
-def _is_network_error(err: BaseException) -> bool:
-    names = {cls.__name__ for cls in type(err).__mro__}
-    # huggingface_hub's HTTP layer raises its own transport errors (httpx-style), not OSError.
-    return isinstance(err, (ConnectionError, TimeoutError)) or bool(
-        names & {"TransportError", "NetworkError", "TimeoutException"}
-    )
-
-
-@contextlib.contextmanager
-def _hub_errors(repo_id: str, revision: str | None, *, writing: bool = False) -> Iterator[None]:
-    """Turn huggingface_hub's exceptions into zoo errors that say what to do."""
-    from huggingface_hub import errors as hf
-
-    where = f"{repo_id}@{revision}" if revision else repo_id
-    try:
-        yield
-    except hf.RevisionNotFoundError:
-        raise HubError(
-            f"revision {revision or 'main'!r} does not exist in {repo_id}",
-            hint="give a branch, a tag or a full commit sha of that repository",
-        ) from None
-    except hf.RepositoryNotFoundError:
-        raise HubError(
-            f"no repository {repo_id} on {_endpoint()}",
-            hint="check the name; a private repository needs HF_TOKEN set to a token that can "
-            "read it",
-        ) from None
-    except hf.OfflineModeIsEnabled:
-        raise _offline_error(repo_id, revision) from None
-    except hf.LocalEntryNotFoundError as err:
-        if _offline():
-            raise _offline_error(repo_id, revision) from None
-        raise HubError(
-            f"cannot reach the Hub at {_endpoint()} to fetch {where}: {_first_line(err)}",
-            hint="check the network (and HF_ENDPOINT); files already fetched stay in the cache",
-        ) from None
-    except hf.HfHubHTTPError as err:
-        status = getattr(err.response, "status_code", None)
-        if status == 401:
-            raise HubError(
-                f"the Hub at {_endpoint()} refused the credentials for {where} (401)",
-                hint="check HF_TOKEN or run 'hf auth login' (the token is never shown)",
-            ) from None
-        if status == 403:
-            action = "write to" if writing else "read"
-            raise HubError(
-                f"no permission to {action} {repo_id} (403)",
-                hint="use a token with write access to that namespace, or push under your own name",
-            ) from None
-        raise HubError(
-            f"the Hub answered {status} for {where}: {_server_message(err)}",
-            hint="run the command again; if it persists, check the repository on the Hub",
-        ) from None
-    except Exception as err:
-        if _is_network_error(err):
-            raise HubError(
-                f"cannot reach the Hub at {_endpoint()} for {where}, or the transfer was cut: "
-                f"{_first_line(err)}",
-                hint="check the network (and HF_ENDPOINT) and run again: completed files stay "
-                "in the cache",
-            ) from None
-        raise
-
-
-def _offline_error(repo_id: str, revision: str | None) -> HubError:
-    where = f"{HF_PREFIX}{repo_id}" + (f"@{revision}" if revision else "")
-    return HubError(
-        f"{where} is not in the local cache, and HF_HUB_OFFLINE=1 forbids downloading it",
-        hint=f"pull it while online (zoo pull {repo_id}"
-        + (f" --revision {revision}" if revision else "")
-        + "), or unset HF_HUB_OFFLINE",
-    )
-
-
-def _first_line(err: BaseException) -> str:
-    lines = [line for line in str(err).splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__
-
-
-def _server_message(err: Any) -> str:
-    server = getattr(err, "server_message", None)
-    return (server or _first_line(err)).strip()
-
-
-# -- downloading ------------------------------------------------------------------------------
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
-
-
-def _download(repo_id: str, name: str, commit: str, token: str | bool | None) -> Path:
-    from huggingface_hub import hf_hub_download
-
-    return Path(
-        hf_hub_download(repo_id, name, revision=commit, token=token, library_name=LIBRARY_NAME)
-    )
-
-
-def _is_cached(repo_id: str, name: str, commit: str) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
-    return isinstance(try_to_load_from_cache(repo_id, name, revision=commit), str)
-
-
-def _resolve_commit(
-    repo_id: str, revision: str | None, token: str | bool | None
-) -> tuple[str, list[str]]:
-    """The commit ``revision`` points at and the file names it holds."""
-    from huggingface_hub import HfApi, hf_hub_download
-
-    if _offline():
-        # The cache maps branch and tag names to commits (its refs/), written on download.
-        config = Path(hf_hub_download(repo_id, CONFIG_NAME, revision=revision))
-        return config.parent.name, sorted(p.name for p in config.parent.iterdir())
-    info = HfApi(token=token, library_name=LIBRARY_NAME).model_info(repo_id, revision=revision)
-    names = [s.rfilename for s in info.siblings or []]
-    if CONFIG_NAME in names:
-        # Fetching by the revision's name records it in the cache's refs/, so the same
-        # hf://repo@revision works offline later. A push in between moves it: follow.
-        config = Path(hf_hub_download(repo_id, CONFIG_NAME, revision=revision, token=token))
-        if config.parent.name != info.sha:
-            return _resolve_commit(repo_id, config.parent.name, token)
-    return str(info.sha), names
+# -- what a repository holds ------------------------------------------------------------------
 
 
 def _check_names(source: str, names: list[str]) -> None:
@@ -287,8 +214,9 @@ def _check_names(source: str, names: list[str]) -> None:
     has_weights = WEIGHTS_NAME in names or INDEX_NAME in names
     pickles = sorted(n for n in names if n.endswith(PICKLE_SUFFIXES))
     if pickles and not has_weights:
+        shown = ", ".join(clean_text(p, 80) for p in pickles[:3])
         raise HubError(
-            f"{source} holds only pickle weights ({', '.join(pickles[:3])}), which zoo never "
+            f"{source} holds only pickle weights ({shown}), which zoo never "
             "loads: unpickling a downloaded file can run arbitrary code",
             hint="ask for a safetensors upload, or convert a copy you trust and push it with "
             "'zoo push'",
@@ -301,7 +229,10 @@ def _check_names(source: str, names: list[str]) -> None:
 
 
 def _read_record(config: Path, source: str) -> dict[str, Any]:
-    data = read_json(config)
+    try:
+        data = read_json(config)
+    except WeightsError as err:
+        raise HubError(f"{source}: {err}", hint=err.hint) from None
     if not isinstance(data, dict) or "zoo_format" not in data or "architecture" not in data:
         raise HubError(
             f"{source} is not a zoo model: its {CONFIG_NAME} has no zoo record",
@@ -315,23 +246,55 @@ def _read_record(config: Path, source: str) -> dict[str, Any]:
 
 
 def _weight_names(
-    repo_id: str, commit: str, names: list[str], token: str | bool | None, source: str
+    repo_id: str,
+    commit: str,
+    sizes: dict[str, int | None],
+    token: str | bool | None,
+    source: str,
 ) -> list[str]:
     """The weight files to fetch: the single file, or the index and the shards it names."""
-    if WEIGHTS_NAME in names:
+    if WEIGHTS_NAME in sizes:
         return [WEIGHTS_NAME]
-    if INDEX_NAME not in names:
+    if INDEX_NAME not in sizes:
         raise HubError(f"{source} has neither {WEIGHTS_NAME} nor {INDEX_NAME}")
-    index = read_json(_download(repo_id, INDEX_NAME, commit, token))
+    check_size(INDEX_NAME, sizes[INDEX_NAME], MAX_INDEX_BYTES, source)
+    index_path = download(repo_id, INDEX_NAME, commit, token, max_bytes=MAX_INDEX_BYTES)
+    try:
+        index = read_json(index_path)
+    except WeightsError as err:
+        raise HubError(f"{source}: {err}") from None
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict):
         raise HubError(f"{source}: {INDEX_NAME} has no 'weight_map' object")
-    shards = sorted(set(weight_map.values()), key=str)
-    for shard in shards:
+    shards: list[str] = []
+    for shard in dict.fromkeys(v if isinstance(v, str) else repr(v) for v in weight_map.values()):
         # The allow-list: an index may only send us to plain .safetensors names in the repo.
-        if not isinstance(shard, str) or not _SHARD_RE.fullmatch(shard) or ".." in shard:
-            raise HubError(f"{source}: {INDEX_NAME} names a file zoo will not fetch: {shard!r}")
-    return [INDEX_NAME, *shards]
+        if not _SHARD_RE.fullmatch(shard) or ".." in shard:
+            raise HubError(
+                f"{source}: {INDEX_NAME} names a file zoo will not fetch: {clean_text(shard, 80)!r}"
+            )
+        shards.append(shard)
+    return [INDEX_NAME, *sorted(shards)]
+
+
+def _size_limit(
+    name: str, sizes: dict[str, int | None], record: dict[str, Any], source: str
+) -> int | None:
+    """The most bytes ``name`` may have: what config.json records, else what the Hub says."""
+    recorded = record.get("files", {}).get(name, {}).get("size")
+    told = sizes.get(name)
+    if name == INDEX_NAME:
+        check_size(name, told, MAX_INDEX_BYTES, source)
+    if recorded is not None and told is not None and recorded != told:
+        raise HubError(
+            f"{name} of {source} is {told} bytes on the Hub, but its {CONFIG_NAME} records "
+            f"{recorded}",
+            hint="the repository's files do not match their config.json; push it again",
+        )
+    limit = recorded if recorded is not None else told
+    if name == INDEX_NAME:
+        limit = min(limit, MAX_INDEX_BYTES) if limit is not None else MAX_INDEX_BYTES
+    return limit
 
 
 def resolve_hf_source(
@@ -346,9 +309,11 @@ def resolve_hf_source(
     Only allow-listed names are fetched: ``config.json`` first, then (with
     ``weights=True``) the weights and ``README.md``. With ``check_plugin``, an
     architecture whose plugin is not installed fails after ``config.json``,
-    before any weights are downloaded. Newly downloaded files are checked
-    against the sha256 and size recorded in ``config.json`` (its ``files``
-    field), when it has one. Under ``HF_HUB_OFFLINE=1`` everything comes from the cache.
+    before any weights are downloaded. Sizes are checked against the Hub's
+    metadata before each download; a model card over :data:`MAX_CARD_BYTES` is
+    skipped with a warning. Newly downloaded files are checked against the
+    sha256 and size recorded in ``config.json`` (its ``files`` field), when it
+    has one. Under ``HF_HUB_OFFLINE=1`` everything comes from the cache.
 
     >>> snap = resolve_hf_source("hf://me/cnn@v1")                     # doctest: +SKIP
     >>> snap.commit, snap.path                                         # doctest: +SKIP
@@ -356,15 +321,17 @@ def resolve_hf_source(
 
     Raises:
         HubError: not found, no permission, offline and not cached, network down,
-            not a zoo model, pickle-only, or content not matching its recorded hash.
+            a time or size limit, not a zoo model, pickle-only, or content not
+            matching its recorded hash.
         PluginNotInstalledError: the architecture's plugin is missing.
     """
     repo_id, revision = parse_hf_source(text)
     source = f"{HF_PREFIX}{repo_id}" + (f"@{revision}" if revision else "")
-    with _hub_errors(repo_id, revision):
-        commit, names = _resolve_commit(repo_id, revision, token)
-        _check_names(source, names)
-        config = _download(repo_id, CONFIG_NAME, commit, token)
+    with hub_errors(repo_id, revision):
+        commit, sizes = resolve_commit(repo_id, revision, token, config_bytes=MAX_CONFIG_BYTES)
+        _check_names(source, list(sizes))
+        check_size(CONFIG_NAME, sizes[CONFIG_NAME], MAX_CONFIG_BYTES, source)
+        config = download(repo_id, CONFIG_NAME, commit, token, max_bytes=MAX_CONFIG_BYTES)
         record = _read_record(config, source)
         if check_plugin:
             from zoo_core.registry import get_registry
@@ -374,19 +341,66 @@ def resolve_hf_source(
             )
         fetched = [CONFIG_NAME]
         if weights:
-            if not {WEIGHTS_NAME, INDEX_NAME} & set(names) and _offline():
-                raise _offline_error(repo_id, revision)  # only its config was fetched before
-            wanted = _weight_names(repo_id, commit, names, token, source)
-            if CARD_NAME in names:
-                wanted.append(CARD_NAME)
+            if not {WEIGHTS_NAME, INDEX_NAME} & set(sizes) and offline():
+                raise offline_error(repo_id, revision)  # only its config was fetched before
+            wanted = _weight_names(repo_id, commit, sizes, token, source)
+            if CARD_NAME in sizes:
+                card_size = sizes[CARD_NAME]
+                if card_size is not None and card_size > MAX_CARD_BYTES:
+                    warnings.warn(
+                        f"{source}: not fetching its {CARD_NAME} of {card_size} bytes "
+                        f"(more than {MAX_CARD_BYTES}); the model does not need it",
+                        HubWarning,
+                        stacklevel=2,
+                    )
+                else:
+                    wanted.append(CARD_NAME)
             # Checking hashes costs a read of every byte: do it for what this call downloads.
-            cached_before = {n for n in wanted if _is_cached(repo_id, n, commit)}
+            cached_before = {n for n in wanted if is_cached(repo_id, n, commit)}
             for name in wanted:
-                _download(repo_id, name, commit, token)
+                limit = MAX_CARD_BYTES if name == CARD_NAME else None
+                if name != CARD_NAME:
+                    limit = _size_limit(name, sizes, record, source)
+                download(repo_id, name, commit, token, max_bytes=limit)
             fetched += wanted
             new = [n for n in wanted if n not in cached_before]
-            verify_files(config.parent, record, new, source=source, evict=True)
+            check_downloads(config.parent, record, new, source)
     return Snapshot(repo_id, revision, commit, config.parent, tuple(fetched))
+
+
+def check_downloads(directory: Path, record: dict[str, Any], names: list[str], source: str) -> None:
+    """Check downloaded files against config.json's ``files`` record; evict any that differ.
+
+    The comparison is :func:`zoo_core.file_hashes.check_file_hashes`, the same one
+    ``zoo verify`` and ``zoo push`` use. huggingface_hub checks a download's
+    size but not its content, so this is what catches a corrupted or tampered
+    transfer; removing the bad file from the cache makes the next try download
+    it again instead of trusting it.
+
+    Raises:
+        HubError: a file differs from its record.
+    """
+    from zoo_core.file_hashes import check_file_hashes
+
+    recorded = record.get("files")
+    if not isinstance(recorded, dict):
+        return
+    wanted = {n: recorded[n] for n in names if n in recorded}
+    problems = check_file_hashes(directory, wanted)
+    if not problems:
+        return
+    for problem in problems:
+        path = Path(directory) / problem.where
+        blob = path.resolve()
+        path.unlink(missing_ok=True)
+        if blob != path:
+            blob.unlink(missing_ok=True)
+    first = problems[0]
+    raise HubError(
+        f"{first.where} from {source} is corrupt or was tampered with: {first.message}",
+        hint="download it again; if it persists, the repository's files do not match "
+        "their config.json",
+    )
 
 
 def open_hub_saved(text: str, *, weights: bool = True) -> HubModel:
@@ -421,293 +435,9 @@ def pull_snapshot(
 ) -> Snapshot:
     """:func:`pull`, returning the whole :class:`Snapshot` (commit and files too)."""
     name, inline_revision = parse_hf_source(repo_id)
+    check_revision(revision)
     if inline_revision and revision and inline_revision != revision:
         raise UsageError(f"two revisions given: @{inline_revision} and {revision}")
     revision = revision or inline_revision
     source = f"{HF_PREFIX}{name}" + (f"@{revision}" if revision else "")
     return resolve_hf_source(source, weights=True, token=token, check_plugin=False)
-
-
-# -- verifying --------------------------------------------------------------------------------
-
-
-def verify_files(
-    directory: Path,
-    record: dict[str, Any],
-    names: list[str],
-    *,
-    source: str | None = None,
-    evict: bool = False,
-) -> None:
-    """Check files against the ``{"files": {name: {"sha256", "size"}}}`` record of config.json.
-
-    Names the record does not list, or a record without ``files``, are not
-    checked. huggingface_hub checks a download's size but not its content, so
-    this is what catches a corrupted or tampered transfer. With ``evict``, a
-    bad file is removed from the cache so that the next try downloads it again.
-
-    Raises:
-        HubError: a downloaded file (``source`` given) differs from the recorded one.
-        WeightsError: a local file (no ``source``) differs from the recorded one.
-    """
-    recorded = record.get("files")
-    if not isinstance(recorded, dict):
-        return
-    for name in names:
-        want = recorded.get(name)
-        if not isinstance(want, dict):
-            continue
-        path = Path(directory) / name
-        size = path.stat().st_size
-        problem = None
-        if isinstance(want.get("size"), int) and size != want["size"]:
-            problem = f"{size} bytes, but {want['size']} were recorded"
-        elif (
-            isinstance(want.get("sha256"), str) and hash_file(path).sha256 != want["sha256"].lower()
-        ):
-            problem = "its sha256 differs from the one recorded in config.json"
-        if problem is None:
-            continue
-        if evict:
-            blob = path.resolve()
-            path.unlink(missing_ok=True)
-            if blob != path:
-                blob.unlink(missing_ok=True)
-        if source is None:
-            raise WeightsError(
-                f"{name} in {directory} does not match its config.json: {problem}",
-                hint="the files changed after they were saved; save the model again",
-            )
-        raise HubError(
-            f"{name} from {source} is corrupt or was tampered with: {problem}",
-            hint="download it again; if it persists, the repository's files do not match "
-            "their config.json",
-        )
-
-
-# -- pushing ----------------------------------------------------------------------------------
-
-
-def _parameter_count(saved: SavedModel) -> tuple[int, int]:
-    """Parameters and bytes stored in the weight files, read from the safetensors headers."""
-    from safetensors import safe_open
-
-    count = size = 0
-    by_file: dict[Path, list[str]] = {}
-    for key, file in saved.key_to_file.items():
-        by_file.setdefault(file, []).append(key)
-    for file, keys in by_file.items():
-        with safe_open(file, framework="pt") as f:
-            for key in keys:
-                piece = f.get_slice(key)
-                numel = 1
-                for dim in piece.get_shape():
-                    numel *= dim
-                count += numel
-                size += numel * _DTYPE_BYTES.get(piece.get_dtype(), 4)
-    return count, size
-
-
-_DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2}
-_DTYPE_BYTES |= {"I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
-
-
-def render_card(saved: SavedModel, repo_id: str, *, license: str | None = None) -> str:
-    """The README.md model card ``push`` writes: YAML metadata, what it is, how to load it."""
-    from huggingface_hub import ModelCardData
-
-    record = saved.record
-    arch = record["architecture"]
-    plugin = record.get("plugin") or "the plugin that provides it"
-    version = record.get("plugin_version")
-    params, size = _parameter_count(saved)
-    summary = _summary(arch, record.get("plugin"))
-    tags = [LIBRARY_NAME, arch, *([record["plugin"]] if record.get("plugin") else [])]
-    # A weights variant's metrics, labels and license go into the card's metadata.
-    extra = {}
-    if "weights" in record:
-        section = check_weights_section(record["weights"], str(saved.path))
-        extra = card_metadata(section, repo_id.split("/")[-1])
-    license = license or extra.pop("license", None)
-    extra.pop("license", None)
-    data = ModelCardData(library_name=LIBRARY_NAME, license=license, tags=tags, **extra)
-    config_json = json.dumps(record.get("config", {}), indent=2, sort_keys=True)
-    install = "pip install zoo-core " + (record.get("plugin") or "")
-    weights = (
-        WEIGHTS_NAME
-        if WEIGHTS_NAME in {p.name for p in saved.files}
-        else f"{len(saved.files)} shards named by {INDEX_NAME}"
-    )
-    lines = [
-        "---",
-        data.to_yaml(),
-        "---",
-        "",
-        f"# {repo_id.split('/')[-1]}",
-        "",
-        f"A `{arch}` model for [zoo](https://pypi.org/project/zoo-core/), the plugin-based "
-        f"PyTorch model zoo. The architecture comes from the plugin `{plugin}`"
-        + (f" (saved with version {version})" if version else "")
-        + "; this repository holds only its config and weights.",
-        "",
-    ]
-    if summary:
-        lines += [f"> {summary}", ""]
-    lines += [
-        f"- Parameters: {params:,} ({human_bytes(size)})",
-        f"- Weights: safetensors ({weights}); no pickle, no code",
-        f"- Saved with zoo-core {record.get('zoo_core_version', 'unknown')}",
-        "",
-        "## Config",
-        "",
-        "```json",
-        config_json,
-        "```",
-        "",
-        "## How to load",
-        "",
-        "```bash",
-        install.strip(),
-        f"zoo load hf://{repo_id}",
-        "```",
-        "",
-        "```python",
-        "import zoo_core",
-        "",
-        f'model = zoo_core.load_model("hf://{repo_id}", device="cpu")',
-        "```",
-        "",
-        "Pin a version with `hf://" + repo_id + "@<revision>` (a branch, tag or commit).",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _summary(arch: str, plugin: str | None) -> str | None:
-    from zoo_core.errors import ZooError
-    from zoo_core.registry import get_registry
-
-    try:
-        entry = get_registry().resolve(f"{plugin}:{arch}" if plugin else arch)
-    except ZooError:
-        return None
-    return entry.spec.summary or None
-
-
-def _is_weight_file(name: str) -> bool:
-    return name == INDEX_NAME or ("/" not in name and name.endswith(".safetensors"))
-
-
-def push_to_hub(
-    model_or_dir: Any,
-    repo_id: str,
-    *,
-    revision: str | None = None,
-    private: bool = False,
-    commit_message: str | None = None,
-    token: str | None = None,
-    license: str | None = None,
-    overwrite_card: bool = False,
-) -> Any:
-    """Upload a model (a ZooModel, or a directory saved by ``save_model``) in one commit.
-
-    The commit holds ``config.json``, the weights (single or sharded with the
-    index) and a model card; weight files of an earlier push that the new one
-    does not have are deleted in the same commit. The card is generated unless
-    the directory has its own ``README.md`` or the repository already has one
-    (``overwrite_card=True`` regenerates it). ``revision`` names a branch,
-    created from ``main`` if missing. The token comes from ``token``, else
-    ``HF_TOKEN`` or the saved login; it is never written anywhere.
-
-    huggingface_hub commits atomically: a push that fails leaves the repository
-    as it was.
-
-    Returns:
-        huggingface_hub's ``CommitInfo`` (``oid`` is the new commit's sha).
-
-    Raises:
-        HubError: no permission, not found, network down.
-        WeightsError: the directory is not a saved zoo model or its files do not
-            match their recorded hashes.
-
-    >>> zoo_core.push_to_hub(model, "me/cnn-demo", license="mit")          # doctest: +SKIP
-    """
-    from zoo_core.model import ZooModel
-
-    repo_id, inline_revision = parse_hf_source(repo_id)
-    if inline_revision:
-        revision = revision or inline_revision
-    if isinstance(model_or_dir, ZooModel):
-        from zoo_core.api import save_model
-
-        with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
-            directory = save_model(model_or_dir, Path(tmp) / "model")
-            return _push_directory(
-                directory, repo_id, revision, private, commit_message, token, license,
-                overwrite_card,
-            )  # fmt: skip
-    path = Path(os.path.expanduser(os.fspath(model_or_dir)))
-    if not path.is_dir():
-        raise WeightsError(
-            f"{path} is not a saved model directory",
-            hint="push a directory written by 'zoo save' or zoo_core.save_model, or a ZooModel",
-        )
-    return _push_directory(
-        path, repo_id, revision, private, commit_message, token, license, overwrite_card
-    )
-
-
-def _push_directory(
-    directory: Path,
-    repo_id: str,
-    revision: str | None,
-    private: bool,
-    commit_message: str | None,
-    token: str | None,
-    license: str | None,
-    overwrite_card: bool,
-) -> Any:
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-
-    saved = read_saved(directory)
-    weight_names = [p.name for p in saved.files]
-    if (directory / INDEX_NAME).is_file() and WEIGHTS_NAME not in weight_names:
-        weight_names.insert(0, INDEX_NAME)
-    verify_files(directory, saved.record, weight_names)
-    upload = [CONFIG_NAME, *weight_names]
-    local_card = directory / CARD_NAME
-    api = HfApi(token=token, library_name=LIBRARY_NAME)
-    with _hub_errors(repo_id, revision, writing=True):
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        if revision is not None:
-            _ensure_branch(api, repo_id, revision)
-        existing = set(api.list_repo_files(repo_id, revision=revision))
-        operations: list[Any] = [
-            CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(directory / name))
-            for name in upload
-        ]
-        if local_card.is_file() and not overwrite_card:
-            operations.append(
-                CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=str(local_card))
-            )
-        elif overwrite_card or CARD_NAME not in existing:
-            card = render_card(saved, repo_id, license=license).encode("utf-8")
-            operations.append(CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=card))
-        stale = sorted(n for n in existing if _is_weight_file(n) and n not in upload)
-        operations += [CommitOperationDelete(path_in_repo=name) for name in stale]
-        message = commit_message or f"Upload {saved.architecture} with zoo"
-        return api.create_commit(
-            repo_id, operations=operations, commit_message=message, revision=revision
-        )
-
-
-def _ensure_branch(api: Any, repo_id: str, revision: str) -> None:
-    refs = api.list_repo_refs(repo_id)
-    if revision in {b.name for b in refs.branches}:
-        return
-    if revision in {t.name for t in refs.tags} or re.fullmatch(r"[0-9a-f]{40}", revision):
-        raise HubError(
-            f"cannot push to {revision!r} in {repo_id}: it is a tag or a commit, not a branch",
-            hint="push to a branch (--revision BRANCH), then tag it on the Hub",
-        )
-    api.create_branch(repo_id, branch=revision, exist_ok=True)

@@ -5,6 +5,22 @@ the ``ZOO_PLUGINS`` environment variable) and registered with a pluggy
 ``PluginManager``. Each plugin's hook is called on its own, so one that fails to
 import, raises or returns garbage is recorded as broken while the others work.
 
+A plugin is trusted code, but its mistakes must not become zoo's. Each one is
+imported and its hook called under a guard (:func:`_run_guarded`: an alarm in
+the main thread, a worker thread elsewhere) that
+
+- sends whatever it prints to stderr, so ``zoo list --json`` stays JSON;
+- turns ``sys.exit``, ``SystemExit`` and any other ``BaseException`` it raises
+  into a broken plugin instead of the end of the process;
+- is stopped (or, in a worker thread, abandoned) after ``ZOO_PLUGIN_TIMEOUT``
+  seconds (default 20), marking the plugin broken, so an endless hook cannot
+  hang every command;
+- is timed: one slower than :data:`SLOW_PLUGIN_SECONDS` is named in a warning,
+  because every command waits for it.
+
+A user's Ctrl-C still interrupts discovery; a ``KeyboardInterrupt`` a plugin
+raises by itself marks it broken.
+
 Names: a bare name (``simple_cnn``) resolves only when exactly one plugin
 registers it; ``DIST:NAME`` (``zoo-cnn:simple_cnn``) always does. Conflicts are
 reported, never settled by load order. Nothing here imports torch.
@@ -22,6 +38,10 @@ import fnmatch
 import importlib
 import os
 import re
+import signal
+import sys
+import threading
+import time
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -45,8 +65,10 @@ from zoo_core.errors import (
     ModelNotFoundError,
     PluginError,
     PluginNotInstalledError,
+    UsageError,
 )
 from zoo_core.plugin_cache import PluginCache, entry_points, load_entry_point
+from zoo_core.untrusted import clean_text, install_requirement
 from zoo_core.version import __version__
 
 __all__ = [
@@ -63,8 +85,15 @@ __all__ = [
 ]
 
 
+TIMEOUT_ENV = "ZOO_PLUGIN_TIMEOUT"
+DEFAULT_PLUGIN_TIMEOUT = 20.0
+# Importing a hook module and calling its hook should take milliseconds; past this, every
+# command is visibly slower, so the plugin is named.
+SLOW_PLUGIN_SECONDS = 1.0
+
+
 class ZooPluginWarning(UserWarning):
-    """Issued once per broken or incompatible plugin when the registry is built."""
+    """Issued once per broken, incompatible or slow plugin when the registry is built."""
 
 
 class _IncompatiblePlugin(Exception):
@@ -100,6 +129,12 @@ class PluginInfo:
     error: str | None = None
     models: tuple[str, ...] = ()
     api_version: int | None = None
+    seconds: float | None = None
+
+    @property
+    def slow(self) -> bool:
+        """Whether importing it and calling its hook took over :data:`SLOW_PLUGIN_SECONDS`."""
+        return self.seconds is not None and self.seconds > SLOW_PLUGIN_SECONDS
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -312,14 +347,23 @@ class Registry:
         if distribution:
             plugin = self.plugin(distribution)
             if plugin is None or plugin.status != "ok":
-                requirement = f"{distribution}>={version}" if version else distribution
+                # Both fields come from the file: only a valid name and version are echoed
+                # into a command, and nothing of them is shown unescaped.
+                requirement = install_requirement(distribution, version)
                 state = "is not installed" if plugin is None else f"is {plugin.status}"
-                hint = f"install it: pip install '{requirement}'"
+                if requirement is not None:
+                    hint = f"install it: pip install '{requirement}'"
+                else:
+                    hint = (
+                        "the plugin name recorded with the weights is not a valid distribution "
+                        "name; find out which plugin provides this architecture"
+                    )
                 if plugin is not None and plugin.status == "incompatible":
                     hint = f"{plugin.name} {plugin.error}"
+                shown_version = clean_text(version, 40) if version else "unknown"
                 raise PluginNotInstalledError(
-                    f"these weights are a {architecture!r} model from the plugin "
-                    f"{distribution} (version {version or 'unknown'}), which {state}",
+                    f"these weights are a '{clean_text(architecture, 80)}' model from the plugin "
+                    f"{clean_text(distribution, 80)} (version {shown_version}), which {state}",
                     distribution=distribution,
                     hint=hint,
                 )
@@ -363,22 +407,41 @@ def _discover() -> Registry:
     outcomes: dict[str, dict[str, Any]] = {}
     # pluggy refuses a module registered twice: such plugins always take the uncached path.
     repeated = {m for m, n in Counter(info.module for info, _ in candidates).items() if n > 1}
+    timeout = _plugin_timeout()
+    enabled: list[tuple[PluginInfo, Any]] = []
     for info, load in candidates:
         keys = {canonical_name(info.name), canonical_name(info.entry_point or info.name)}
         if keys & disabled:
             plugins.append(replace(info, status="disabled", error="listed in ZOO_DISABLE_PLUGINS"))
+        else:
+            enabled.append((info, load))
+    calls = [
+        lambda info=info, load=load: _cached_call(
+            None if info.module in repeated else cache, manager, info, load
+        )
+        for info, load in enabled
+    ]
+    for (info, _), (outcome, value, seconds) in zip(
+        enabled, _run_guarded(calls, timeout), strict=True
+    ):
+        info = replace(info, seconds=seconds)
+        if outcome == "timeout":
+            _forget(manager, info)
+            error = f"its import or hook did not finish within {TIMEOUT_ENV}={timeout:g} s"
+            plugins.append(replace(info, status="broken", error=error))
             continue
-        try:
-            use = None if info.module in repeated else cache
-            specs, api_version, outcomes[hook_name(info)] = _cached_call(use, manager, info, load)
-        except _IncompatiblePlugin as err:
+        if isinstance(value, _IncompatiblePlugin):
             plugins.append(
-                replace(info, status="incompatible", error=str(err), api_version=err.api_version)
+                replace(
+                    info, status="incompatible", error=str(value), api_version=value.api_version
+                )
             )
             continue
-        except Exception as err:  # third-party code: any failure marks it broken
-            plugins.append(replace(info, status="broken", error=_describe(err)))
+        if outcome == "raised":  # third-party code: any failure, SystemExit too, marks it broken
+            _forget(manager, info)
+            plugins.append(replace(info, status="broken", error=_describe(value)))
             continue
+        specs, api_version, outcomes[hook_name(info)] = value
         info = replace(info, models=tuple(s.name for s in specs), api_version=api_version)
         plugins.append(info)
         collected.append((info, specs))
@@ -449,6 +512,199 @@ def _cached_call(
     if all(v is not None for v in stored.values()) and len(stored) == len(_CACHED_HOOKS):
         cache.store(identity, info.module, {"api_version": api_version, "hooks": stored})
     return specs, api_version, outcomes
+
+
+def _plugin_timeout() -> float:
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_PLUGIN_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise UsageError(
+            f"{TIMEOUT_ENV}={clean_text(raw, 40)} is not a number of seconds",
+            hint=f"set {TIMEOUT_ENV} to a positive number, e.g. {DEFAULT_PLUGIN_TIMEOUT:g}, "
+            "or unset it",
+        )
+    return value
+
+
+def _forget(manager: pluggy.PluginManager, info: PluginInfo) -> None:
+    """Unregister a plugin that failed after registering, so its hook is never called again."""
+    name = f"{info.name}/{info.entry_point or info.module}"
+    plugin = manager.get_plugin(name)
+    if plugin is not None:
+        manager.unregister(plugin, name=name)
+
+
+class _PluginStdout:
+    """``sys.stdout`` while plugins run: their threads write to stderr, every other one as before.
+
+    An abandoned plugin thread may print at any later moment, so this stays in
+    place after such a thread (it is transparent for every other thread).
+    """
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+        self.plugin_threads: set[int] = set()
+
+    def _target(self) -> Any:
+        if threading.get_ident() in self.plugin_threads:
+            return sys.stderr
+        return self.original
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target(), name)
+
+
+class _OutOfTime(BaseException):
+    """Raised into a plugin's import or hook by the alarm: a BaseException, so
+    ``except Exception`` in the plugin does not swallow it."""
+
+
+def _run_guarded(calls: list[Any], timeout: float) -> list[tuple[str, Any, float]]:
+    """Run each plugin's call, none for longer than ``timeout`` seconds; see :func:`_run_alarmed`.
+
+    Returns, per call, ("ok", value, seconds), ("raised", exception, seconds) or
+    ("timeout", None, seconds). In the main thread of a Unix process whose
+    SIGALRM and SIGINT are free, the calls run right there under an alarm (no
+    thread to hand over to, which costs milliseconds on a busy machine);
+    elsewhere in worker threads (:func:`_run_threaded`).
+    """
+    if (
+        hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+        and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+        return _run_alarmed(calls, timeout)
+    return _run_threaded(calls, timeout)
+
+
+def _run_alarmed(calls: list[Any], timeout: float) -> list[tuple[str, Any, float]]:
+    """The calls in this thread: an alarm ends one that runs too long, prints go to stderr.
+
+    A ``KeyboardInterrupt`` the plugin raises itself marks it broken; one from
+    the user's Ctrl-C (seen by zoo's own SIGINT handler) still interrupts.
+    """
+    results: list[tuple[str, Any, float]] = []
+    saved = (sys.stdout, sys.stderr, list(warnings.filters))
+    pressed = {"ctrl_c": False}
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise _OutOfTime
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        pressed["ctrl_c"] = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        for call in calls:
+            started = time.perf_counter()
+            try:
+                sys.stdout = saved[1]
+                signal.setitimer(signal.ITIMER_REAL, timeout)
+                try:
+                    outcome: tuple[str, Any] = ("ok", call())
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            except _OutOfTime:
+                outcome = ("timeout", None)
+            except KeyboardInterrupt as err:
+                if pressed["ctrl_c"]:
+                    raise
+                outcome = ("raised", err)
+            except BaseException as err:  # SystemExit and the like included: record, never exit
+                outcome = ("raised", err)
+            finally:
+                sys.stdout, sys.stderr = saved[0], saved[1]
+                warnings.filters[:] = saved[2]
+            results.append((*outcome, time.perf_counter() - started))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return results
+
+
+def _run_threaded(calls: list[Any], timeout: float) -> list[tuple[str, Any, float]]:
+    """Run each plugin's call in a worker thread, none for longer than ``timeout`` seconds.
+
+    Returns, per call, ("ok", value, seconds), ("raised", exception, seconds) or
+    ("timeout", None, seconds). One worker runs the calls in turn (a thread per
+    call would cost a hand-over each); the main thread wakes only when the
+    worker is done or the call it runs is out of time, and then leaves that
+    worker behind and starts a fresh one on the next call. The workers' prints
+    go to stderr; ``sys.stderr`` and the warning filters are put back after
+    each call if a plugin changed them.
+    """
+    results: list[tuple[str, Any, float] | None] = [None] * len(calls)
+    lock = threading.Lock()
+    state = {"index": 0, "started": 0.0, "abandoned": -1}
+    saved_stdout = sys.stdout
+    proxy = saved_stdout if isinstance(saved_stdout, _PluginStdout) else _PluginStdout(saved_stdout)
+    saved = (sys.stderr, list(warnings.filters))
+    left_behind = False
+
+    def work(first: int) -> None:
+        ident = threading.get_ident()
+        proxy.plugin_threads.add(ident)
+        for index in range(first, len(calls)):
+            with lock:
+                if state["abandoned"] >= first:
+                    return  # the main thread gave up on this worker: a new one took over
+                state["index"], state["started"] = index, time.perf_counter()
+            try:
+                outcome: tuple[str, Any] = ("ok", calls[index]())
+            except BaseException as err:  # SystemExit and the like included: record, never exit
+                outcome = ("raised", err)
+            with lock:
+                if state["abandoned"] >= first:
+                    return
+                results[index] = (*outcome, time.perf_counter() - state["started"])
+            sys.stderr = saved[0]
+            warnings.filters[:] = saved[1]
+        proxy.plugin_threads.discard(ident)
+
+    sys.stdout = proxy
+    try:
+        first = 0
+        while first < len(calls):
+            worker = threading.Thread(target=work, args=(first,), name="zoo-plugins", daemon=True)
+            with lock:
+                state["index"], state["started"] = first, time.perf_counter()
+            worker.start()
+            while True:
+                with lock:
+                    index, started = state["index"], state["started"]
+                    late = time.perf_counter() - started >= timeout and results[index] is None
+                    if late:
+                        state["abandoned"] = first
+                if late:
+                    results[index] = ("timeout", None, time.perf_counter() - started)
+                    left_behind = True
+                    first = index + 1
+                    break
+                worker.join(max(started + timeout - time.perf_counter(), 0.0))
+                if not worker.is_alive():
+                    first = len(calls)
+                    break
+    finally:
+        sys.stdout = proxy if left_behind else saved_stdout
+        sys.stderr = saved[0]
+        warnings.filters[:] = saved[1]
+    return [r if r is not None else ("timeout", None, 0.0) for r in results]
 
 
 def _check_api(module: Any) -> int | None:
@@ -531,13 +787,28 @@ def get_registry(*, refresh: bool = False) -> Registry:
     global _REGISTRY
     if _REGISTRY is None or refresh:
         _REGISTRY = _discover()
-        for p in _REGISTRY.unusable:
+        for message in plugin_warnings(_REGISTRY):
             warnings.warn(
-                f"zoo plugin {p.name} is {p.status} ({p.error}); see 'zoo plugins'",
+                message,
                 ZooPluginWarning,
                 stacklevel=2,
             )
     return _REGISTRY
+
+
+def plugin_warnings(registry: Registry) -> list[str]:
+    """One line per broken, incompatible or slow plugin: what ``zoo`` prints as warnings."""
+    lines = [
+        f"zoo plugin {p.name} is {p.status} ({p.error}); see 'zoo plugins'"
+        for p in registry.unusable
+    ]
+    lines += [
+        f"zoo plugin {p.name} took {p.seconds:.1f} s to import and register its models "
+        f"(over {SLOW_PLUGIN_SECONDS:g} s); every zoo command waits for it"
+        for p in registry.plugins
+        if p.slow and p.status == "ok"
+    ]
+    return lines
 
 
 def reset_registry() -> None:

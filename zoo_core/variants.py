@@ -474,7 +474,7 @@ def _check_record(
 
 
 def _check_files(directory: Path, record: dict[str, Any], where: str, *, evict: bool) -> None:
-    from zoo_core.verify import check_file_hashes
+    from zoo_core.file_hashes import check_file_hashes
 
     problems = check_file_hashes(directory, record["files"])
     if not problems:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import warnings
 
 import click
 
+from zoo_core.cli._common import echo_error, show_warning
 from zoo_core.errors import ZooError
 from zoo_core.version import __version__
 
@@ -69,14 +71,13 @@ def main(argv: list[str] | None = None) -> None:
         # Hub transfers draw huggingface_hub's progress bars on a terminal only; it reads
         # this at import, which no command has done yet. An explicit setting wins.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.showwarning = show_warning
     try:
         code = cli.main(args=argv, prog_name="zoo", standalone_mode=False)
     except ZooError as err:
         if _debug_enabled():
             traceback.print_exc()
-        click.echo(f"zoo: error: {err.message}", err=True)
-        if err.hint:
-            click.echo(f"  {err.hint}", err=True)
+        echo_error(err.message, err.hint)
         sys.exit(err.exit_code)
     except click.exceptions.ClickException as err:
         err.show()
@@ -91,7 +92,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as err:
         if _debug_enabled():
             raise
-        click.echo(f"zoo: internal error: {type(err).__name__}: {err}", err=True)
-        click.echo("  rerun with --debug to see the traceback, and please report it", err=True)
+        echo_error(
+            f"{type(err).__name__}: {err}",
+            "rerun with --debug to see the traceback, and please report it",
+            prefix="zoo: internal error: ",
+        )
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -12,8 +12,18 @@ import click
 from zoo_core.cli.complete import complete_set_keys
 from zoo_core.registry import Registry, ZooPluginWarning, get_registry
 from zoo_core.units import human_bytes
+from zoo_core.untrusted import clean_lines, clean_text
 
-__all__ = ["echo_json", "human_bytes", "json_option", "registry", "set_option", "table"]
+__all__ = [
+    "echo_error",
+    "echo_json",
+    "human_bytes",
+    "json_option",
+    "registry",
+    "set_option",
+    "show_warning",
+    "table",
+]
 
 set_option = click.option(
     "--set",
@@ -34,8 +44,28 @@ def registry(*, warn: bool = True) -> Registry:
     if warn:
         for w in caught:
             if issubclass(w.category, ZooPluginWarning):
-                click.echo(f"zoo: warning: {w.message}", err=True)
+                click.echo(f"zoo: warning: {clean_lines(str(w.message))}", err=True)
     return reg
+
+
+def echo_error(message: str, hint: str | None = None, *, prefix: str = "zoo: error: ") -> None:
+    """Print an error and its hint to stderr, with any control character escaped.
+
+    Messages quote file and server text; :func:`zoo_core.untrusted.clean_text`
+    has escaped it where it was quoted, and this is the net under that: no
+    terminal escape, and no line a file wrote, reaches the terminal.
+    """
+    click.echo(f"{prefix}{clean_lines(message)}", err=True)
+    if hint:
+        click.echo(f"  {clean_text(hint, None)}", err=True)
+
+
+def show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """``warnings.showwarning`` for the command line: zoo's own warnings as ``zoo: warning:``."""
+    if getattr(category, "__module__", "").startswith("zoo_core"):
+        click.echo(f"zoo: warning: {clean_lines(str(message))}", err=True)
+    else:
+        click.echo(f"warning: {category.__name__}: {clean_lines(str(message))}", err=True)
 
 
 def echo_json(data: Any) -> None:

@@ -52,9 +52,11 @@ def push_command(
     token comes from HF_TOKEN or 'hf auth login'.
     """
     from zoo_core.api import open_model
-    from zoo_core.hub import HF_PREFIX, parse_hf_source, push_to_hub
+    from zoo_core.hub import HF_PREFIX, check_revision, parse_hf_source
+    from zoo_core.hub_push import push_to_hub
 
-    parse_hf_source(repo_id)  # a malformed id is a usage error before any work
+    parse_hf_source(repo_id)  # a malformed id or revision is a usage error before any work
+    check_revision(revision)
     overrides = parse_assignments(assignments)
     registry()
     if os.path.isdir(os.path.expanduser(source)):

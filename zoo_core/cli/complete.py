@@ -18,13 +18,14 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
 from click.shell_completion import CompletionItem
 
-from zoo_core.registry import Registry
+from zoo_core.registry import Registry, get_registry
 
 __all__ = [
     "NAME_SOURCES",
@@ -60,10 +61,10 @@ NAME_SOURCES: list[Callable[[Registry], Iterable[tuple[str, str]]]] = [
 
 
 def _registry() -> Registry | None:
-    from zoo_core.cli._common import registry
-
     try:
-        return registry(warn=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a broken plugin is no news while pressing Tab
+            return get_registry()
     except Exception:  # completion must never break the shell: offer nothing instead
         return None
 

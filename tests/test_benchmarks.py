@@ -38,6 +38,17 @@ def test_weights_benchmark_prints_its_tables(tmp_path) -> None:
     assert "| zoo_core.save_model (fsync, sha256) | " in result.stdout
 
 
+def test_list_family_benchmark_prints_the_ratio() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "list_family.py"), "--runs", "1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    row = next(x for x in result.stdout.splitlines() if "13-model family" in x)
+    assert row.split(")")[1].split()[0] == "17"  # 4 bundled models and 13 from the family
+    assert "torch imported by the listing: False" in result.stdout
+
+
 def test_gpu_load_benchmark_smoke_test_on_cpu() -> None:
     args = ["--device", "cpu", "--gib", "0.002", "--reps", "1", "--threads", "1,3"]
     result = subprocess.run(

@@ -140,8 +140,10 @@ def test_model_spec_rejects_bad_fields() -> None:
 
 def test_plugins_declare_the_plugin_api_they_target() -> None:
     plugins = {p.name: p for p in get_registry().plugins}
-    for name in ("zoo-linear", "zoo-cnn", "zoo-rnn", "zoo-transformer"):
-        assert plugins[name].api_version == zoo_core.PLUGIN_API_VERSION == 1
+    assert zoo_core.PLUGIN_API_VERSION == 2
+    for name in ("zoo-linear", "zoo-cnn", "zoo-rnn"):
+        assert plugins[name].api_version == 1  # API 1 plugins keep working unchanged
+    assert plugins["zoo-transformer"].api_version == 2
 
 
 def test_an_incompatible_plugin_says_what_it_needs_and_what_is_installed(fixture_plugins) -> None:
@@ -149,14 +151,14 @@ def test_an_incompatible_plugin_says_what_it_needs_and_what_is_installed(fixture
     with pytest.warns(ZooPluginWarning, match="future_api is incompatible"):
         registry = get_registry()
     info = registry.plugin("future_api")
-    assert (info.status, info.api_version, info.models) == ("incompatible", 2, ())
+    assert (info.status, info.api_version, info.models) == ("incompatible", 3, ())
     assert info.error == (
-        "needs plugin API 2, but zoo-core 0.1.0 provides plugin API 1; "
+        "needs plugin API 3, but zoo-core 0.1.0 provides plugin API 1 to 2; "
         "upgrade zoo-core (pip install -U zoo-core)"
     )
     assert registry.unusable == [info]
     assert zoo_core.list_models() == BUNDLED
-    with pytest.raises(PluginError, match="future_api is incompatible: needs plugin API 2"):
+    with pytest.raises(PluginError, match="future_api is incompatible: needs plugin API 3"):
         registry.resolve("future_api:from_the_future")
     with pytest.raises(ModelNotFoundError) as not_found:
         registry.resolve("from_the_future")
@@ -165,16 +167,17 @@ def test_an_incompatible_plugin_says_what_it_needs_and_what_is_installed(fixture
     with pytest.raises(PluginNotInstalledError) as saved:
         registry.resolve_saved("from_the_future", "future_api", "1.0")
     assert "which is incompatible" in str(saved.value)
-    assert "needs plugin API 2" in saved.value.hint
+    assert "needs plugin API 3" in saved.value.hint
 
 
 @pytest.mark.parametrize(
     ("declared", "status", "error"),
     [
-        ("0", "incompatible", "needs plugin API 0, but zoo-core 0.1.0 provides plugin API 1; "
+        ("0", "incompatible", "needs plugin API 0, but zoo-core 0.1.0 provides plugin API 1 to 2; "
          "upgrade the plugin"),
-        ("'1'", "broken", "PluginError: ZOO_PLUGIN_API must be an int like 1, got '1'"),
+        ("'1'", "broken", "PluginError: ZOO_PLUGIN_API must be an int like 2, got '1'"),
         ("1", "ok", None),
+        ("2", "ok", None),
     ],
 )  # fmt: skip
 def test_plugin_api_declarations(fixture_plugins, tmp_path, declared, status, error) -> None:

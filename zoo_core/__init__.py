@@ -25,6 +25,7 @@ from zoo_core.errors import (
     HubError,
     InputShapeError,
     ModelNotFoundError,
+    PluginCodeError,
     PluginError,
     PluginNotInstalledError,
     SourceNotFoundError,
@@ -38,6 +39,7 @@ from zoo_core.version import __version__
 # Public names that need torch, and the module each lives in.
 _LAZY = {
     "ZooModel": "zoo_core.model",
+    "call_model": "zoo_core.model",
     "create_model": "zoo_core.api",
     "save_model": "zoo_core.api",
     "load_model": "zoo_core.api",
@@ -51,7 +53,7 @@ if TYPE_CHECKING:
     from zoo_core.api import create_model, load_model, save_model
     from zoo_core.hub import pull
     from zoo_core.hub_push import push_to_hub
-    from zoo_core.model import ZooModel
+    from zoo_core.model import ZooModel, call_model
     from zoo_core.predict import predict, preprocess
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "InputShapeError",
     "ModelNotFoundError",
     "ModelSpec",
+    "PluginCodeError",
     "PluginError",
     "PluginNotInstalledError",
     "SourceNotFoundError",
@@ -72,6 +75,7 @@ __all__ = [
     "ZooError",
     "ZooModel",
     "__version__",
+    "call_model",
     "create_model",
     "get_registry",
     "hookimpl",

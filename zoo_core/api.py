@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from zoo_core import distributed
-from zoo_core.build import Architecture
+from zoo_core.build import Architecture, origin_of
 from zoo_core.config import config_to_dict
 from zoo_core.errors import (
     ConfigError,
+    PluginCodeError,
     SourceNotFoundError,
     UsageError,
     WeightsError,
@@ -71,7 +72,7 @@ class PretrainedHeadWarning(UserWarning):
 class LoadedModel:
     """A model together with where it came from (what the CLI reports)."""
 
-    model: ZooModel
+    model: nn.Module
     entry: ModelEntry
     source: str
     source_kind: str  # "name", "directory", "file" or "hub"
@@ -106,7 +107,7 @@ def create_model(
     mesh: DeviceMesh | None = None,
     parallel: str = "fsdp",
     **overrides: Any,
-) -> ZooModel:
+) -> nn.Module:
     """Build a model by name, freshly initialised or from pretrained weights.
 
     Args:
@@ -164,7 +165,7 @@ def create_model(
 
 
 def save_model(
-    model: ZooModel,
+    model: nn.Module,
     directory: str | os.PathLike[str],
     *,
     max_shard_size: int | str | None = None,
@@ -173,33 +174,39 @@ def save_model(
 ) -> Path:
     """Save ``model`` as ``config.json`` + safetensors weights in ``directory``, atomically.
 
+    ``model`` is a :class:`ZooModel`, or any model that :func:`create_model` or
+    :func:`load_model` built (they remember which spec and config it came from).
     The directory is written next to its final place and swapped in, so an
     interrupted save leaves the previous model intact. ``max_shard_size`` (bytes
     or a string like ``"500MB"``) splits large weights into shards. ``weights``
     makes the directory a weights variant: its ``weights`` section (tag,
     metrics, labels, preprocessing, license, training; see
     :mod:`zoo_core.variant_meta`) is checked and written into ``config.json``.
+    Before writing, the model is rebuilt on ``meta`` (as loading will): what
+    could not be loaded again is refused. A model sharded over a mesh is saved
+    by calling this on every rank: rank 0 writes the same directory a single
+    process would.
     ``progress(done, total)`` is called with the bytes written so far
     (:class:`zoo_core.progress.ProgressBar` draws it).
-    A model sharded over a mesh is saved by calling this on every rank: rank 0
-    writes the same directory a single process would.
 
     Raises:
         PluginError: the model's class is not registered by an installed plugin.
-        WeightsError: ``directory`` exists and is not a zoo model.
+        PluginCodeError: the model cannot be rebuilt from its config (loading would fail).
+        WeightsError: ``directory`` exists and is not a zoo model, or the model's
+            tensors no longer match what its config builds.
 
     >>> save_model(create_model("linear_regression"), "lr/")   # doctest: +SKIP
     PosixPath('/home/me/lr')
     """
-    if not isinstance(model, ZooModel):
-        raise UsageError(f"save_model expects a ZooModel, got {type(model).__name__}")
-    entry = get_registry().entry_for_class(distributed.unwrapped_class(model))
+    arch, config = _saving(model)
+    assert arch.entry is not None
+    entry = arch.entry
     record = make_record(
         architecture=entry.name,
         plugin=entry.plugin.distribution or entry.plugin.name,
         plugin_version=entry.plugin.version,
         target=entry.spec.target,
-        config=config_to_dict(model.config),
+        config=config_to_dict(config),
     )
     if weights is not None:
         record["weights"] = check_weights_section(weights, "save_model(weights=...)")
@@ -213,9 +220,55 @@ def save_model(
         raise WeightsError(
             f"cannot save {entry.name}: {', '.join(on_meta[:3])} have no data (meta device)"
         )
+    _check_reloadable(arch, config, state_dict)
     return write_directory(
         state_dict, record, Path(directory), max_shard_size=max_shard_size, progress=progress
     )
+
+
+def _saving(model: nn.Module) -> tuple[Architecture, Any]:
+    """The architecture and config of a model about to be saved."""
+    origin = origin_of(model)
+    if origin is not None and origin.arch.entry is not None:
+        return origin.arch, origin.config
+    if isinstance(model, ZooModel):
+        # A sharded model's class is FSDP's subclass of the plugin's: name the plugin's.
+        entry = get_registry().entry_for_class(distributed.unwrapped_class(model))
+        return Architecture.of(entry), model.config
+    raise UsageError(
+        f"save_model cannot tell which model a {type(model).__name__} is",
+        hint="save a ZooModel, or a model built by create_model / load_model",
+    )
+
+
+def _check_reloadable(arch: Architecture, config: Any, state_dict: dict[str, Any]) -> None:
+    """Refuse to save what load_model could not load: it builds on meta from the config."""
+    try:
+        expected = arch.build_meta(config).state_dict()
+    except PluginCodeError as err:
+        raise PluginCodeError(
+            f"cannot save {arch.name}: it could not be loaded again, because {err}",
+            distribution=err.distribution,
+            model=err.model,
+            hint="load_model rebuilds the model on the meta device from its config; "
+            "do not read tensor values in __init__ (zoo check build-meta)",
+        ) from err
+    missing = sorted(set(expected) - set(state_dict))
+    extra = sorted(set(state_dict) - set(expected))
+    reshaped = sorted(
+        k for k in set(expected) & set(state_dict) if expected[k].shape != state_dict[k].shape
+    )
+    if missing or extra or reshaped:
+        parts = [
+            f"{label}: {', '.join(keys[:3])}"
+            for label, keys in (("missing", missing), ("unexpected", extra), ("reshaped", reshaped))
+            if keys
+        ]
+        raise WeightsError(
+            f"cannot save {arch.name}: its tensors do not match what its config builds "
+            f"({'; '.join(parts)}), so it could not be loaded again",
+            hint="the model was changed after it was built; change its config instead",
+        )
 
 
 def load_model(
@@ -227,7 +280,7 @@ def load_model(
     progress: ProgressCallback | None = None,
     mesh: DeviceMesh | None = None,
     parallel: str = "fsdp",
-) -> ZooModel:
+) -> nn.Module:
     """Load a model from a saved directory, a lone ``.safetensors`` file, or a model name.
 
     A source that exists on disk is a path; anything else is a model name
@@ -325,7 +378,7 @@ def _foreign_saved(
         )
     saved = read_saved(path, foreign=True)
     arch = Architecture.named(name)
-    names = {f.name for f in dataclasses.fields(arch.cls.Config)}
+    names = {f.name for f in dataclasses.fields(arch.Config)}
     found = {k: v for k, v in saved.record["config"].items() if k in names}
     base = arch.config_from_file(found, path)
     config = arch.config(overrides, base=base, from_strings=from_strings)

@@ -3,51 +3,122 @@
 Every caller that makes a model goes through here: :func:`zoo_core.create_model`
 and :func:`zoo_core.load_model`, ``zoo convert``, ``zoo verify``, ``zoo info``
 and the conformance kit. An :class:`Architecture` is a registered model with its
-class imported once; it checks configs, builds normally (seeded without
+target imported once; it checks configs, builds normally (seeded without
 touching the global random state) or on the ``meta`` device, and fills a
 meta-built model with loaded tensors.
+
+A target is a :class:`~zoo_core.ZooModel` subclass (it owns its ``Config`` and
+``example_input``), or any ``nn.Module`` subclass or factory function: then the
+config is captured from its signature and the spec says how to make inputs.
+A model built here remembers where it came from (:func:`origin_of`), which is
+how :func:`zoo_core.save_model` knows what it saves.
 
 >>> from zoo_core.build import Architecture
 >>> arch = Architecture.named("simple_cnn")                       # doctest: +SKIP
 >>> config = arch.config({"num_classes": "5"}, from_strings=True)  # doctest: +SKIP
 >>> model = arch.build(config, seed=0)                             # doctest: +SKIP
+>>> arch.forward(model, arch.example_input(model, 2)).shape        # doctest: +SKIP
+torch.Size([2, 5])
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import importlib
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from zoo_core.config import build_config
-from zoo_core.errors import ConfigError, WeightsError
+from zoo_core.config import build_config, config_kwargs, signature_config
+from zoo_core.errors import (
+    ConfigError,
+    InputShapeError,
+    PluginCodeError,
+    PluginError,
+    WeightsError,
+    ZooError,
+)
+from zoo_core.model import ZooModel, call_model
 from zoo_core.registry import ModelEntry, get_registry
 
-__all__ = ["Architecture"]
+__all__ = ["ORIGIN_ATTRIBUTE", "Architecture", "Origin", "config_of", "origin_of"]
 
-# A config read from a file that makes the constructor fail is the file's fault;
-# these are the ways absurd sizes and types surface from torch's layers.
-_BUILD_ERRORS = (ValueError, TypeError, RuntimeError, OverflowError, MemoryError)
+#: The attribute in which a model built here records its :class:`Origin`.
+ORIGIN_ATTRIBUTE = "zoo_origin"
+#: Free dimensions of a declared input shape other than "batch" get this size.
+FREE_DIMENSION_SIZE = 8
+# Config classes captured from signatures, by (target, defaults as JSON).
+_CONFIG_CLASSES: dict[tuple[Any, str], type] = {}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a built model came from: its architecture and the config it was built with."""
+
+    arch: Architecture
+    config: Any
+
+
+def origin_of(model: nn.Module) -> Origin | None:
+    """The :class:`Origin` a model built by zoo carries, or None for one built elsewhere."""
+    origin = model.__dict__.get(ORIGIN_ATTRIBUTE)
+    return origin if isinstance(origin, Origin) else None
+
+
+def config_of(model: nn.Module) -> Any:
+    """The config a model was built with: a ZooModel's own, or the one zoo recorded.
+
+    Returns None for an ``nn.Module`` built outside zoo.
+    """
+    origin = origin_of(model)
+    if origin is not None:
+        return origin.config
+    return model.config if isinstance(model, ZooModel) else None
+
+
+def _import(target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """A model class together with the registry entry that names it (if any).
+    """A model target together with the registry entry that names it (if any).
 
     ``entry`` is None for a class checked on its own (the kit accepts bare
-    classes); everything but naming works without it.
+    classes); everything but naming and saving works without it.
     """
 
-    cls: type
+    cls: Any
     entry: ModelEntry | None = None
+    Config: type = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.native:
+            config_cls = self.cls.Config
+        else:
+            spec = self.entry.spec if self.entry is not None else None
+            defaults = dict(spec.defaults) if spec is not None else {}
+            # One class per target and defaults: configs of two builds must compare equal.
+            key = (self.cls, json.dumps(defaults, sort_keys=True))
+            try:
+                config_cls = _CONFIG_CLASSES.get(key) or signature_config(self.cls, defaults)
+            except TypeError as err:
+                raise PluginError(
+                    f"{self._where()} cannot be used as a zoo model: {err}",
+                    hint="give required parameters values with ModelSpec(defaults={...})",
+                ) from None
+            _CONFIG_CLASSES[key] = config_cls
+        object.__setattr__(self, "Config", config_cls)
 
     @classmethod
     def of(cls, entry: ModelEntry) -> Architecture:
-        """The architecture of a registry entry; imports its class (and torch) once."""
+        """The architecture of a registry entry; imports its target (and torch) once."""
         return cls(entry.load_class(), entry)
 
     @classmethod
@@ -71,6 +142,55 @@ class Architecture:
     def name(self) -> str:
         return self.entry.name if self.entry is not None else self.cls.__qualname__
 
+    @property
+    def native(self) -> bool:
+        """True for a ZooModel subclass; False for a plain ``nn.Module`` class or a factory."""
+        return isinstance(self.cls, type) and issubclass(self.cls, ZooModel)
+
+    def _where(self) -> str:
+        if self.entry is not None:
+            return f"{self.entry.spec.target} (model {self.entry.name})"
+        return getattr(self.cls, "__qualname__", repr(self.cls))
+
+    # --- blame ---------------------------------------------------------------------
+
+    @contextmanager
+    def plugin_code(self, doing: str) -> Iterator[None]:
+        """Report an exception from the plugin's own code as that plugin's.
+
+        zoo's own errors pass through; anything else raised inside becomes a
+        :class:`~zoo_core.errors.PluginCodeError` naming the distribution and
+        model, so that the user knows whom to tell.
+        """
+        try:
+            yield
+        except ZooError:
+            raise
+        except Exception as err:
+            raise self.code_error(doing, err) from err
+
+    def code_error(self, doing: str, err: BaseException) -> PluginCodeError:
+        """The :class:`PluginCodeError` for ``err``, raised while ``doing`` something."""
+        plugin = self.entry.plugin if self.entry is not None else None
+        dist = (plugin.distribution or plugin.name) if plugin is not None else None
+        version = f" {plugin.version}" if plugin is not None and plugin.version else ""
+        owner = f"plugin {dist}{version}" if dist else "the model's code"
+        text = str(err).strip().splitlines()
+        return PluginCodeError(
+            f"{owner} failed in {doing} of {self.name}: "
+            f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": "),
+            distribution=dist,
+            model=self.name,
+            hint=(
+                ("if the config values are sensible, " if "constructor" in doing else "")
+                + (
+                    f"this is a bug in {dist}, not in zoo: report it to {dist}'s authors"
+                    if dist
+                    else "this is a bug in the model's code, not in zoo"
+                )
+            ),
+        )
+
     # --- configs -----------------------------------------------------------------
 
     def config(
@@ -86,7 +206,7 @@ class Architecture:
             ConfigError: an unknown field, or a value of the wrong type.
         """
         return build_config(
-            self.cls.Config, dict(overrides or {}), base=base, from_strings=from_strings
+            self.Config, dict(overrides or {}), base=base, from_strings=from_strings
         )
 
     def config_from_file(self, fields: Mapping[str, Any], where: Path | str) -> Any:
@@ -96,11 +216,25 @@ class Architecture:
             WeightsError: the recorded fields do not fit the config.
         """
         try:
-            return build_config(self.cls.Config, dict(fields))
+            return build_config(self.Config, dict(fields))
         except ConfigError as err:
             raise WeightsError(f"{where}: {err}", hint=err.hint) from None
 
     # --- building ----------------------------------------------------------------
+
+    def construct(self, config: Any) -> nn.Module:
+        """Call the target with ``config`` under the current device; no seeding, no blame."""
+        if self.native:
+            return self.cls(config)
+        model = self.cls(**config_kwargs(config))
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"{self._where()} returned {type(model).__name__}, not an nn.Module")
+        # Plain attribute, not a submodule: it stays out of state_dict and repr.
+        model.__dict__[ORIGIN_ATTRIBUTE] = Origin(self, config)
+        shape = self.declared_shape(config)
+        if shape is not None:
+            model.register_forward_pre_hook(_shape_check(self.name, shape), with_kwargs=True)
+        return model
 
     def build(
         self,
@@ -110,37 +244,58 @@ class Architecture:
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> nn.Module:
-        """Build with fresh weights under ``device``; a ``seed`` leaves the global RNG alone."""
-        with torch.device(device or "cpu"):
+        """Build with fresh weights under ``device``; a ``seed`` leaves the global RNG alone.
+
+        Raises:
+            PluginCodeError: the model's constructor raised.
+        """
+        with self.plugin_code("its constructor"), torch.device(device or "cpu"):
             if seed is None:
-                model = self.cls(config)
+                model = self.construct(config)
             else:
                 # fork_rng restores the global generators afterwards: a seed given here
                 # must not change what the caller's own torch.randn calls return.
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(seed)
-                    model = self.cls(config)
+                    model = self.construct(config)
+        if not self.native:
+            model.__dict__[ORIGIN_ATTRIBUTE] = Origin(self, config)
         return model if dtype is None else model.to(dtype)
 
     def build_meta(self, config: Any, *, where: Path | str | None = None) -> nn.Module:
         """Build on the ``meta`` device: structure only, no memory, no initialisation.
 
-        ``where`` names the file the config came from, so that a constructor that
-        fails on it blames the file.
+        ``where`` names the file the config came from. A constructor that fails
+        on it blames the file, unless it also fails on the defaults: then the
+        plugin's code is at fault, whatever the file says.
 
         Raises:
             WeightsError: with ``where``, the recorded config cannot be built.
+            PluginCodeError: the constructor fails on ``meta`` whatever the config.
         """
         try:
             with torch.device("meta"):
-                return self.cls(config)
-        except _BUILD_ERRORS as err:
-            if where is None:
-                raise
+                return self.construct(config)
+        except ZooError:
+            raise
+        except Exception as err:
+            if where is None or not self.builds_on_meta(self.config()):
+                raise self.code_error("its constructor on the meta device", err) from err
+            text = str(err).strip().splitlines()
             raise WeightsError(
-                f"{where}: cannot build {self.name} with the config it records: {err}",
+                f"{where}: cannot build {self.name} with the config it records: "
+                f"{type(err).__name__}: {text[0] if text else ''}",
                 hint="the config.json or metadata was damaged or edited by hand",
             ) from None
+
+    def builds_on_meta(self, config: Any) -> bool:
+        """Whether ``config`` builds on ``meta`` (how every load starts)."""
+        try:
+            with torch.device("meta"):
+                self.construct(config)
+        except Exception:
+            return False
+        return True
 
     def fill(
         self,
@@ -190,3 +345,106 @@ class Architecture:
             if dtype is not None and value.is_floating_point():
                 value = value.to(dtype)
             model.get_submodule(module_name).register_buffer(buffer_name, value, persistent=False)
+
+    # --- inputs and running ------------------------------------------------------
+
+    def declared_shape(self, config: Any) -> tuple[int | str, ...] | None:
+        """The input shape a spec declares for an ``nn.Module`` target, fields resolved.
+
+        Ints stay sizes, config field names become their values, other names
+        stay free dimensions. None for ZooModels and specs without a shape.
+        """
+        spec = self.entry.spec if self.entry is not None else None
+        if self.native or spec is None or not isinstance(spec.example_input, tuple):
+            return None
+        return tuple(
+            getattr(config, d) if isinstance(d, str) and hasattr(config, d) else d
+            for d in spec.example_input
+        )
+
+    def example_input(self, model: nn.Module, batch_size: int = 1) -> Any:
+        """What ``forward`` accepts: the model's own ``example_input``, or the spec's recipe.
+
+        Raises:
+            PluginCodeError: the plugin's code for making inputs raised.
+            PluginError: an ``nn.Module`` target's spec says nothing about inputs.
+        """
+        with self.plugin_code("example_input"):
+            if isinstance(model, ZooModel):
+                return model.example_input(batch_size)
+            origin = origin_of(model)
+            config = origin.config if origin is not None else self.config()
+            spec = self.entry.spec if self.entry is not None else None
+            recipe = spec.example_input if spec is not None else None
+            if recipe is None:
+                raise PluginError(
+                    f"{self._where()} is an nn.Module without example_input, "
+                    "and its ModelSpec gives none",
+                    hint="add example_input=('batch', 'field', ...) or 'module:function' "
+                    "to its ModelSpec",
+                )
+            if isinstance(recipe, str):
+                return _place(_import(recipe)(config, batch_size), model)
+            shape = self.declared_shape(config) or ()
+            sizes = [
+                batch_size if d == "batch" else (d if isinstance(d, int) else FREE_DIMENSION_SIZE)
+                for d in shape
+            ]
+            ref = _reference(model)
+            dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
+            device = ref.device if ref is not None else torch.device("cpu")
+            return torch.randn(*sizes, device=device, dtype=dtype)
+
+    def forward(self, model: nn.Module, inputs: Any) -> Any:
+        """Call ``model`` on ``inputs`` (see :func:`~zoo_core.model.call_model`), blaming its code.
+
+        Raises:
+            PluginCodeError: ``forward`` raised something other than a zoo error.
+        """
+        with self.plugin_code("forward"):
+            return call_model(model, inputs)
+
+
+def _reference(model: nn.Module) -> torch.Tensor | None:
+    ref = next(model.parameters(), None)
+    return ref if ref is not None else next(model.buffers(), None)
+
+
+def _place(inputs: Any, model: nn.Module) -> Any:
+    """Move a factory's inputs to the model's device, floating ones to its dtype."""
+    ref = _reference(model)
+    if ref is None:
+        return inputs
+
+    def move(t: Any) -> Any:
+        if not isinstance(t, torch.Tensor):
+            return t
+        if t.is_floating_point() and ref.is_floating_point():
+            return t.to(device=ref.device, dtype=ref.dtype)
+        return t.to(device=ref.device)
+
+    if isinstance(inputs, tuple):
+        return tuple(move(t) for t in inputs)
+    if isinstance(inputs, Mapping):
+        return {k: move(t) for k, t in inputs.items()}
+    return move(inputs)
+
+
+def _shape_check(name: str, shape: tuple[int | str, ...]) -> Callable[..., None]:
+    """A forward pre-hook raising InputShapeError unless the first input has ``shape``."""
+    want_text = ", ".join(str(d) for d in shape)
+
+    def check(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        x = args[0] if args else next(iter(kwargs.values()), None)
+        if not isinstance(x, torch.Tensor):
+            raise InputShapeError(f"{name} expects a tensor, got {type(x).__name__}")
+        ok = x.dim() == len(shape) and all(
+            not isinstance(want, int) or got == want
+            for got, want in zip(x.shape, shape, strict=False)
+        )
+        if not ok:
+            raise InputShapeError(
+                f"{name} expects input of shape ({want_text}), got {tuple(x.shape)}"
+            )
+
+    return check

@@ -2,12 +2,12 @@
 
 A plugin is a distribution with an entry point in the group ``zoo``
 (:data:`ENTRY_POINT_GROUP`) naming a hook module. The module states the plugin
-API it targets (``ZOO_PLUGIN_API = 1``) and implements the hooks below with
+API it targets (``ZOO_PLUGIN_API = 2``) and implements the hooks below with
 :data:`hookimpl`. It must not import torch: ``zoo list`` calls the hooks and has
 to stay instant.
 
 >>> from zoo_core import ModelSpec, hookimpl
->>> ZOO_PLUGIN_API = 1          # the plugin API this hook module targets
+>>> ZOO_PLUGIN_API = 2          # the plugin API this hook module targets
 >>> @hookimpl
 ... def zoo_register_models():
 ...     return [ModelSpec("simple_cnn", "zoo_cnn.model:SimpleCNN", "A tiny CNN.", ("vision",))]
@@ -19,7 +19,9 @@ A module may also publish weights variants (its own models' or anyone's) with
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import pluggy
 
@@ -43,12 +45,14 @@ PROJECT_NAME = "zoo"
 #: ``[project.entry-points.zoo]`` in a plugin's pyproject.toml.
 ENTRY_POINT_GROUP = PROJECT_NAME
 
-#: The plugin API this zoo-core provides. It changes only when something a
-#: plugin relies on (the hooks, the specs, the ZooModel contract) changes
+#: The plugin API this zoo-core provides (2: ``nn.Module`` and factory targets,
+#: ``defaults`` and ``example_input`` in specs, inputs as tuples or dicts). It
+#: changes only when something a plugin relies on (the hooks, the specs, the
+#: ZooModel contract) changes
 #: incompatibly; a plugin states the version it targets, and one that targets
 #: a version outside ``MIN_PLUGIN_API_VERSION..PLUGIN_API_VERSION`` is reported
 #: as incompatible instead of failing later with an AttributeError.
-PLUGIN_API_VERSION = 1
+PLUGIN_API_VERSION = 2
 #: The oldest plugin API this zoo-core still supports.
 MIN_PLUGIN_API_VERSION = 1
 #: The hook-module attribute in which a plugin states its target API.
@@ -83,22 +87,52 @@ _HUB_SOURCE = re.compile(rf"hf://{_HUB_PART}/{_HUB_PART}@[0-9a-f]{{40}}\Z")
 _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z")
 
 
+_JSON = (str, int, float, bool, type(None))
+
+
+def _json_value(value: Any) -> bool:
+    if isinstance(value, _JSON):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_json_value(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _json_value(v) for k, v in value.items())
+    return False
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """How a plugin announces one model, without importing it.
 
     Args:
         name: the model's name, lower case (``"simple_cnn"``); users type it.
-        target: where the :class:`~zoo_core.ZooModel` subclass lives, as
-            ``"package.module:ClassName"``; imported only when the model is built.
+        target: where the model lives, as ``"package.module:Name"``; imported
+            only when the model is built. A :class:`~zoo_core.ZooModel` subclass
+            (recommended for new code), or, since plugin API 2, any
+            ``nn.Module`` subclass or a function returning one: its config is
+            then captured from the signature's JSON-typed parameters.
         summary: one line for ``zoo list``.
         tags: free-form labels (``"vision"``, ``"classification"``).
+        defaults: for an ``nn.Module`` target, values of its required
+            parameters (and replacements of other defaults), JSON types only.
+        example_input: for an ``nn.Module`` target, how to make an input: a
+            shape over config fields (``("batch", "input_dim")``: an int is a
+            size, a field name its value, any other name a free dimension), or
+            ``"package.module:function"`` called as ``function(config, batch_size)``
+            and returning a tensor, a tuple (positional) or a dict (keyword).
+
+    >>> ModelSpec("linear_regression", "seed.models:LinearRegression",
+    ...           defaults={"input_dim": 1, "output_dim": 1},
+    ...           example_input=("batch", "input_dim")).example_input
+    ('batch', 'input_dim')
     """
 
     name: str
     target: str
     summary: str = ""
     tags: tuple[str, ...] = ()
+    defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    example_input: tuple[int | str, ...] | str | None = None
 
     def __post_init__(self) -> None:
         # Plugins are third-party code: check what they hand us here, so that a
@@ -115,6 +149,27 @@ class ModelSpec:
         if isinstance(self.tags, str) or not all(isinstance(t, str) for t in self.tags):
             raise ValueError(f"tags of {self.name!r} must be a sequence of strings")
         object.__setattr__(self, "tags", tuple(self.tags))
+        if not isinstance(self.defaults, Mapping) or not _json_value(self.defaults):
+            raise ValueError(f"defaults of {self.name!r} must be a dict of JSON values")
+        object.__setattr__(self, "defaults", dict(self.defaults))
+        example = self.example_input
+        if isinstance(example, list):
+            example = tuple(example)
+            object.__setattr__(self, "example_input", example)
+        if isinstance(example, str):
+            if not _TARGET.match(example):
+                raise ValueError(
+                    f"example_input {example!r} of {self.name!r} must look like "
+                    "'package.module:function'"
+                )
+        elif example is not None and not (
+            isinstance(example, tuple)
+            and all(isinstance(d, (int, str)) and not isinstance(d, bool) for d in example)
+        ):
+            raise ValueError(
+                f"example_input of {self.name!r} must be a shape like ('batch', 'input_dim') "
+                "or 'package.module:function'"
+            )
 
 
 @dataclass(frozen=True)
@@ -194,8 +249,8 @@ def plugin_api_problem(declared: object, *, core_version: str) -> str | None:
 
     >>> plugin_api_problem(1, core_version="0.1.0") is None
     True
-    >>> plugin_api_problem(2, core_version="0.1.0")
-    'needs plugin API 2, but zoo-core 0.1.0 provides plugin API 1'
+    >>> plugin_api_problem(3, core_version="0.1.0")
+    'needs plugin API 3, but zoo-core 0.1.0 provides plugin API 1 to 2'
     """
     if declared is None:
         return None

@@ -54,6 +54,26 @@ class PluginError(ZooError):
     """A plugin is broken, disabled, or missing for the architecture asked for."""
 
 
+class PluginCodeError(PluginError):
+    """A plugin's own code (constructor, forward, example input) raised: report it to the plugin.
+
+    ``distribution`` and ``model`` say whose code it was; the original exception
+    is chained as ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        distribution: str | None = None,
+        model: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.distribution = distribution
+        self.model = model
+
+
 class PluginNotInstalledError(PluginError):
     """Weights name an architecture whose plugin distribution is not installed."""
 

@@ -64,7 +64,7 @@ def push_to_hub(
 
     >>> zoo_core.push_to_hub(model, "me/cnn-demo", license="mit")          # doctest: +SKIP
     """
-    from zoo_core.model import ZooModel
+    from torch import nn
 
     repo_id, inline_revision = parse_hf_source(repo_id)
     revision = check_revision(revision) or inline_revision
@@ -75,7 +75,7 @@ def push_to_hub(
         license=license,
         overwrite_card=overwrite_card,
     )
-    if isinstance(model_or_dir, ZooModel):
+    if isinstance(model_or_dir, nn.Module):  # a ZooModel, or any model zoo built
         from zoo_core.api import save_model
 
         with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:

@@ -3,7 +3,8 @@
 A zoo model builds its layers in ``__init__(self, config)`` and moves data only
 in ``forward`` (work done outside ``forward`` is invisible to autograd). Its
 ``Config`` is a dataclass of typed fields with defaults, and ``example_input``
-returns a tensor that ``forward`` accepts.
+returns what ``forward`` accepts: a tensor, a tuple (positional arguments) or a
+dict (keyword arguments); :func:`call_model` calls a model with either.
 
 >>> from dataclasses import dataclass
 >>> import torch
@@ -39,7 +40,37 @@ from torch import nn
 from zoo_core.config import build_config, config_from_dict
 from zoo_core.errors import InputShapeError
 
-__all__ = ["ZooModel"]
+__all__ = ["ZooModel", "call_model", "input_tensors"]
+
+#: What ``example_input`` returns: one tensor, positional arguments or keyword arguments.
+Inputs = Any
+
+
+def call_model(model: nn.Module, inputs: Inputs) -> Any:
+    """Call ``model`` with ``inputs`` as ``example_input`` gives them.
+
+    A tensor is the one argument, a tuple the positional arguments, a dict the
+    keyword arguments.
+
+    >>> call_model(model, model.example_input(2))          # doctest: +SKIP
+    >>> call_model(model, {"ids": ids, "mask": mask})      # doctest: +SKIP
+    """
+    if isinstance(inputs, tuple):
+        return model(*inputs)
+    if isinstance(inputs, Mapping):
+        return model(**inputs)
+    return model(inputs)
+
+
+def input_tensors(inputs: Inputs) -> list[tuple[str, torch.Tensor]]:
+    """The tensors of a model's inputs with their names (``"0"``, ``"1"`` or the keywords)."""
+    if isinstance(inputs, torch.Tensor):
+        return [("input", inputs)]
+    if isinstance(inputs, tuple):
+        return [(str(i), t) for i, t in enumerate(inputs) if isinstance(t, torch.Tensor)]
+    if isinstance(inputs, Mapping):
+        return [(str(k), t) for k, t in inputs.items() if isinstance(t, torch.Tensor)]
+    return []
 
 
 class ZooModel(nn.Module):
@@ -51,6 +82,10 @@ class ZooModel(nn.Module):
     """
 
     Config: ClassVar[type[Any]]
+    #: The keyword argument of ``forward`` that holds a padding mask (True where a
+    #: position is real), when the model takes one; the kit then checks that
+    #: padded positions do not change the output for the others.
+    padding_mask_input: ClassVar[str | None] = None
     config: Any
     #: The ``weights`` section (tag, metrics, labels, preprocessing, license) of the
     #: variant or saved model this model was loaded from; None for a fresh model.
@@ -78,8 +113,11 @@ class ZooModel(nn.Module):
             )
         self.config = config
 
-    def example_input(self, batch_size: int = 1) -> torch.Tensor:
-        """A batch that ``forward`` accepts, on the model's device (for smoke tests)."""
+    def example_input(self, batch_size: int = 1) -> Inputs:
+        """A batch that ``forward`` accepts, on the model's device (for smoke tests).
+
+        A tensor, a tuple of positional arguments or a dict of keyword arguments.
+        """
         raise NotImplementedError(f"{type(self).__qualname__} must implement example_input")
 
     # Helpers for subclasses -------------------------------------------------

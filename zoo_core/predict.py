@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from zoo_core.errors import UsageError
 from zoo_core.model import ZooModel
@@ -118,7 +119,7 @@ def predict(
     """
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise UsageError(f"top_k must be a positive integer, got {top_k!r}")
-    if isinstance(model_or_source, ZooModel):
+    if isinstance(model_or_source, nn.Module):
         model = model_or_source
     else:
         from zoo_core.api import load_model

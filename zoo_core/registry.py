@@ -172,28 +172,35 @@ class ModelEntry:
         """The shortest name that resolves to this entry."""
         return self.qualified_name if self.conflicted else self.spec.name
 
-    def load_class(self) -> type:
-        """Import the model class named by the spec's target (this imports torch).
+    def load_class(self) -> Any:
+        """Import the model target named by the spec (this imports torch).
+
+        The target is a ``ZooModel`` subclass, or (plugin API 2) any
+        ``nn.Module`` subclass or a function that returns one.
 
         Raises:
-            PluginError: the target does not import or is not a ZooModel subclass.
+            PluginError: the target does not import or is not a model class or factory.
         """
-        from zoo_core.model import ZooModel
+        from torch import nn
 
         module_name, _, attr = self.spec.target.partition(":")
         try:
-            cls = getattr(importlib.import_module(module_name), attr)
+            target = getattr(importlib.import_module(module_name), attr)
         except Exception as err:  # a plugin's import can fail in any way
             raise PluginError(
                 f"plugin {self.plugin.name} cannot import {self.spec.target} "
                 f"for {self.spec.name!r}: {type(err).__name__}: {err}",
                 hint=f"reinstall or fix {self.plugin.distribution or self.plugin.module}",
             ) from err
-        if not (isinstance(cls, type) and issubclass(cls, ZooModel)):
-            raise PluginError(
-                f"{self.spec.target} (from plugin {self.plugin.name}) is not a ZooModel subclass"
-            )
-        return cls
+        if isinstance(target, type):
+            if issubclass(target, nn.Module):
+                return target
+        elif callable(target):
+            return target
+        raise PluginError(
+            f"{self.spec.target} (from plugin {self.plugin.name}) is not an nn.Module "
+            "subclass (ZooModel recommended) or a function returning one"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -26,7 +26,19 @@ from zoo_core.errors import UsageError, ZooError
 from zoo_core.fsutil import current_umask
 from zoo_core.registry import canonical_name
 
-__all__ = ["PluginNames", "core_requirement", "new_plugin", "plugin_names"]
+__all__ = [
+    "PLACEHOLDER_MODEL_TEXT",
+    "PLACEHOLDER_SUMMARY",
+    "PluginNames",
+    "core_requirement",
+    "new_plugin",
+    "plugin_names",
+]
+
+#: Words of the template's example summary and model docstring; ``zoo check``
+#: warns (scaffold-placeholders) while a plugin still carries them.
+PLACEHOLDER_SUMMARY = "a two-layer perceptron classifier (placeholder)"
+PLACEHOLDER_MODEL_TEXT = "Replace the layers with your architecture."
 
 _DIST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?\Z")  # PEP 508 names
 _MODEL = re.compile(r"[a-z][a-z0-9_\-]*\Z")  # ModelSpec names (no dot) that start with a letter

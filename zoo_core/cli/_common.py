@@ -30,7 +30,8 @@ set_option = click.option(
     "assignments",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override a config field (repeatable); the value is parsed to the field's type.",
+    help="Override a config field (repeatable), parsed to the field's type: "
+    "n=5, stem.width=64 (nested), layers=3,4,6,3 or (3,4,6,3), widths=a:1,b:2.",
     shell_complete=complete_set_keys,
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")

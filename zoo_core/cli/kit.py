@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 
-from zoo_core.cli._common import echo_json, json_option, registry, table
+from zoo_core.cli._common import echo_json, json_option, registry, set_option, table
 from zoo_core.cli.complete import complete_architectures, complete_plugin_names
+from zoo_core.config import parse_assignments
 from zoo_core.errors import PluginError, ZooError
 from zoo_core.registry import PluginInfo, Registry
 
@@ -54,32 +55,45 @@ def _plugin_row(p: PluginInfo) -> dict[str, Any]:
     shell_complete=complete_plugin_names,
     help="Check every model of this plugin (repeatable).",
 )
+@set_option
 @click.option("-v", "--verbose", is_flag=True, help="Show every check, not only problems.")
 @json_option
 def check_command(
-    names: tuple[str, ...], plugin_names: tuple[str, ...], verbose: bool, as_json: bool
+    names: tuple[str, ...],
+    plugin_names: tuple[str, ...],
+    assignments: tuple[str, ...],
+    verbose: bool,
+    as_json: bool,
 ) -> None:
     """Run the conformance checks on models (all installed models if none is named).
 
     Exits 1 if any check fails; warning-level checks (torch.export) do not fail.
+    With --set, each model is checked with that config instead of its defaults.
     The plugin author's guide explains each check and how to fix it: 'zoo docs'
     prints where it is installed.
     """
+    overrides = parse_assignments(assignments)
     reg = registry(warn=False)
     targets, problems = _targets(reg, names, plugin_names)
     if not targets and not problems:
         click.echo("no models to check (pip install a zoo plugin, or zoo new-plugin NAME)")
         return
 
+    from zoo_core.build import Architecture
     from zoo_core.progress import ProgressBar, part_of
     from zoo_core.testing import CHECKS, run_checks
 
+    configs = {
+        name: Architecture.named(name).config(overrides, from_strings=True) if overrides else None
+        for name in targets
+    }
     reports = []
     total = len(CHECKS) * len(targets)
     with ProgressBar("checking", unit="check", enabled=not as_json) as bar:
         for i, name in enumerate(targets):
             bar.describe(f"checking {name.partition(':')[2] or name}")
-            reports.append(run_checks(name, progress=part_of(bar, i * len(CHECKS), total)))
+            progress = part_of(bar, i * len(CHECKS), total)
+            reports.append(run_checks(name, configs[name], progress=progress))
     failed = [r for r in reports if not r.passed]
     if as_json:
         echo_json(

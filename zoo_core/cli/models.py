@@ -65,36 +65,39 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
     import torch
 
     from zoo_core.api import describe_source
-    from zoo_core.config import config_fields, config_to_dict
+    from zoo_core.config import config_fields, config_to_dict, format_value
 
     registry()
     arch, config, origin = describe_source(source, parse_assignments(assignments))
     entry = arch.entry
     assert entry is not None
-    cls = arch.cls
     model = arch.build_meta(config)
     with torch.device("meta"):
-        example = model.example_input(1)
+        example = arch.example_input(model, 1)
     stats = _tensor_stats(model)
+    plain = config_to_dict(config)
     fields = [
         {
             "name": f.name,
             "type": f.type,
-            "default": None if f.default is dataclasses.MISSING else f.default,
+            "default": None if f.default is dataclasses.MISSING else _plain(f.default),
             "required": f.default is dataclasses.MISSING,
-            "value": getattr(config, f.name),
+            "value": plain[f.name],
             "help": f.help,
+            "shown_default": "(required)"
+            if f.default is dataclasses.MISSING
+            else format_value(f.default),
+            "shown_value": format_value(getattr(config, f.name)),
         }
-        for f in config_fields(cls.Config)
+        for f in config_fields(arch.Config)
     ]
     data = {
         **entry.as_dict(),
         "source": origin,
-        "config": config_to_dict(config),
-        "fields": fields,
+        "config": plain,
+        "fields": [{k: v for k, v in f.items() if not k.startswith("shown_")} for f in fields],
         **stats,
-        "input_shape": list(example.shape),
-        "input_dtype": str(example.dtype).removeprefix("torch."),
+        **_input_summary(example),
     }
     variant, variants = variant_rows_for(source, entry)
     if variant is not None:
@@ -118,17 +121,51 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
     click.echo(
         f"  parameters  {stats['parameters']:,} ({human_bytes(stats['bytes'])} as {stats['dtype']})"
     )
-    click.echo(f"  input       {tuple(example.shape)} {data['input_dtype']}")
+    click.echo(f"  input       {_inputs_text(example)}")
     click.echo("  config")
     rows = []
     for f in fields:
-        default = "(required)" if f["required"] else repr(f["default"])
-        value = "" if f["value"] == f["default"] else f"-> {f['value']!r}"
-        rows.append(("   ", f["name"], f["type"], f"= {default} {value}".rstrip(), f["help"]))
+        changed = f["shown_value"] != f["shown_default"]
+        value = f"-> {f['shown_value']}" if changed else ""
+        rows.append(
+            ("   ", f["name"], f["type"], f"= {f['shown_default']} {value}".rstrip(), f["help"])
+        )
     click.echo(table(rows, ("", "", "", "", "")).split("\n", 1)[1])
     if variants:
         click.echo("  pretrained weights (NAME.TAG; * default)")
         click.echo(variants_table(variants, indent="    "))
+
+
+def _plain(value: Any) -> Any:
+    from zoo_core.config import config_to_dict
+
+    return config_to_dict({"v": value})["v"]
+
+
+def _input_summary(inputs: Any) -> dict[str, Any]:
+    """JSON fields for a model's example input: one tensor, or several by position or name."""
+    from zoo_core.model import input_tensors
+
+    pairs = input_tensors(inputs)
+    if len(pairs) == 1 and not isinstance(inputs, (tuple, dict)):
+        t = pairs[0][1]
+        return {"input_shape": list(t.shape), "input_dtype": str(t.dtype).removeprefix("torch.")}
+    return {
+        "input_shape": {k: list(t.shape) for k, t in pairs},
+        "input_dtype": {k: str(t.dtype).removeprefix("torch.") for k, t in pairs},
+    }
+
+
+def _inputs_text(inputs: Any) -> str:
+    from zoo_core.model import input_tensors
+
+    pairs = input_tensors(inputs)
+    if len(pairs) == 1 and not isinstance(inputs, (tuple, dict)):
+        t = pairs[0][1]
+        return f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}"
+    return ", ".join(
+        f"{k}: {tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}" for k, t in pairs
+    )
 
 
 def _output_shape(output: Any) -> Any:
@@ -185,6 +222,7 @@ def load_command(
     import torch
 
     from zoo_core.api import open_model
+    from zoo_core.build import Architecture, origin_of
     from zoo_core.placement import parse_device, parse_dtype
     from zoo_core.progress import ProgressBar
 
@@ -207,10 +245,12 @@ def load_command(
     model = loaded.model
     ref = next(iter(model.state_dict().values()), None)
     on_cuda = ref is not None and ref.device.type == "cuda"
+    origin = origin_of(model)
+    arch = origin.arch if origin is not None else Architecture.of(loaded.entry)
     with torch.inference_mode():
-        example = model.example_input(1)
+        example = arch.example_input(model, 1)
         started = time.perf_counter()
-        output = model(example)
+        output = arch.forward(model, example)
         if on_cuda:
             torch.cuda.synchronize()  # kernels run asynchronously: wait for the real end
         forward_seconds = time.perf_counter() - started
@@ -228,7 +268,7 @@ def load_command(
         "load_seconds": round(loaded.load_seconds, 6),
         "forward_seconds": round(forward_seconds, 6),
         "memory_mapped": False,
-        "input_shape": list(example.shape),
+        **_input_summary(example),
         "output_shape": _output_shape(output),
         **loaded.details,
     }
@@ -249,7 +289,7 @@ def load_command(
     else:
         how = f"weights read into memory on {data['device']}"
     click.echo(f"  ready in       {loaded.load_seconds:.3f} s ({how})")
-    shapes = f"{tuple(example.shape)} -> {_shape_text(data['output_shape'])}"
+    shapes = f"{_inputs_text(example)} -> {_shape_text(data['output_shape'])}"
     click.echo(f"  first forward  {forward_seconds:.3f} s ({shapes})")
 
 

@@ -20,7 +20,23 @@ def test_zoo_conformance_features(model, check):
 
 def test_output_shape():
     model = zoo_core.create_model("tiny_transformer", num_classes=3, seed=0)
-    assert model(model.example_input(4)).shape == (4, 3)
+    assert zoo_core.call_model(model, model.example_input(4)).shape == (4, 3)
+
+
+def test_padding_mask_ignores_padded_tokens():
+    model = zoo_core.create_model("tiny_transformer", seed=0).eval()
+    ids = torch.randint(0, 1000, (2, 10))
+    mask = torch.arange(10) < torch.tensor([[6], [10]])
+    other = ids.clone()
+    other[0, 6:] = (ids[0, 6:] + 1) % 1000  # only padded positions change
+    with torch.no_grad():
+        first, second = model(ids, mask=mask), model(other, mask=mask)
+        # The first row padded equals the first row cut to its real length.
+        short = model(ids[:1, :6], mask=mask[:1, :6])
+    torch.testing.assert_close(first, second)
+    torch.testing.assert_close(first[:1], short, atol=1e-5, rtol=1e-5)
+    with pytest.raises(zoo_core.InputShapeError, match="bool mask"):
+        model(ids, mask=mask.long())
 
 
 def test_variable_length_and_input_errors():

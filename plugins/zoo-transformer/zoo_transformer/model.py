@@ -7,6 +7,13 @@ time into a linear classification head.
 >>> import torch
 >>> TinyTransformer()(torch.randint(0, 1000, (4, 16))).shape
 torch.Size([4, 2])
+
+An optional padding ``mask`` (``(batch, time)``, True at real positions) keeps
+padded positions out of attention and pooling:
+
+>>> ids, mask = torch.randint(0, 1000, (2, 16)), torch.arange(16) < torch.tensor([[9], [16]])
+>>> TinyTransformer().eval()(ids, mask=mask).shape
+torch.Size([2, 2])
 """
 
 from __future__ import annotations
@@ -71,6 +78,7 @@ class TinyTransformer(ZooModel):
     -> logits ``(batch, num_classes)``."""
 
     Config = TinyTransformerConfig
+    padding_mask_input = "mask"  # the kit checks that padded positions change nothing
     # Tensor parallelism (zoo_core.load_model(..., mesh=mesh, parallel="tp")): each MLP
     # block splits its hidden units, linear1 by output and linear2 by input, so the
     # pair needs one all-reduce. Attention stays replicated: nn.MultiheadAttention
@@ -101,7 +109,7 @@ class TinyTransformer(ZooModel):
         self.norm = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, c.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         c = self.config
         if c.input_kind == "tokens":
             self.check_input(x, ("batch", "time"))
@@ -115,13 +123,30 @@ class TinyTransformer(ZooModel):
         if steps > c.max_len:
             raise InputShapeError(f"TinyTransformer takes at most {c.max_len} steps, got {steps}")
         h = self.dropout(h + self.positions[:steps].to(h.dtype))
-        h = self.encoder(h)
-        pooled = h.mean(dim=1) if c.pooling == "mean" else h.amax(dim=1)
+        if mask is None:
+            h = self.encoder(h)
+            pooled = h.mean(dim=1) if c.pooling == "mean" else h.amax(dim=1)
+            return self.head(self.norm(pooled))
+        self.check_input(mask, (x.shape[0], steps), name="mask")
+        if mask.dtype != torch.bool:
+            raise InputShapeError(f"TinyTransformer expects a bool mask, got {mask.dtype}")
+        h = self.encoder(h, src_key_padding_mask=~mask)
+        keep = mask.unsqueeze(-1)
+        if c.pooling == "mean":
+            count = keep.sum(dim=1).clamp(min=1).to(h.dtype)
+            pooled = h.masked_fill(~keep, 0).sum(dim=1) / count
+        else:
+            pooled = h.masked_fill(~keep, torch.finfo(h.dtype).min).amax(dim=1)
         return self.head(self.norm(pooled))
 
-    def example_input(self, batch_size: int = 1) -> torch.Tensor:
-        # On the model's device (and, for features, in its dtype).
+    def example_input(self, batch_size: int = 1) -> dict[str, torch.Tensor]:
+        # On the model's device (and, for features, in its dtype); rows of random
+        # lengths, padded at the end, as a batch of real sequences would be.
         c = self.config
         if c.input_kind == "features":
-            return self.randn_like_input(batch_size, c.seq_len, c.in_features)
-        return self.randint_like_input(c.vocab_size, batch_size, c.seq_len)
+            x = self.randn_like_input(batch_size, c.seq_len, c.in_features)
+        else:
+            x = self.randint_like_input(c.vocab_size, batch_size, c.seq_len)
+        lengths = self.randint_like_input(c.seq_len, batch_size, 1) + 1
+        mask = torch.arange(c.seq_len, device=self.device) < lengths
+        return {"x": x, "mask": mask}

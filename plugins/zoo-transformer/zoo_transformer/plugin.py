@@ -8,7 +8,7 @@ from zoo_core import ModelSpec, hookimpl
 
 # The zoo plugin API this module targets (zoo_core.PLUGIN_API_VERSION when it
 # was written). zoo reports a mismatch clearly instead of failing later.
-ZOO_PLUGIN_API = 1
+ZOO_PLUGIN_API = 2
 
 
 @hookimpl

@@ -78,7 +78,7 @@ def test_load_summary_says_what_each_time_covers(saved) -> None:
     assert mapped.returncode == 0, mapped.stderr
     text = mapped.stdout
     assert re.search(r"ready in +\d+\.\d{3} s \(weights memory-mapped, read from disk during", text)
-    assert re.search(r"first forward +\d+\.\d{3} s \(\(1, 3, 28, 28\) -> \(1, 10\)\)", text)
+    assert re.search(r"first forward +\d+\.\d{3} s \(\(1, 3, 28, 28\) float32 -> \(1, 10\)\)", text)
     assert "load time" not in text
     cast = run_zoo("load", str(saved), "--dtype", "bfloat16").stdout
     assert "(weights read into memory on cpu)" in cast

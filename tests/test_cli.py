@@ -87,6 +87,7 @@ def test_info_shows_fields_parameters_and_input() -> None:
     assert "(1, 20, 10)" in human
 
 
+@pytest.mark.slow
 def test_save_then_load_round_trip(tmp_path) -> None:
     target = tmp_path / "cnn"
     saved = run_zoo("save", "simple_cnn", str(target), "--set", "num_classes=5", "--seed", "0")
@@ -243,6 +244,7 @@ def test_save_refuses_to_overwrite_other_directories(tmp_path) -> None:
     assert (tmp_path / "data" / "keep.csv").read_text() == "1,2,3"
 
 
+@pytest.mark.slow
 def test_broken_and_conflicting_plugins_through_the_cli(fixture_plugins) -> None:
     fixture_plugins("broken_import", "broken_hook", "conflicting")
     plugins = json.loads(run_zoo("plugins", "--json").stdout)

@@ -192,6 +192,7 @@ def published(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Published:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_single_file_model_loads_back_bit_exact(
     hub: Hub, published: Published, tmp_path: Path
 ) -> None:
@@ -240,6 +241,7 @@ def test_verify_checks_a_sharded_hub_model_in_the_cache(
     assert "outside" not in result.stdout
 
 
+@pytest.mark.slow
 def test_models_pushed_from_memory_by_python_and_by_name(hub: Hub, tmp_path: Path) -> None:
     env = hub.env(tmp_path / "home")
     result = run_python(
@@ -267,6 +269,7 @@ def test_models_pushed_from_memory_by_python_and_by_name(hub: Hub, tmp_path: Pat
     assert loaded["architecture"] == "linear_regression"
 
 
+@pytest.mark.slow
 def test_info_fetches_only_the_config(hub: Hub, published: Published, tmp_path: Path) -> None:
     result = run_zoo("info", "hf://zoo/cnn-sharded", "--json", **hub.env(tmp_path / "home"))
     assert result.returncode == 0, result.stderr
@@ -276,6 +279,7 @@ def test_info_fetches_only_the_config(hub: Hub, published: Published, tmp_path: 
     assert cached_names(tmp_path / "home") == {"config.json"}
 
 
+@pytest.mark.slow
 def test_revision_pins_old_weights_after_a_second_push(hub: Hub, tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = hub.env(home)
@@ -299,6 +303,7 @@ def test_revision_pins_old_weights_after_a_second_push(hub: Hub, tmp_path: Path)
     assert run_python(env, HUB_DIGESTS, source="hf://zoo/rnn@main") == saved_digests(new)
 
 
+@pytest.mark.slow
 def test_pull_then_load_offline(hub: Hub, published: Published, tmp_path: Path) -> None:
     home = tmp_path / "home"
     pulled = run_zoo("pull", "zoo/cnn", "--json", **hub.env(home))
@@ -352,6 +357,7 @@ def test_missing_plugin_fails_before_any_weights_are_downloaded(
     assert cached_names(home) == {"config.json"}
 
 
+@pytest.mark.slow
 def test_not_found_no_permission_and_network_errors(
     hub: Hub, published: Published, tmp_path: Path
 ) -> None:
@@ -387,6 +393,7 @@ def test_not_found_no_permission_and_network_errors(
     assert cached_names(home) == set()
 
 
+@pytest.mark.slow
 def test_repos_that_are_not_zoo_models(hub: Hub, published: Published, tmp_path: Path) -> None:
     weights = published.single / "model.safetensors"
     upload_files(
@@ -439,6 +446,7 @@ def test_only_allow_listed_files_are_downloaded(
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_model_card(hub: Hub, published: Published, tmp_path: Path) -> None:
     from huggingface_hub import ModelCard
 
@@ -463,6 +471,7 @@ def test_model_card(hub: Hub, published: Published, tmp_path: Path) -> None:
     assert "shards" in sharded_card.text and '"num_classes": 5' in sharded_card.text
 
 
+@pytest.mark.slow
 def test_an_existing_card_is_kept_unless_overwritten(
     hub: Hub, published: Published, tmp_path: Path
 ) -> None:
@@ -482,6 +491,7 @@ def test_an_existing_card_is_kept_unless_overwritten(
     assert "library_name: zoo" in card_text()
 
 
+@pytest.mark.slow
 def test_sharded_push_replaces_single_file_weights(
     hub: Hub, published: Published, tmp_path: Path
 ) -> None:
@@ -498,6 +508,7 @@ def test_sharded_push_replaces_single_file_weights(
     )
 
 
+@pytest.mark.slow
 def test_content_is_checked_against_recorded_hashes(
     hub: Hub, published: Published, tmp_path: Path
 ) -> None:
@@ -537,6 +548,7 @@ def test_content_is_checked_against_recorded_hashes(
     assert "no repository" in run_zoo("pull", "zoo/tampered-again", **hub.env(home)).stderr
 
 
+@pytest.mark.slow
 def test_token_appears_in_no_output_or_file(hub: Hub, published: Published, tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = hub.env(home)
@@ -559,6 +571,7 @@ def test_token_appears_in_no_output_or_file(hub: Hub, published: Published, tmp_
         assert TOKEN.encode() not in data, path
 
 
+@pytest.mark.slow
 def test_interrupted_downloads_resume(published: Published, tmp_path: Path) -> None:
     url, process = start_server_subprocess(
         tmp_path / "root", token=TOKEN, extra_args=["--interrupt-downloads-after", "5000"]
@@ -573,6 +586,7 @@ def test_interrupted_downloads_resume(published: Published, tmp_path: Path) -> N
     assert got == saved_digests(published.single)
 
 
+@pytest.mark.slow
 def test_progress_bars_on_a_terminal_only(hub: Hub, published: Published, tmp_path: Path) -> None:
     env = {**os.environ, **hub.env(tmp_path / "piped")}
     env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)

@@ -29,6 +29,7 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, text
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_check_passes_every_installed_model() -> None:
     result = run_zoo("check")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -49,6 +50,7 @@ def test_check_json_names_and_plugins() -> None:
     assert set(checks["gradients"]) == {"check", "status", "message", "reason", "hint", "seconds"}
 
 
+@pytest.mark.slow
 def test_check_reports_each_failure_with_why_and_fix() -> None:
     result = run_zoo("check", "unused_layer", "good", "-v", **fixture_env("bad_models"))
     assert_clean_error(result, 1, "zoo: error: 1 of 2 model(s) failed the zoo checks")
@@ -69,12 +71,14 @@ def test_check_reports_each_failure_with_why_and_fix() -> None:
     assert failed == ["gradients"]
 
 
+@pytest.mark.slow
 def test_check_flags_a_hook_module_that_imports_torch() -> None:
     result = run_zoo("check", "--plugin", "imports_torch", **fixture_env("imports_torch"))
     assert_clean_error(result, 1, "1 of 1 model(s) failed")
     assert "heavy: hook-light FAILED: importing imports_torch and calling its hook" in result.stdout
 
 
+@pytest.mark.slow
 def test_an_incompatible_plugin_is_reported_by_plugins_list_and_check() -> None:
     env = fixture_env("future_api")
     needs = "needs plugin API 3, but zoo-core 0.1.0 provides plugin API 1 to 2"
@@ -176,6 +180,7 @@ def test_new_plugin_writes_a_complete_project(tmp_path: Path) -> None:
     assert "pip install -e zoo-demo-net" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_generated_plugin_installs_lists_and_passes_zoo_check_and_its_tests(
     tmp_path: Path,
 ) -> None:

@@ -174,6 +174,7 @@ def test_device_move_fails_for_a_model_pinned_to_the_cpu(fixture_plugins) -> Non
     assert outcome(run_checks("only_on_cpu"))["fail"] == {"device-move"}
 
 
+@pytest.mark.slow
 def test_parametrize_with_checks_gives_one_pytest_test_per_check(fixture_plugins, tmp_path):
     fixture_plugins("bad_models")
     (tmp_path / "test_plugin.py").write_text(

@@ -65,6 +65,7 @@ def test_every_shard_describes_itself(tmp_path) -> None:
             assert f.metadata()["zoo.architecture"] == "simple_rnn"
 
 
+@pytest.mark.slow
 def test_zoo_save_max_shard_size(tmp_path) -> None:
     out = tmp_path / "m"
     args = ["simple_rnn", str(out), "--set", "hidden_size=64", "--set", "num_layers=3"]

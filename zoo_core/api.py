@@ -34,6 +34,7 @@ from zoo_core.errors import (
 from zoo_core.fsutil import try_recover
 from zoo_core.model import ZooModel
 from zoo_core.placement import parse_device, parse_dtype
+from zoo_core.progress import ProgressCallback
 from zoo_core.registry import ModelEntry, get_registry
 from zoo_core.variant_meta import check_weights_section
 from zoo_core.variants import is_variant_name
@@ -43,6 +44,7 @@ from zoo_core.weights import (
     make_record,
     read_saved,
     read_tensors,
+    reads_on_first_use,
     structure_problems,
     write_directory,
 )
@@ -168,6 +170,7 @@ def save_model(
     directory: str | os.PathLike[str],
     *,
     max_shard_size: int | str | None = None,
+    progress: ProgressCallback | None = None,
     weights: dict[str, Any] | None = None,
 ) -> Path:
     """Save ``model`` as ``config.json`` + safetensors weights in ``directory``, atomically.
@@ -184,6 +187,8 @@ def save_model(
     could not be loaded again is refused. A model sharded over a mesh is saved
     by calling this on every rank: rank 0 writes the same directory a single
     process would.
+    ``progress(done, total)`` is called with the bytes written so far
+    (:class:`zoo_core.progress.ProgressBar` draws it).
 
     Raises:
         PluginError: the model's class is not registered by an installed plugin.
@@ -217,7 +222,9 @@ def save_model(
             f"cannot save {entry.name}: {', '.join(on_meta[:3])} have no data (meta device)"
         )
     _check_reloadable(arch, config, state_dict)
-    return write_directory(state_dict, record, Path(directory), max_shard_size=max_shard_size)
+    return write_directory(
+        state_dict, record, Path(directory), max_shard_size=max_shard_size, progress=progress
+    )
 
 
 def _saving(model: nn.Module) -> tuple[Architecture, Any]:
@@ -271,6 +278,7 @@ def load_model(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     arch: str | None = None,
+    progress: ProgressCallback | None = None,
     mesh: DeviceMesh | None = None,
     parallel: str = "fsdp",
 ) -> nn.Module:
@@ -285,7 +293,8 @@ def load_model(
     ``arch`` names the architecture of weights saved by other tools (a
     ``PyTorchModelHubMixin.save_pretrained`` or ``save_torch_model`` directory,
     a bare ``.safetensors`` file); config fields are taken from their
-    ``config.json`` where the names match.
+    ``config.json`` where the names match. ``progress(done, total)`` counts the
+    bytes of saved weights read.
 
     With ``mesh`` (a ``torch.distributed`` ``DeviceMesh``; call on every rank,
     under ``torchrun``) the model is sharded: ``parallel="fsdp"`` applies
@@ -303,7 +312,13 @@ def load_model(
     >>> model = load_model("big/", mesh=mesh, parallel="tp")         # doctest: +SKIP
     """
     return open_model(
-        source, device=device, dtype=dtype, arch=arch, mesh=mesh, parallel=parallel
+        source,
+        device=device,
+        dtype=dtype,
+        arch=arch,
+        mesh=mesh,
+        parallel=parallel,
+        progress=progress,
     ).model
 
 
@@ -426,6 +441,7 @@ def open_model(
     from_strings: bool = False,
     seed: int | None = None,
     arch: str | None = None,
+    progress: ProgressCallback | None = None,
     mesh: DeviceMesh | None = None,
     parallel: str = "fsdp",
 ) -> LoadedModel:
@@ -433,6 +449,9 @@ def open_model(
 
     With ``arch``, ``source`` is a path to weights saved by another tool, and
     ``overrides`` complete or replace the config fields found next to them.
+    ``progress(done, total)`` counts the bytes of saved weights read (or mapped).
+    ``details["memory_mapped"]`` says whether the weights' pages are read only
+    when first used (a plain CPU load), after ``load_seconds`` has been taken.
     """
     started = time.perf_counter()
     # On a mesh, a rank that cannot resolve the source fails every rank (no hang).
@@ -462,13 +481,17 @@ def open_model(
         return LoadedModel(model, architecture.entry, text, kind, seconds, details)
     if saved is not None:
         try:
-            model = _load_saved(architecture, config, saved, target_device, target_dtype)
+            model = _load_saved(architecture, config, saved, target_device, target_dtype, progress)
             model.weights_info = _weights_info(saved)
         finally:
             saved.close()  # the tensors are read or mapped; the files need not stay open
         entry = architecture.entry
         assert entry is not None
-        details = {"files": [str(f) for f in saved.files], **saved.provenance()}
+        details = {
+            "files": [str(f) for f in saved.files],
+            "memory_mapped": reads_on_first_use(target_device, target_dtype),
+            **saved.provenance(),
+        }
         seconds = time.perf_counter() - started
         return LoadedModel(model, entry, saved.source, saved.kind, seconds, details)
     text = os.fspath(source)
@@ -635,6 +658,7 @@ def _load_saved(
     saved: SavedModel,
     device: torch.device | None,
     dtype: torch.dtype | None,
+    progress: ProgressCallback | None = None,
 ) -> nn.Module:
     model = arch.build_meta(config, where=saved.path)
     expected = model.state_dict()
@@ -648,5 +672,5 @@ def _load_saved(
             hint="the config was damaged or edited by hand; if it is genuine, raise "
             f"{limits.LIMITS['buffers'].env} (see SECURITY.md)",
         )
-    tensors = read_tensors(saved, list(expected), device=device, dtype=dtype)
+    tensors = read_tensors(saved, list(expected), device=device, dtype=dtype, progress=progress)
     return arch.fill(model, tensors, config, device=device, dtype=dtype)

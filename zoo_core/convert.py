@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from zoo_core.errors import SourceNotFoundError, WeightsError
+from zoo_core.progress import ProgressCallback
 
 __all__ = ["convert_checkpoint", "read_checkpoint"]
 
@@ -147,11 +148,13 @@ def convert_checkpoint(
     overrides: dict[str, Any] | None = None,
     from_strings: bool = False,
     max_shard_size: int | str | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Path:
     """Read ``checkpoint`` as architecture ``arch`` and save it as a zoo directory.
 
     The tensors must fit the architecture built with ``overrides`` exactly
-    (every key, every shape); mismatches are named.
+    (every key, every shape); mismatches are named. ``progress(done, total)``
+    counts the bytes written.
 
     Raises:
         WeightsError: the checkpoint is refused or does not fit.
@@ -187,7 +190,7 @@ def convert_checkpoint(
         )
     tensors = {k: t if t.is_contiguous() else t.contiguous() for k, t in tensors.items()}
     architecture.fill(model, tensors, config)
-    return save_model(model, directory, max_shard_size=max_shard_size)
+    return save_model(model, directory, max_shard_size=max_shard_size, progress=progress)
 
 
 # Floating dtypes a zoo model computes in; float8 is a storage format, not one of them.

@@ -22,6 +22,7 @@ from typing import Any
 
 from zoo_core.dirview import OpenedDirectory
 from zoo_core.errors import WeightsError
+from zoo_core.progress import ProgressCallback, part_of
 
 __all__ = ["Problem", "check_file_hashes", "check_opened", "message_about"]
 
@@ -51,7 +52,9 @@ class Problem:
 
 
 def check_file_hashes(
-    directory: str | os.PathLike[str] | OpenedDirectory, files: Mapping[str, Any]
+    directory: str | os.PathLike[str] | OpenedDirectory,
+    files: Mapping[str, Any],
+    progress: ProgressCallback | None = None,
 ) -> list[Problem]:
     """Compare each file's size and sha256 with ``files`` (the ``config.json`` record).
 
@@ -59,19 +62,24 @@ def check_file_hashes(
     A malformed record is itself reported. Files are hashed in chunks, never
     read whole into memory; a size mismatch skips the hash. ``directory`` may
     be an :class:`~zoo_core.dirview.OpenedDirectory`, so the files hashed are
-    the very ones a load or verify already opened.
+    the very ones a load or verify already opened. ``progress(done, total)``
+    counts the recorded bytes checked.
 
     >>> check_file_hashes("cnn/", record["files"])        # doctest: +SKIP
     []
     """
 
     if isinstance(directory, OpenedDirectory):
-        return check_opened(directory, files)
+        return check_opened(directory, files, progress)
     with OpenedDirectory(directory) as opened:
-        return check_opened(opened, files)
+        return check_opened(opened, files, progress)
 
 
-def check_opened(opened: OpenedDirectory, files: Mapping[str, Any]) -> list[Problem]:
+def check_opened(
+    opened: OpenedDirectory,
+    files: Mapping[str, Any],
+    progress: ProgressCallback | None = None,
+) -> list[Problem]:
     """:func:`check_file_hashes` on a directory already opened (one snapshot of it)."""
     from zoo_core.safetensors_io import hash_file
     from zoo_core.weights import check_files_record
@@ -81,7 +89,10 @@ def check_opened(opened: OpenedDirectory, files: Mapping[str, Any]) -> list[Prob
     except WeightsError as err:
         return [Problem(str(opened.path), err.message)]
     problems = []
+    total = sum(want.size for want in expected.values())
+    start = 0
     for name, want in sorted(expected.items()):
+        offset, start = start, start + want.size
         try:
             fd = opened.open(name)
         except WeightsError as err:
@@ -94,7 +105,7 @@ def check_opened(opened: OpenedDirectory, files: Mapping[str, Any]) -> list[Prob
         if size != want.size:
             problems.append(Problem(name, f"is {size} bytes, but {want.size} were saved"))
             continue
-        got = hash_file(opened.path / name, fd=fd)
+        got = hash_file(opened.path / name, part_of(progress, offset, total), fd=fd)
         if got.sha256 != want.sha256:
             problems.append(
                 Problem(name, f"sha256 is {got.sha256}, but {want.sha256} was saved (changed)")

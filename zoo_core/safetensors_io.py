@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo_core.errors import WeightsError
+from zoo_core.progress import ProgressCallback
 
 if TYPE_CHECKING:
     import torch
@@ -269,25 +270,37 @@ def _check_layout(path: Path, tensors: dict[str, TensorInfo], data_size: int) ->
         raise _bad(path, f"{data_size - position} bytes follow the last tensor")
 
 
-def hash_file(path: str | os.PathLike[str], *, fd: int | None = None) -> FileRecord:
+def hash_file(
+    path: str | os.PathLike[str],
+    progress: ProgressCallback | None = None,
+    *,
+    fd: int | None = None,
+) -> FileRecord:
     """sha256 and size of a file, read in chunks (never whole into memory).
 
     ``fd``, when given, is an open descriptor of the file, read with ``pread``
-    (its offset is left alone) instead of opening ``path``.
+    (its offset is left alone) instead of opening ``path``. ``progress(done,
+    total)`` is called with the bytes hashed so far.
     """
     digest = hashlib.sha256()
     buffer = bytearray(8 * 1024 * 1024)
     view = memoryview(buffer)
     size = 0
     if fd is not None:
+        total = os.fstat(fd).st_size
         while n := os.preadv(fd, [buffer], size):
             digest.update(view[:n])
             size += n
+            if progress is not None:
+                progress(size, max(total, size))
         return FileRecord(digest.hexdigest(), size)
     with open(path, "rb", buffering=0) as f:
+        total = os.fstat(f.fileno()).st_size
         while n := f.readinto(buffer):
             digest.update(view[:n])
             size += n
+            if progress is not None:
+                progress(size, max(total, size))
     return FileRecord(digest.hexdigest(), size)
 
 
@@ -463,12 +476,13 @@ def write_file(
     path: str | os.PathLike[str],
     tensors: dict[str, torch.Tensor],
     metadata: dict[str, str] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> FileRecord:
     """Write ``tensors`` as a new safetensors file at ``path`` and return its hash and size.
 
     The file is created with mode ``0o666`` minus the umask and must not exist.
     Tensors on other devices are copied to the CPU one at a time. Check
-    :func:`can_write` first.
+    :func:`can_write` first. ``progress(done, total)`` counts tensor bytes written.
 
     >>> write_file("w.safetensors", {"w": torch.zeros(2)}, {"format": "pt"})  # doctest: +SKIP
     FileRecord(sha256='...', size=80)
@@ -479,6 +493,7 @@ def write_file(
     hasher = _Hasher()
     written = 0
     flushed = 0
+    data_bytes = sum(t.numel() * t.element_size() for t in tensors.values())
     try:
         with open(fd, "wb", buffering=0, closefd=True) as f:
             for chunk in _chunks(head, tensors, order):
@@ -488,6 +503,8 @@ def write_file(
                     n = f.write(view)
                     view = view[n:]
                 written += len(chunk)
+                if progress is not None:
+                    progress(written - len(head), data_bytes)
                 if written - flushed >= _WRITEBACK_EVERY:
                     _start_writeback(f.fileno(), flushed, written - flushed)
                     flushed = written

@@ -51,6 +51,7 @@ from zoo_core.config import config_from_dict, config_to_dict
 from zoo_core.distributed import plan_problems
 from zoo_core.errors import ConfigError, PluginError, ZooError
 from zoo_core.model import ZooModel, call_model, input_tensors
+from zoo_core.progress import ProgressCallback
 from zoo_core.registry import ModelEntry, get_registry
 from zoo_core.scaffold import PLACEHOLDER_MODEL_TEXT, PLACEHOLDER_SUMMARY
 
@@ -1088,6 +1089,7 @@ def run_checks(
     *,
     only: Sequence[str] | None = None,
     expected_failures: Mapping[str, str] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> ModelReport:
     """Run the conformance checks on a model and return every result (never raises on failure).
 
@@ -1099,6 +1101,7 @@ def run_checks(
         expected_failures: ``{check: reason}`` for checks known to fail: their
             failures are reported as ``xfail`` (with the reason) and do not fail
             the model.
+        progress: called as ``progress(done, total)`` after each check.
 
     Raises:
         ModelNotFoundError, AmbiguousModelError: ``model`` names nothing, or several things.
@@ -1121,6 +1124,8 @@ def run_checks(
                 result, status="xfail", message=f"{result.message} (expected: {expected[one.name]})"
             )
         done[one.name] = result
+        if progress is not None:
+            progress(len(done), len(selected))
     reported = [done[n] for n in (only if only is not None else list(done))]
     plugin = subject.entry.plugin.name if subject.entry is not None else None
     return ModelReport(subject.label, plugin, tuple(reported))

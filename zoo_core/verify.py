@@ -26,6 +26,7 @@ from typing import Any
 from zoo_core.dirview import OpenedDirectory, Vanished
 from zoo_core.errors import WeightsError, ZooError
 from zoo_core.file_hashes import Problem, check_file_hashes, check_opened, message_about
+from zoo_core.progress import ProgressCallback
 
 __all__ = ["Problem", "check_file_hashes", "verify_directory"]
 
@@ -33,7 +34,9 @@ __all__ = ["Problem", "check_file_hashes", "verify_directory"]
 _ATTEMPTS = 50
 
 
-def verify_directory(path: str | os.PathLike[str], *, hashes: bool = True) -> list[Problem]:
+def verify_directory(
+    path: str | os.PathLike[str], *, hashes: bool = True, progress: ProgressCallback | None = None
+) -> list[Problem]:
     """Every problem with the saved model at ``path``; an empty list means sound.
 
     ``path`` is a directory or a lone ``.safetensors`` file. For a directory:
@@ -41,10 +44,11 @@ def verify_directory(path: str | os.PathLike[str], *, hashes: bool = True) -> li
     present and has a valid header, that the index and shards agree, that the
     architecture's plugin is installed and every tensor it needs is there with
     the right shape and dtype, and (with ``hashes``) that every recorded file
-    still has the sha256 and size recorded at save time. All of it is read
-    from one snapshot of the directory, so a save replacing it meanwhile is
-    never mistaken for damage. A lone file has its header, zoo metadata and
-    tensors checked (it records no hashes).
+    still has the sha256 and size recorded at save time (``progress(done,
+    total)`` counts the bytes hashed). All of it is read from one snapshot of
+    the directory, so a save replacing it meanwhile is never mistaken for
+    damage. A lone file has its header, zoo metadata and tensors checked (it
+    records no hashes).
     """
     directory = Path(path)
     if directory.is_file():
@@ -57,7 +61,7 @@ def verify_directory(path: str | os.PathLike[str], *, hashes: bool = True) -> li
         except OSError as err:
             return [Problem(str(directory), f"cannot be read: {err.strerror or err}")]
         try:
-            return _unique(_verify_opened(opened, hashes))
+            return _unique(_verify_opened(opened, hashes, progress))
         except Vanished:
             continue
         finally:
@@ -65,7 +69,9 @@ def verify_directory(path: str | os.PathLike[str], *, hashes: bool = True) -> li
     return [Problem(str(directory), f"was replaced {_ATTEMPTS} times while being checked")]
 
 
-def _verify_opened(opened: OpenedDirectory, hashes: bool) -> list[Problem]:
+def _verify_opened(
+    opened: OpenedDirectory, hashes: bool, progress: ProgressCallback | None = None
+) -> list[Problem]:
     from zoo_core.weights import CONFIG_NAME, FILES_KEY, read_opened
 
     directory = opened.path
@@ -84,7 +90,7 @@ def _verify_opened(opened: OpenedDirectory, hashes: bool) -> list[Problem]:
         )
     else:
         if hashes:
-            problems += check_opened(opened, files)
+            problems += check_opened(opened, files, progress)
         if isinstance(files, dict):
             for extra in sorted(_weight_files(opened) - set(files)):
                 problems.append(Problem(extra, "is not recorded in config.json"))

@@ -27,6 +27,7 @@ from zoo_core import limits
 from zoo_core.dirview import Handles, OpenedDirectory, Vanished, open_regular, read_limited
 from zoo_core.errors import UsageError, WeightsError, ZooWarning
 from zoo_core.fsutil import atomic_directory
+from zoo_core.progress import ProgressCallback, part_of
 from zoo_core.safetensors_io import (
     FileRecord,
     Header,
@@ -50,6 +51,7 @@ __all__ = [
     "model_files",
     "read_saved",
     "read_tensors",
+    "reads_on_first_use",
     "structure_problems",
     "write_directory",
 ]
@@ -657,12 +659,14 @@ def read_tensors(
     *,
     device: torch.device | None = None,
     dtype: torch.dtype | None = None,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, torch.Tensor]:
     """Read tensors shard by shard, placing and casting each one as it is read.
 
     Floating tensors are cast to ``dtype`` one at a time, so at most one extra
     copy of a single tensor exists during a cast. Integer and bool tensors keep
-    their dtype.
+    their dtype. ``progress(done, total)`` counts the stored bytes of the tensors
+    read (mapped, for a memory-mapped read: their pages are read on first use).
     """
     wanted = set(saved.key_to_file) | set(saved.aliases) if keys is None else set(keys)
     target = str(device) if device is not None else "cpu"
@@ -681,6 +685,12 @@ def read_tensors(
                 for file, file_keys in by_file.items()
             }
             out, by_file = read_files(plan, device, dtype=dtype), {}
+    sizes = {
+        key: _header(saved, file).tensors[key].end - _header(saved, file).tensors[key].begin
+        for file, file_keys in (by_file.items() if progress is not None else ())
+        for key in file_keys
+    }
+    done, total = 0, sum(sizes.values())
     for file, file_keys in by_file.items():
         # A cast makes a copy: reading with pread lets each source tensor go once cast,
         # where a mapping would keep the whole file's pages resident until the end.
@@ -695,6 +705,9 @@ def read_tensors(
                 if dtype is not None and tensor.is_floating_point() and tensor.dtype != dtype:
                     tensor = tensor.to(dtype)
                 out[key] = tensor
+                if progress is not None:
+                    done += sizes[key]
+                    progress(done, total)
     for alias, kept in saved.aliases.items():
         if alias in wanted and kept in out:
             out[alias] = out[kept]
@@ -726,18 +739,29 @@ def _old_architecture(directory: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def reads_on_first_use(device: torch.device | None, dtype: torch.dtype | None) -> bool:
+    """Whether :func:`read_tensors` memory-maps the files (their pages are read when first used).
+
+    It does for a plain CPU load; a cast or another device reads everything at once.
+    """
+    target = str(device) if device is not None else "cpu"
+    return target == "cpu" and dtype is None
+
+
 def write_directory(
     state_dict: dict[str, torch.Tensor],
     record: dict[str, Any],
     directory: Path,
     *,
     max_shard_size: int | str | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Path:
     """Write ``config.json`` and the weights atomically into ``directory``.
 
     Weights are split into shards in huggingface_hub's layout when they exceed
     ``max_shard_size`` (default 5GB). ``config.json`` records the sha256 and
-    size of every weight and index file under ``files``.
+    size of every weight and index file under ``files``. ``progress(done, total)``
+    counts tensor bytes written.
 
     Replacing an existing zoo model replaces only zoo's files (see
     :func:`is_zoo_file`): a model card, logs or folders the user added are
@@ -756,7 +780,7 @@ def write_directory(
     try:
         with atomic_directory(directory, may_replace=is_zoo_directory, keep=_not_zoo_file) as tmp:
             old = _old_architecture(directory) if os.path.isdir(directory) else None
-            files = _write_weights(state_dict, split, metadata, tmp, max_shard_size)
+            files = _write_weights(state_dict, split, metadata, tmp, max_shard_size, progress)
             full = {**record, FILES_KEY: {n: files[n].as_dict() for n in sorted(files)}}
             with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as f:
                 json.dump(full, f, indent=2)
@@ -877,6 +901,7 @@ def _write_weights(
     metadata: dict[str, str],
     tmp: Path,
     max_shard_size: int | str | None,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, FileRecord]:
     """Write shards (hashing as they are written) and the index; return each file's record."""
     if not can_write(state_dict):
@@ -889,10 +914,14 @@ def _write_weights(
         )
         return {p.name: hash_file(p) for p in sorted(tmp.iterdir())}
     if split is None:
-        return {WEIGHTS_NAME: write_file(tmp / WEIGHTS_NAME, state_dict, metadata)}
+        return {WEIGHTS_NAME: write_file(tmp / WEIGHTS_NAME, state_dict, metadata, progress)}
     files = {}
+    total = sum(t.numel() * t.element_size() for t in state_dict.values())
+    start = 0
     for name, keys in split.filename_to_tensors.items():
-        files[name] = write_file(tmp / name, {k: state_dict[k] for k in keys}, metadata)
+        shard = {k: state_dict[k] for k in keys}
+        files[name] = write_file(tmp / name, shard, metadata, part_of(progress, start, total))
+        start += sum(t.numel() * t.element_size() for t in shard.values())
     if split.is_sharded:
         # The same index huggingface_hub writes, so its loaders and transformers read it.
         index = {"metadata": {**split.metadata, **metadata}, "weight_map": split.tensor_to_filename}

@@ -40,12 +40,14 @@ def cli(debug: bool) -> None:
     zoo load hf://me/cnn-demo
     zoo check                        conformance checks of every installed model
     zoo new-plugin zoo-mlp           start a plugin of your own
+
+    Tab completion: eval "$(_ZOO_COMPLETE=bash_source zoo)" (zsh_source, fish_source).
     """
     _state["debug"] = debug or _state["debug"]
 
 
 # Registering the commands: these modules import only click and zoo_core's light parts.
-from zoo_core.cli import hub, kit, models, plugins, variants, weights  # noqa: E402
+from zoo_core.cli import docs, hub, kit, models, plugins, variants, weights  # noqa: E402
 
 for command in (
     *models.COMMANDS,
@@ -53,6 +55,7 @@ for command in (
     *hub.COMMANDS,
     *kit.COMMANDS,
     *weights.COMMANDS,
+    *docs.COMMANDS,
     *variants.COMMANDS,
 ):
     cli.add_command(command)

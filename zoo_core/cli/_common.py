@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from zoo_core.cli.complete import complete_set_keys
 from zoo_core.registry import Registry, ZooPluginWarning, get_registry
 from zoo_core.units import human_bytes
 from zoo_core.untrusted import clean_lines, clean_text
@@ -31,6 +32,7 @@ set_option = click.option(
     metavar="KEY=VALUE",
     help="Override a config field (repeatable), parsed to the field's type: "
     "n=5, stem.width=64 (nested), layers=3,4,6,3 or (3,4,6,3), widths=a:1,b:2.",
+    shell_complete=complete_set_keys,
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 

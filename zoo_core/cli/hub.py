@@ -12,19 +12,24 @@ import os
 import click
 
 from zoo_core.cli._common import echo_json, json_option, registry, set_option
+from zoo_core.cli.complete import complete_source
 from zoo_core.config import parse_assignments
 
 
-@click.command("push")
-@click.argument("source", metavar="DIR_OR_NAME")
+@click.command("push", short_help="Upload a saved model (or a model name) to the Hub.")
+@click.argument("source", metavar="SOURCE", shell_complete=complete_source)
 @click.argument("repo_id")
-@click.option("--revision", help="Branch to commit to (created from main if missing).")
+@click.option(
+    "--revision", metavar="BRANCH", help="Branch to commit to (created from main if missing)."
+)
 @click.option("--private", is_flag=True, help="Create the repository as private.")
-@click.option("--message", "-m", help="Commit message.")
-@click.option("--license", "license_", metavar="ID", help="License for the card, e.g. mit.")
+@click.option("--message", "-m", metavar="MESSAGE", help="Commit message.")
+@click.option("--license", "license_", metavar="LICENSE", help="License for the card, e.g. mit.")
 @click.option("--overwrite-card", is_flag=True, help="Regenerate README.md even if one exists.")
 @set_option
-@click.option("--seed", type=int, help="Seed for a freshly built model (model names only).")
+@click.option(
+    "--seed", type=int, metavar="N", help="Seed for a freshly built model (model names only)."
+)
 def push_command(
     source: str,
     repo_id: str,
@@ -36,7 +41,7 @@ def push_command(
     assignments: tuple[str, ...],
     seed: int | None,
 ) -> None:
-    """Upload a saved model DIRectory (or a model NAME, built fresh) to REPO_ID on the Hub.
+    """Upload SOURCE to REPO_ID on the Hub: a saved model directory, or a model name built fresh.
 
     \b
     zoo push ./cnn me/cnn-demo --license mit
@@ -79,9 +84,9 @@ def push_command(
     click.echo(f"  {info.commit_url}")
 
 
-@click.command("pull")
+@click.command("pull", short_help="Download a model from the Hub into the local cache.")
 @click.argument("repo_id")
-@click.option("--revision", help="Branch, tag or commit sha (default: main).")
+@click.option("--revision", metavar="REVISION", help="Branch, tag or commit sha (default: main).")
 @json_option
 def pull_command(repo_id: str, revision: str | None, as_json: bool) -> None:
     """Download REPO_ID (owner/repo or hf://owner/repo[@rev]) into the Hugging Face cache.

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from zoo_core.cli._common import echo_json, json_option, registry, set_option, table
+from zoo_core.cli.complete import complete_architectures, complete_plugin_names
 from zoo_core.config import parse_assignments
 from zoo_core.errors import PluginError, ZooError
 from zoo_core.registry import PluginInfo, Registry
@@ -44,13 +45,14 @@ def _plugin_row(p: PluginInfo) -> dict[str, Any]:
     return {"plugin": p.name, "status": p.status, "error": p.error}
 
 
-@click.command("check")
-@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.command("check", short_help="Run the conformance checks on installed models.")
+@click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_architectures)
 @click.option(
     "--plugin",
     "plugin_names",
     multiple=True,
-    metavar="DIST",
+    metavar="PLUGIN",
+    shell_complete=complete_plugin_names,
     help="Check every model of this plugin (repeatable).",
 )
 @set_option
@@ -67,7 +69,8 @@ def check_command(
 
     Exits 1 if any check fails; warning-level checks (torch.export) do not fail.
     With --set, each model is checked with that config instead of its defaults.
-    docs/plugin-authors.md explains each check and how to fix it.
+    The plugin author's guide explains each check and how to fix it: 'zoo docs'
+    prints where it is installed.
     """
     overrides = parse_assignments(assignments)
     reg = registry(warn=False)
@@ -77,13 +80,20 @@ def check_command(
         return
 
     from zoo_core.build import Architecture
-    from zoo_core.testing import run_checks
+    from zoo_core.progress import ProgressBar, part_of
+    from zoo_core.testing import CHECKS, run_checks
 
     configs = {
         name: Architecture.named(name).config(overrides, from_strings=True) if overrides else None
         for name in targets
     }
-    reports = [run_checks(name, configs[name]) for name in targets]
+    reports = []
+    total = len(CHECKS) * len(targets)
+    with ProgressBar("checking", unit="check", enabled=not as_json) as bar:
+        for i, name in enumerate(targets):
+            bar.describe(f"checking {name.partition(':')[2] or name}")
+            progress = part_of(bar, i * len(CHECKS), total)
+            reports.append(run_checks(name, configs[name], progress=progress))
     failed = [r for r in reports if not r.passed]
     if as_json:
         echo_json(
@@ -130,9 +140,11 @@ def _print_human(reports: list[Any], problems: list[PluginInfo], verbose: bool) 
                 click.echo(f"  fix: {r.hint}")
 
 
-@click.command("new-plugin")
+@click.command("new-plugin", short_help="Start a plugin project of your own (e.g. zoo-mlp).")
 @click.argument("name")
-@click.option("--model", help="The model it registers (default: NAME without 'zoo-').")
+@click.option(
+    "--model", metavar="MODEL", help="The model it registers (default: NAME without 'zoo-')."
+)
 @click.option(
     "-o",
     "--output",
@@ -150,7 +162,11 @@ def new_plugin_command(name: str, model: str | None, directory: str | None) -> N
     from zoo_core.scaffold import new_plugin, plugin_names
 
     names = plugin_names(name, model)
+    target = Path(directory) if directory is not None else Path(names.dist)
+    clashes = _name_clashes(names, target)
     path = new_plugin(name, model=model, directory=directory)
+    for clash in clashes:
+        click.echo(f"zoo: warning: {clash}", err=True)
     files = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
     shown = Path(directory) if directory is not None else Path(names.dist)
     click.echo(f"created {names.dist} (model {names.model}) in {shown}:")
@@ -162,6 +178,47 @@ def new_plugin_command(name: str, model: str | None, directory: str | None) -> N
     # Its tests need the test extra (pytest), which a plain install leaves out.
     click.echo(f"  pip install -e '{shown}[test]' && pytest {shown}")
     click.echo(f"  then write your model in {shown / names.package / 'model.py'}")
+
+
+def _name_clashes(names: Any, target: Path) -> list[str]:
+    """What already answers to the new plugin's names: installed, importable, or beside it."""
+    import importlib.metadata
+    import importlib.util
+
+    found = []
+    try:
+        version = importlib.metadata.version(names.dist)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    else:
+        found.append(
+            f"a distribution named {names.dist} {version} is already installed; "
+            f"'pip install -e {target}' would replace it"
+        )
+    try:
+        spec = importlib.util.find_spec(names.package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None:
+        where = spec.origin or ", ".join(spec.submodule_search_locations or ())
+        found.append(
+            f"a module named {names.package} is already importable ({where}); "
+            "the two would shadow each other"
+        )
+    parent = target.absolute().parent
+    for local in (names.package, f"{names.package}.py"):
+        if (parent / local).exists():
+            found.append(
+                f"{parent / local} already exists next to the new project; Python started "
+                f"in {parent} imports it instead of the plugin's package"
+            )
+    taken = [e for e in registry(warn=False).models() if e.name == names.model]
+    if taken:
+        found.append(
+            f"a model named {names.model!r} is already registered by {taken[0].plugin.name}; "
+            f"choose another with --model, or users will have to write DIST:{names.model}"
+        )
+    return found
 
 
 COMMANDS = (check_command, new_plugin_command)

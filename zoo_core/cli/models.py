@@ -12,11 +12,12 @@ from typing import Any
 import click
 
 from zoo_core.cli._common import echo_json, human_bytes, json_option, registry, set_option, table
+from zoo_core.cli.complete import complete_architectures, complete_source
 from zoo_core.cli.variants import echo_variant, list_pretrained, variant_rows_for, variants_table
 from zoo_core.config import parse_assignments
 
 
-@click.command("list")
+@click.command("list", short_help="List installed models (name, plugin, summary).")
 @click.argument("pattern", required=False)
 @click.option(
     "--pretrained",
@@ -50,8 +51,8 @@ def _tensor_stats(model: Any) -> dict[str, Any]:
     }
 
 
-@click.command("info")
-@click.argument("source")
+@click.command("info", short_help="Show a model's config fields, size and example input.")
+@click.argument("source", shell_complete=complete_source)
 @set_option
 @json_option
 def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> None:
@@ -177,14 +178,22 @@ def _output_shape(output: Any) -> Any:
     return None
 
 
-@click.command("load")
-@click.argument("source")
+@click.command("load", short_help="Load or build a model, time it and one forward pass.")
+@click.argument("source", shell_complete=complete_source)
 @set_option
-@click.option("--device", help="Where to put the weights: cpu, cuda, cuda:N, mps.")
-@click.option("--dtype", help="Cast floating weights: float32, float16, bfloat16, float64.")
-@click.option("--seed", type=int, help="Seed for a freshly built model (model names only).")
+@click.option(
+    "--device", metavar="DEVICE", help="Where to put the weights: cpu, cuda, cuda:N, mps."
+)
+@click.option(
+    "--dtype", metavar="DTYPE", help="Cast floating weights: float32, float16, bfloat16, float64."
+)
+@click.option(
+    "--seed", type=int, metavar="N", help="Seed for a freshly built model (model names only)."
+)
 @click.option(
     "--arch",
+    metavar="MODEL",
+    shell_complete=complete_architectures,
     help="Architecture of weights saved by other tools (a Hugging Face directory, a bare file).",
 )
 @json_option
@@ -204,37 +213,48 @@ def load_command(
     fresh, with --set overrides). With --arch, SOURCE may come from another
     tool (PyTorchModelHubMixin, save_torch_model): config fields are read from
     its config.json where they match, and --set adds to them.
+
+    Two times are reported: "ready in" (load_seconds in --json) until the model
+    is usable, and "first forward" (forward_seconds). A saved model loaded on
+    the CPU without --dtype is memory-mapped (memory_mapped: true): its weights
+    are read from disk during the first forward, not before.
     """
     import torch
 
     from zoo_core.api import open_model
     from zoo_core.build import Architecture, origin_of
     from zoo_core.placement import parse_device, parse_dtype
+    from zoo_core.progress import ProgressBar
 
     # Check the words first: a typo in --dtype is a usage error, whatever SOURCE is.
     parse_dtype(dtype)
     parse_device(device)
     overrides = parse_assignments(assignments)
     registry()
-    loaded = open_model(
-        source,
-        device=device,
-        dtype=dtype,
-        overrides=overrides,
-        from_strings=True,
-        seed=seed,
-        arch=arch,
-    )
+    with ProgressBar("reading weights", enabled=not as_json) as bar:
+        loaded = open_model(
+            source,
+            device=device,
+            dtype=dtype,
+            overrides=overrides,
+            from_strings=True,
+            seed=seed,
+            arch=arch,
+            progress=bar,
+        )
     model = loaded.model
+    ref = next(iter(model.state_dict().values()), None)
+    on_cuda = ref is not None and ref.device.type == "cuda"
     origin = origin_of(model)
     arch = origin.arch if origin is not None else Architecture.of(loaded.entry)
     with torch.inference_mode():
         example = arch.example_input(model, 1)
         started = time.perf_counter()
         output = arch.forward(model, example)
+        if on_cuda:
+            torch.cuda.synchronize()  # kernels run asynchronously: wait for the real end
         forward_seconds = time.perf_counter() - started
     stats = _tensor_stats(model)
-    ref = next(iter(model.state_dict().values()), None)
     entry = loaded.entry
     data = {
         "source": loaded.source,
@@ -247,6 +267,7 @@ def load_command(
         "device": str(ref.device) if ref is not None else "cpu",
         "load_seconds": round(loaded.load_seconds, 6),
         "forward_seconds": round(forward_seconds, 6),
+        "memory_mapped": False,
         **_input_summary(example),
         "output_shape": _output_shape(output),
         **loaded.details,
@@ -257,25 +278,35 @@ def load_command(
     where = "built fresh" if loaded.source_kind == "name" else f"loaded from {loaded.source}"
     version = f" {entry.plugin.version}" if entry.plugin.version else ""
     click.echo(f"{entry.name} ({entry.plugin.name}{version}), {where}")
-    click.echo(f"  parameters  {stats['parameters']:,}")
+    click.echo(f"  parameters     {stats['parameters']:,}")
     click.echo(
-        f"  size        {human_bytes(stats['bytes'])} ({stats['dtype']}) on {data['device']}"
+        f"  size           {human_bytes(stats['bytes'])} ({stats['dtype']}) on {data['device']}"
     )
-    click.echo(f"  load time   {loaded.load_seconds:.3f} s")
-    click.echo(f"  forward     {_inputs_text(example)} -> {_shape_text(data['output_shape'])}")
+    if loaded.source_kind == "name":
+        how = "built and initialised"
+    elif data["memory_mapped"]:
+        how = "weights memory-mapped, read from disk during the first forward"
+    else:
+        how = f"weights read into memory on {data['device']}"
+    click.echo(f"  ready in       {loaded.load_seconds:.3f} s ({how})")
+    shapes = f"{_inputs_text(example)} -> {_shape_text(data['output_shape'])}"
+    click.echo(f"  first forward  {forward_seconds:.3f} s ({shapes})")
 
 
 def _shape_text(shape: Any) -> str:
     return str(tuple(shape)) if isinstance(shape, list) else str(shape)
 
 
-@click.command("save")
-@click.argument("name")
+@click.command("save", short_help="Build a model by name and save it to a directory.")
+@click.argument("name", shell_complete=complete_architectures)
 @click.argument("directory", type=click.Path(file_okay=False))
 @set_option
-@click.option("--seed", type=int, help="Initialise from this seed (reproducible weights).")
+@click.option(
+    "--seed", type=int, metavar="N", help="Initialise from this seed (reproducible weights)."
+)
 @click.option(
     "--max-shard-size",
+    metavar="SIZE",
     help="Split weights into shards of at most this size (bytes, or e.g. 500MB).",
 )
 def save_command(
@@ -287,6 +318,7 @@ def save_command(
 ) -> None:
     """Build model NAME (with --set overrides) and save it to DIRECTORY, atomically."""
     from zoo_core.api import open_model, save_model
+    from zoo_core.progress import ProgressBar
 
     overrides = parse_assignments(assignments)
     registry()
@@ -303,7 +335,8 @@ def save_command(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ZooWarning)
-        path = save_model(loaded.model, directory, max_shard_size=max_shard_size)
+        with ProgressBar(f"saving {loaded.entry.name}") as bar:
+            path = save_model(loaded.model, directory, max_shard_size=max_shard_size, progress=bar)
     for w in caught:
         if issubclass(w.category, ZooWarning):
             click.echo(f"zoo: warning: {w.message}", err=True)

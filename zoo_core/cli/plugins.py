@@ -13,7 +13,7 @@ from zoo_core.variants import get_variants
 from zoo_core.version import __version__
 
 
-@click.command("plugins")
+@click.command("plugins", short_help="List plugins: version, plugin API, models, problems.")
 @json_option
 def plugins_command(as_json: bool) -> None:
     """List discovered plugins: distribution, version, models, status and errors."""

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from zoo_core.cli._common import echo_json, human_bytes, json_option, registry, table
+from zoo_core.cli.complete import complete_source
 from zoo_core.variant_meta import plain_text
 
 __all__ = [
@@ -149,17 +150,18 @@ def echo_variant(row: dict[str, Any]) -> None:
         click.echo(f"  config        {plain_text(json.dumps(row['config'], sort_keys=True), 300)}")
 
 
-@click.command("predict")
-@click.argument("source")
+@click.command("predict", short_help="Run a model on real inputs and print what it predicts.")
+@click.argument("source", shell_complete=complete_source)
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option(
     "--top-k",
     type=click.IntRange(min=1),
+    metavar="K",
     default=5,
     show_default=True,
     help="Labels to show per input (classifiers with labels).",
 )
-@click.option("--device", help="Where to run: cpu, cuda, cuda:N, mps.")
+@click.option("--device", metavar="DEVICE", help="Where to run: cpu, cuda, cuda:N, mps.")
 @json_option
 def predict_command(
     source: str, inputs: tuple[str, ...], top_k: int, device: str | None, as_json: bool

@@ -10,18 +10,27 @@ import os
 import click
 
 from zoo_core.cli._common import echo_json, json_option, registry, set_option
+from zoo_core.cli.complete import complete_architectures
 from zoo_core.config import parse_assignments
 
 
-@click.command("convert")
+@click.command("convert", short_help="Convert a PyTorch .pt/.pth state dict to a zoo model.")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--arch", required=True, help="The architecture the checkpoint was trained as.")
+@click.option(
+    "--arch",
+    required=True,
+    metavar="MODEL",
+    shell_complete=complete_architectures,
+    help="The architecture the checkpoint was trained as.",
+)
 @set_option
 @click.option(
     "-o", "--output", "output", required=True, type=click.Path(file_okay=False),
     help="The zoo directory to write (replaced atomically if it is a zoo model).",
 )  # fmt: skip
-@click.option("--max-shard-size", help="Split weights into shards of at most this size.")
+@click.option(
+    "--max-shard-size", metavar="SIZE", help="Split weights into shards of at most this size."
+)
 def convert_command(
     checkpoint: str,
     arch: str,
@@ -38,13 +47,14 @@ def convert_command(
 
     from zoo_core.convert import convert_checkpoint
     from zoo_core.errors import ZooWarning
+    from zoo_core.progress import ProgressBar
     from zoo_core.weights import shard_limit
 
     overrides = parse_assignments(assignments)
     if max_shard_size is not None:
         shard_limit(max_shard_size, name="--max-shard-size")
     registry()
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, ProgressBar(f"writing {output}") as bar:
         warnings.simplefilter("always", ZooWarning)
         path = convert_checkpoint(
             checkpoint,
@@ -53,6 +63,7 @@ def convert_command(
             overrides=overrides,
             from_strings=True,
             max_shard_size=max_shard_size,
+            progress=bar,
         )
     for w in caught:
         if issubclass(w.category, ZooWarning):
@@ -60,7 +71,7 @@ def convert_command(
     click.echo(f"converted {checkpoint} to {path} ({arch})")
 
 
-@click.command("verify")
+@click.command("verify", short_help="Check a saved model's files, tensors and hashes.")
 @click.argument("directory", metavar="SOURCE")
 @click.option("--no-hashes", is_flag=True, help="Skip the sha256 check (structure only).")
 @json_option
@@ -72,6 +83,7 @@ def verify_command(directory: str, no_hashes: bool, as_json: bool) -> None:
     """
     from zoo_core.errors import SourceNotFoundError, WeightsError
     from zoo_core.hub import is_hf_source, resolve_hf_source
+    from zoo_core.progress import ProgressBar
     from zoo_core.verify import verify_directory
 
     registry()
@@ -84,7 +96,8 @@ def verify_command(directory: str, no_hashes: bool, as_json: bool) -> None:
             f"no such file or directory: {directory}",
             hint="give a saved model directory, a .safetensors file, or hf://OWNER/REPO",
         )
-    problems = verify_directory(path, hashes=not no_hashes)
+    with ProgressBar(f"hashing {directory}", enabled=not as_json) as bar:
+        problems = verify_directory(path, hashes=not no_hashes, progress=bar)
     errors = [p for p in problems if p.level == "error"]
     if as_json:
         echo_json(

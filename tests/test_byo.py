@@ -17,7 +17,8 @@ import zoo_core
 from tests.conftest import FIXTURES, run_zoo
 from zoo_core.testing import run_checks
 
-SEED_TEXT = Path("/work/shared/seed/define-model-class.md")
+# shared/ lies beside the checkout (in development and in CI alike).
+SEED_TEXT = Path(__file__).resolve().parents[2] / "shared" / "seed" / "define-model-class.md"
 SEED = {
     "seed_linear": ("LinearRegression", {"input_dim": 1, "output_dim": 1}),
     "seed_cnn": ("SimpleCNN", {}),

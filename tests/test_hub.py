@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pty
+import shutil
 import struct
 import subprocess
 import sys
@@ -809,3 +810,26 @@ def test_an_unwritable_or_full_cache_is_a_plain_error(
             outputs.append(result.stderr)
     for text in outputs:
         assert "internal error" not in text and "Traceback" not in text
+
+
+def test_push_refuses_files_that_link_out_of_the_directory(
+    hub: Hub, published: Published, tmp_path: Path
+) -> None:
+    """A planted link (README.md -> the user's token) is refused before anything is sent."""
+    env = hub.env(tmp_path / "home")
+    secret = tmp_path / "token"
+    secret.write_text("hf_not_for_upload_0123456789\n")
+    for planted in ("README.md", "config.json"):
+        model = tmp_path / f"linked-{planted.split('.')[0].lower()}"
+        shutil.copytree(published.single, model)
+        if planted == "config.json":
+            os.replace(model / planted, tmp_path / "real-config.json")
+            os.symlink(tmp_path / "real-config.json", model / planted)
+        else:
+            os.symlink(secret, model / planted)
+        repo = f"zoo/linked-{planted.split('.')[0].lower()}"
+        result = run_zoo("push", str(model), repo, **env)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "outside" in result.stderr and "Traceback" not in result.stderr
+        # Refused before any request: the repository was never created.
+        assert not (hub.root / "models" / repo).exists(), f"{repo} was created"

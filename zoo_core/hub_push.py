@@ -20,7 +20,7 @@ from zoo_core.errors import WeightsError
 from zoo_core.hub import check_revision, parse_hf_source
 from zoo_core.hub_card import CARD_NAME, render_card
 from zoo_core.hub_transport import commit_operations, hub_errors, prepare_push
-from zoo_core.weights import CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME, read_saved, stays_inside
+from zoo_core.weights import CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME, check_member, read_saved
 
 __all__ = ["push_directory", "push_to_hub"]
 
@@ -120,17 +120,15 @@ def push_directory(
                 hint="the files changed after they were saved; save the model again",
             )
     upload = [CONFIG_NAME, *weight_names]
-    local_card = directory / CARD_NAME
-    if os.path.lexists(local_card) and not stays_inside(directory, local_card):
-        # A card linked to a file elsewhere (a token, say) must never be uploaded.
-        raise WeightsError(
-            f"{local_card} points outside {directory}; zoo will not upload it",
-            hint="replace the link with the card's own text",
-        )
+    # Every file that leaves this machine is checked to be a regular file inside the
+    # directory: a card linked to a file elsewhere (a token, say) is never uploaded.
+    for name in upload:
+        check_member(directory, name)
+    local_card = check_member(directory, CARD_NAME)
     with hub_errors(repo_id, revision, writing=True):
         existing = prepare_push(repo_id, revision, private, token)
         adds: dict[str, str | bytes] = {name: str(directory / name) for name in upload}
-        if local_card.is_file() and not overwrite_card:
+        if local_card is not None and not overwrite_card:
             adds[CARD_NAME] = str(local_card)
         elif overwrite_card or CARD_NAME not in existing:
             adds[CARD_NAME] = render_card(saved, repo_id, license=license).encode("utf-8")

@@ -22,6 +22,7 @@ from zoo_core.errors import (
     AmbiguousModelError,
     ConfigError,
     DeviceError,
+    DistributedError,
     HubError,
     InputShapeError,
     ModelNotFoundError,
@@ -32,6 +33,7 @@ from zoo_core.errors import (
     UsageError,
     WeightsError,
     ZooError,
+    ZooWarning,
 )
 from zoo_core.registry import get_registry, list_models
 from zoo_core.version import __version__
@@ -61,6 +63,7 @@ __all__ = [
     "AmbiguousModelError",
     "ConfigError",
     "DeviceError",
+    "DistributedError",
     "HubError",
     "InputShapeError",
     "ModelNotFoundError",
@@ -74,6 +77,7 @@ __all__ = [
     "WeightsSpec",
     "ZooError",
     "ZooModel",
+    "ZooWarning",
     "__version__",
     "call_model",
     "create_model",

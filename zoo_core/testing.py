@@ -93,7 +93,10 @@ class ConformanceError(ZooError, AssertionError):
             lines.append(f"  {r.check}: {r.message}")
             lines.append(f"    why: {r.reason}")
             lines.append(f"    fix: {r.hint}")
-        super().__init__("\n".join(lines), hint="docs/plugin-authors.md explains each check")
+        super().__init__(
+            "\n".join(lines),
+            hint="the plugin author's guide explains each check (zoo docs shows where it is)",
+        )
         self.report = report
 
 

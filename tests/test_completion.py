@@ -72,7 +72,7 @@ def test_model_names_and_paths_for_sources() -> None:
     assert complete("convert", "x.pt", "--arch", "lin") == ["plain,linear_regression"]
     # Something that looks like a path is left to the shell's file completion.
     assert complete("load", "./cn") == ["file,./cn"]
-    assert complete("verify", "") == ["dir,"]
+    assert complete("verify", "") == ["file,"]  # a directory, a .safetensors file or hf://
 
 
 def test_plugin_names_for_check() -> None:

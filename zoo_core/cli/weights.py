@@ -72,7 +72,7 @@ def convert_command(
 
 
 @click.command("verify", short_help="Check a saved model's files, tensors and hashes.")
-@click.argument("directory", metavar="SOURCE")
+@click.argument("directory", metavar="SOURCE", type=click.Path())
 @click.option("--no-hashes", is_flag=True, help="Skip the sha256 check (structure only).")
 @json_option
 def verify_command(directory: str, no_hashes: bool, as_json: bool) -> None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import HubError, UsageError
+from zoo_core.limits import env_seconds
 from zoo_core.untrusted import clean_text
 
 __all__ = [
@@ -115,25 +115,9 @@ _CURRENT: contextvars.ContextVar[_Transfer | None] = contextvars.ContextVar(
 )
 
 
-def _seconds(variable: str, default: float) -> float:
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value == float("inf"):
-        raise UsageError(
-            f"{variable}={clean_text(raw, 40)} is not a number of seconds",
-            hint=f"set {variable} to a positive number, e.g. {int(default)}, or unset it",
-        )
-    return value
-
-
 def transfer_limits() -> tuple[float, float]:
     """The overall deadline and the stall timeout in seconds, from the environment."""
-    return _seconds(DEADLINE_ENV, DEFAULT_DEADLINE), _seconds(STALL_ENV, DEFAULT_STALL)
+    return env_seconds(DEADLINE_ENV, DEFAULT_DEADLINE), env_seconds(STALL_ENV, DEFAULT_STALL)
 
 
 # -- the guard on huggingface_hub's HTTP client ---------------------------------------------------

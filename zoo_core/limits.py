@@ -21,6 +21,7 @@ __all__ = [
     "LIMITS",
     "Limit",
     "buffer_problem",
+    "env_seconds",
     "lock_timeout",
     "max_buffer_bytes",
     "max_card_bytes",
@@ -114,6 +115,36 @@ def max_buffer_bytes() -> int:
 
 def max_checkpoint_overhead() -> int:
     return int(LIMITS["checkpoint"]())
+
+
+def env_seconds(variable: str, default: float) -> float:
+    """A positive number of seconds from the environment variable ``variable``, else ``default``.
+
+    Unlike the size limits above, a malformed value here is refused rather than
+    ignored: a timeout the user meant to set and mistyped would otherwise hang.
+
+    Raises:
+        UsageError: the variable is set to something other than a positive number.
+
+    >>> env_seconds("ZOO_PLUGIN_TIMEOUT", 20.0)                # doctest: +SKIP
+    20.0
+    """
+    from zoo_core.errors import UsageError
+    from zoo_core.untrusted import clean_text
+
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise UsageError(
+            f"{variable}={clean_text(raw, 40)} is not a number of seconds",
+            hint=f"set {variable} to a positive number, e.g. {default:g}, or unset it",
+        )
+    return value
 
 
 def lock_timeout() -> float:

@@ -65,8 +65,8 @@ from zoo_core.errors import (
     ModelNotFoundError,
     PluginError,
     PluginNotInstalledError,
-    UsageError,
 )
+from zoo_core.limits import env_seconds
 from zoo_core.plugin_cache import PluginCache, entry_points, load_entry_point
 from zoo_core.untrusted import clean_text, install_requirement
 from zoo_core.version import __version__
@@ -418,7 +418,7 @@ def _discover() -> Registry:
     outcomes: dict[str, dict[str, Any]] = {}
     # pluggy refuses a module registered twice: such plugins always take the uncached path.
     repeated = {m for m, n in Counter(info.module for info, _ in candidates).items() if n > 1}
-    timeout = _plugin_timeout()
+    timeout = env_seconds(TIMEOUT_ENV, DEFAULT_PLUGIN_TIMEOUT)
     enabled: list[tuple[PluginInfo, Any]] = []
     for info, load in candidates:
         keys = {canonical_name(info.name), canonical_name(info.entry_point or info.name)}
@@ -523,23 +523,6 @@ def _cached_call(
     if all(v is not None for v in stored.values()) and len(stored) == len(_CACHED_HOOKS):
         cache.store(identity, info.module, {"api_version": api_version, "hooks": stored})
     return specs, api_version, outcomes
-
-
-def _plugin_timeout() -> float:
-    raw = os.environ.get(TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_PLUGIN_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value == float("inf"):
-        raise UsageError(
-            f"{TIMEOUT_ENV}={clean_text(raw, 40)} is not a number of seconds",
-            hint=f"set {TIMEOUT_ENV} to a positive number, e.g. {DEFAULT_PLUGIN_TIMEOUT:g}, "
-            "or unset it",
-        )
-    return value
 
 
 def _forget(manager: pluggy.PluginManager, info: PluginInfo) -> None:

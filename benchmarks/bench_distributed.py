@@ -105,9 +105,9 @@ def child_rank(directory: Path, reader: str, parallel: str) -> dict[str, float]:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor import DTensor
 
-    from zoo_core import distributed
     from zoo_core.api import saved_architecture
-    from zoo_core.weights import read_saved
+    from zoo_core.distributed import sharding as distributed
+    from zoo_core.storage.weights import read_saved
 
     dist.init_process_group("gloo")
     mesh = init_device_mesh("cpu", (dist.get_world_size(),))

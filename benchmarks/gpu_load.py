@@ -14,10 +14,10 @@ the starting method rotating, each followed by ``torch.cuda.synchronize()``:
 - ``safetensors load_file`` -- ``safetensors.torch.load_file(file, device=DEVICE)``,
   the baseline;
 - ``zoo load_model (pipeline)`` -- ``zoo_core.load_model(dir, device=DEVICE)``: the
-  model built on ``meta``, its tensors read by :mod:`zoo_core.gpu_load`;
+  model built on ``meta``, its tensors read by :mod:`zoo_core.storage.gpu_reader`;
 - ``zoo load_model (previous path)`` -- the same with ``ZOO_GPU_PIPELINE=0``:
   safetensors' ``safe_open(device=DEVICE)``, tensor by tensor, as before the pipeline;
-- ``zoo pipeline, N threads`` -- :func:`zoo_core.gpu_load.read_files` alone, per
+- ``zoo pipeline, N threads`` -- :func:`zoo_core.storage.gpu_reader.read_files` alone, per
   ``--threads`` value (the tensors without the model).
 
 It prints medians, GiB/s and the ratio to the baseline (target for the
@@ -79,7 +79,7 @@ def main() -> int:
 
     import torch
 
-    from zoo_core import gpu_load
+    from zoo_core.storage import gpu_reader as gpu_load
 
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -96,7 +96,7 @@ def main() -> int:
         import safetensors.torch
 
         import zoo_core
-        from zoo_core.safetensors_io import read_header
+        from zoo_core.storage.safetensors_io import read_header
 
         started = time.perf_counter()
         path = _make_model(Path(tmp), gib)

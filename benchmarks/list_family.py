@@ -1,7 +1,7 @@
 """What exposing a family of existing models costs `zoo list`: with and without it.
 
 The family (13 torch.nn classes, tests/fixtures/family_torch_nn.json) was written
-out by zoo_core.families.write_family; its hook module only reads that file. The
+out by zoo_core.models.families.write_family; its hook module only reads that file. The
 target: `zoo list` with the family within 10% of `zoo list` without it, and no
 torch imported. Runs alternate, so load spikes hit both alike; prints medians and
 the ratio. Usage: python benchmarks/list_family.py [--runs 21]

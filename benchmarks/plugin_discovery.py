@@ -1,7 +1,7 @@
 """What guarding plugin discovery costs, and how discovery scales with the number of models.
 
 Each plugin's hook module is imported and its hook called in a worker thread
-(``zoo_core.registry`` explains why). Part 1 times discovering the installed
+(``zoo_core.plugins.registry`` explains why). Part 1 times discovering the installed
 plugins with that guard and, side by side in the same run, with the hook called
 directly; part 2 times discovery of one synthetic plugin registering N models,
 to show the cost per model stays flat (building the registry was quadratic).
@@ -20,7 +20,7 @@ import time
 import warnings
 from pathlib import Path
 
-from zoo_core import registry
+from zoo_core.plugins import registry
 
 HOOK = """
 from zoo_core import ModelSpec, hookimpl

@@ -32,7 +32,7 @@ def _fresh_registry(monkeypatch: pytest.MonkeyPatch, _session_cache_home: Path) 
     The plugin cache lives in one directory per test session (tests and the
     ``zoo`` processes they start share it), never in the user's own.
     """
-    from zoo_core.registry import reset_registry
+    from zoo_core.plugins.registry import reset_registry
 
     for var in ("ZOO_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_DEBUG", "ZOO_NO_CACHE"):
         monkeypatch.delenv(var, raising=False)
@@ -47,7 +47,7 @@ def fixture_plugins(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """Register hook modules from tests/fixtures via ZOO_PLUGINS, in-process and for children."""
 
     def use(*modules: str, disable: str | None = None) -> None:
-        from zoo_core.registry import reset_registry
+        from zoo_core.plugins.registry import reset_registry
 
         monkeypatch.syspath_prepend(str(FIXTURES))
         path = os.environ.get("PYTHONPATH", "")

@@ -69,7 +69,7 @@ def test_seed_class_builds_saves_and_loads_bit_exact(seed, tmp_path, name) -> No
     assert type(loaded) is cls
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key])
-    from zoo_core.build import Architecture
+    from zoo_core.models.build import Architecture
 
     arch = Architecture.named(name)
     x = arch.example_input(model, 2)
@@ -170,7 +170,7 @@ FAMILY_OPTIONS = {
 
 
 def test_the_written_family_is_what_the_library_gives_now(tmp_path) -> None:
-    from zoo_core.families import load_family, write_family
+    from zoo_core.models.families import load_family, write_family
 
     written = write_family(tmp_path / "family.json", "torch.nn", **FAMILY_OPTIONS)
     assert load_family(FAMILY_FILE) == written
@@ -181,7 +181,7 @@ def test_a_family_of_existing_classes_builds_and_round_trips(fixture_plugins, tm
     fixture_plugins("family_plugin")
     names = zoo_core.list_models("nn_*")
     assert len(names) >= 10
-    from zoo_core.build import Architecture
+    from zoo_core.models.build import Architecture
 
     for name in names:
         model = zoo_core.create_model(name, seed=0)

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import zoo_core
-from zoo_core.verify import verify_directory
+from zoo_core.sources.verify import verify_directory
 
 CONFIGS = {
     "mean": {"pooling": "mean", "d_model": 32, "num_heads": 4, "max_len": 32, "seed": 1},

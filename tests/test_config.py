@@ -7,14 +7,14 @@ from typing import Literal
 
 import pytest
 
-from zoo_core.config import (
+from zoo_core.errors import ConfigError
+from zoo_core.models.config import (
     build_config,
     config_fields,
     config_from_dict,
     config_to_dict,
     parse_assignments,
 )
-from zoo_core.errors import ConfigError
 
 
 @dataclass

@@ -9,7 +9,8 @@ from typing import Literal
 
 import pytest
 
-from zoo_core.config import (
+from zoo_core.errors import ConfigError
+from zoo_core.models.config import (
     build_config,
     config_fields,
     config_from_dict,
@@ -17,7 +18,6 @@ from zoo_core.config import (
     signature_config,
     type_name,
 )
-from zoo_core.errors import ConfigError
 
 
 class Act(enum.Enum):

@@ -13,9 +13,9 @@ import torch
 
 import zoo_core
 from tests.conftest import run_zoo
-from zoo_core.build import Architecture
 from zoo_core.errors import PluginCodeError, WeightsError
-from zoo_core.scaffold import new_plugin
+from zoo_core.kit.scaffold import new_plugin
+from zoo_core.models.build import Architecture
 from zoo_core.testing import check_model, parametrize_with_checks, run_checks
 
 # --- several inputs (item 2) ----------------------------------------------------------
@@ -76,7 +76,7 @@ def test_tiny_transformer_mask_is_checked() -> None:
 @pytest.fixture
 def scaffold(tmp_path, monkeypatch):
     """A fresh `zoo new-plugin` project, registered through ZOO_PLUGINS; returns model.py."""
-    from zoo_core.registry import reset_registry
+    from zoo_core.plugins.registry import reset_registry
 
     # Each test writes its own zoo_mlp: forget the one an earlier test imported.
     for module in [m for m in sys.modules if m.split(".")[0] == "zoo_mlp"]:

@@ -10,8 +10,8 @@ import torch
 
 import zoo_core
 from tests.conftest import run_zoo
-from zoo_core.convert import convert_checkpoint
 from zoo_core.errors import WeightsError
+from zoo_core.sources.convert import convert_checkpoint
 
 
 def _equal_to(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 import zoo_core
 from tests.conftest import ZOO
-from zoo_core.verify import verify_directory
+from zoo_core.sources.verify import verify_directory
 
 # 1024 x 4096 float32 = 16 MiB for the weight in a shard of its own and the bias in another
 # (4 MB shards): a kill can land inside a shard, between the files, and around the swap.

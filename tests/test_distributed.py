@@ -20,7 +20,7 @@ from torch import nn
 
 import zoo_core
 from tests.conftest import run_zoo
-from zoo_core.distributed import plan_problems, tp_plan
+from zoo_core.distributed.sharding import plan_problems, tp_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hubserver import start_server_subprocess, stop_server_subprocess

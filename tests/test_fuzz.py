@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 import zoo_core
 from tests.conftest import run_zoo
 from zoo_core.errors import ZooError
-from zoo_core.weights import INDEX_NAME
+from zoo_core.storage.weights import INDEX_NAME
 
 FULL = os.environ.get("CI", "").lower() == "true" or os.environ.get("ZOO_FUZZ") == "full"
 EXAMPLES = int(os.environ.get("ZOO_FUZZ_EXAMPLES") or (1000 if FULL else 60))
@@ -471,7 +471,7 @@ def test_members_that_are_not_regular_files(pristine, scratch, member, kind) -> 
     else:
         os.symlink("/dev/null" if kind == "dev-null" else "/dev/zero", path)
     _load(d, must_fail=True)
-    from zoo_core.verify import verify_directory
+    from zoo_core.sources.verify import verify_directory
 
     assert verify_directory(d), f"verify found nothing wrong with {member} as {kind}"
 

@@ -19,9 +19,9 @@ from safetensors.torch import load_file, save_file
 
 import zoo_core
 from zoo_core.errors import WeightsError
-from zoo_core.gpu_load import TensorRead, load_tensors, pipeline_enabled, read_files
-from zoo_core.safetensors_io import read_header
-from zoo_core.weights import read_saved
+from zoo_core.storage.gpu_reader import TensorRead, load_tensors, pipeline_enabled, read_files
+from zoo_core.storage.safetensors_io import read_header
+from zoo_core.storage.weights import read_saved
 
 
 def _bytes(t: torch.Tensor) -> torch.Tensor:

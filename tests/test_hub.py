@@ -664,7 +664,7 @@ def set_faults(hub: Hub, repo: str, faults: dict[str, Any]) -> None:
     ],
 )
 def test_sources_the_hub_client_would_refuse_are_usage_errors(source: str) -> None:
-    from zoo_core.hub import parse_hf_source
+    from zoo_core.hub.download import parse_hf_source
 
     with pytest.raises(zoo_core.UsageError) as info:
         parse_hf_source(source)
@@ -737,7 +737,7 @@ def test_stalled_and_endless_transfers_end_with_a_clear_error(
 def test_oversized_card_and_config_are_not_downloaded(
     hub: Hub, published: Published, tmp_path: Path
 ) -> None:
-    from zoo_core.hub import MAX_CARD_BYTES, MAX_CONFIG_BYTES
+    from zoo_core.hub.download import MAX_CARD_BYTES, MAX_CONFIG_BYTES
 
     card = b"# big card\n" + b"x" * (MAX_CARD_BYTES + 10)
     copy_of_published(hub, tmp_path / "up", "zoo/bigcard", published, **{"README.md": card})

@@ -122,7 +122,7 @@ def test_help_lists_the_kit_and_new_plugin_never_imports_torch(tmp_path: Path) -
     result = run_zoo("new-plugin", "zoo-x", "-o", str(tmp_path / "x"), PYTHONPROFILEIMPORTTIME="1")
     assert result.returncode == 0, result.stderr
     modules = imported_modules(result)
-    assert "zoo_core.scaffold" in modules
+    assert "zoo_core.kit.scaffold" in modules
     assert not {m for m in modules if m == "torch" or m.startswith("torch.")}
 
 

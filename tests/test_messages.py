@@ -16,9 +16,9 @@ from safetensors.torch import load_file, save_file
 import zoo_core
 from tests.conftest import run_zoo
 from zoo_core.api import open_model
-from zoo_core.contract import ModelSpec
 from zoo_core.errors import ConfigError, ModelNotFoundError, WeightsError
-from zoo_core.verify import verify_directory
+from zoo_core.plugins.contract import ModelSpec
+from zoo_core.sources.verify import verify_directory
 
 
 def _edit_config(path, **fields) -> None:
@@ -256,7 +256,7 @@ def test_too_many_tensors_are_refused_before_parsing(tmp_path, monkeypatch) -> N
 
 
 def test_the_default_tensor_limit_is_documented() -> None:
-    from zoo_core import limits
+    from zoo_core.storage import limits
 
     assert limits.max_tensors() == 200_000
     security = (ROOT / "SECURITY.md").read_text()

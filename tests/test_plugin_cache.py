@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURES, run_zoo
-from zoo_core.plugin_cache import CACHE_FILE, PluginCache, cache_path, module_files
+from zoo_core.plugins.cache import CACHE_FILE, PluginCache, cache_path, module_files
 
 HOOK = """\
 from zoo_core import ModelSpec, hookimpl
@@ -95,7 +95,7 @@ def test_a_warm_list_imports_no_hook_module(tmp_path) -> None:
     imported = {line.rsplit("|", 1)[-1].strip() for line in profiled.stderr.splitlines()}
     assert "warm_hook" not in imported
     assert not {"zoo_cnn.plugin", "zoo_rnn.plugin", "importlib.metadata"} & imported
-    assert "zoo_core.plugin_cache" in imported and "torch" not in imported
+    assert "zoo_core.plugins.cache" in imported and "torch" not in imported
     assert imports(marker) == 1
     # What zoo reports is what it reports without the cache, weights variants included
     # (the bundled plugins publish them through a second hook, cached alongside).
@@ -249,7 +249,7 @@ def test_concurrent_zoo_processes_share_one_cache(tmp_path) -> None:
 
 WRITER = """
 import sys
-from zoo_core.plugin_cache import PluginCache
+from zoo_core.plugins.cache import PluginCache
 for i in range(int(sys.argv[2])):
     cache = PluginCache.open("stress")
     cache.store(("writer", sys.argv[1], i), "json", {"hooks": {"n": [i] * 200}})
@@ -306,7 +306,7 @@ def test_module_files_finds_sources_by_path_without_importing(tmp_path, monkeypa
 
 def test_module_files_follows_editable_installs_without_importing() -> None:
     code = (
-        "import sys; from zoo_core.plugin_cache import module_files; "
+        "import sys; from zoo_core.plugins.cache import module_files; "
         "print(module_files('zoo_cnn.plugin')); print('zoo_cnn' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

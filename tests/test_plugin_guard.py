@@ -19,7 +19,7 @@ import pytest
 
 import zoo_core
 from tests.conftest import run_zoo
-from zoo_core.registry import get_registry
+from zoo_core.plugins.registry import get_registry
 
 BUNDLED = {"linear_regression", "simple_cnn", "simple_rnn", "tiny_transformer"}
 
@@ -110,7 +110,7 @@ def test_discovery_in_a_worker_thread_is_guarded_too(fixture_plugins) -> None:
     code = textwrap.dedent(
         """
         import json, threading, warnings
-        from zoo_core.registry import get_registry
+        from zoo_core.plugins.registry import get_registry
 
         found = {}
 

@@ -21,7 +21,7 @@ import zoo_core
 from tests.conftest import run_zoo
 from tests.test_cli import imported_modules
 from zoo_core.errors import UsageError
-from zoo_core.preprocess import load_input_file
+from zoo_core.pretrained.transforms import load_input_file
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
 

@@ -11,7 +11,7 @@ from zoo_core.errors import (
     PluginError,
     PluginNotInstalledError,
 )
-from zoo_core.registry import ZooPluginWarning, get_registry
+from zoo_core.plugins.registry import ZooPluginWarning, get_registry
 
 BUNDLED = ["linear_regression", "simple_cnn", "simple_rnn", "tiny_transformer"]
 

@@ -86,7 +86,7 @@ def test_no_import_circles_in_zoo_core() -> None:
 
 
 def test_the_plugin_contract_lives_in_one_module() -> None:
-    from zoo_core import contract
+    from zoo_core.plugins import contract
 
     assert zoo_core.ModelSpec is contract.ModelSpec
     assert zoo_core.hookimpl is contract.hookimpl

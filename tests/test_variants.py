@@ -26,8 +26,8 @@ from zoo_core.errors import (
     UsageError,
     WeightsError,
 )
-from zoo_core.registry import ZooPluginWarning, get_registry, reset_registry
-from zoo_core.variants import describe_variant, get_variants, split_variant_name
+from zoo_core.plugins.registry import ZooPluginWarning, get_registry, reset_registry
+from zoo_core.pretrained.catalogue import describe_variant, get_variants, split_variant_name
 
 SEED_VARIANTS = ["linear_regression.diabetes", "simple_cnn.digits", "simple_rnn.digits"]
 SHIPPED = Path(zoo_core.__file__).resolve().parent.parent / "plugins"

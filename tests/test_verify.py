@@ -1,4 +1,4 @@
-"""zoo verify / zoo_core.verify: completeness, structure and recorded content hashes."""
+"""zoo verify / zoo_core.sources.verify: completeness, structure and recorded content hashes."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from safetensors.torch import save_file
 
 import zoo_core
 from tests.conftest import run_zoo
-from zoo_core.safetensors_io import hash_file
-from zoo_core.verify import Problem, check_file_hashes, verify_directory
+from zoo_core.sources.verify import Problem, check_file_hashes, verify_directory
+from zoo_core.storage.safetensors_io import hash_file
 
 
 @pytest.fixture

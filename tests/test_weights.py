@@ -18,7 +18,13 @@ from safetensors.torch import load_file, save_file
 import zoo_core
 from tests.conftest import run_zoo
 from zoo_core.errors import UsageError, WeightsError, ZooWarning
-from zoo_core.weights import INDEX_NAME, make_record, read_saved, read_tensors, write_directory
+from zoo_core.storage.weights import (
+    INDEX_NAME,
+    make_record,
+    read_saved,
+    read_tensors,
+    write_directory,
+)
 from zoo_linear.model import LinearRegression
 
 
@@ -79,7 +85,7 @@ def test_zoo_save_max_shard_size(tmp_path) -> None:
 
 
 def test_shard_sizes_in_the_iec_units_zoo_prints_are_accepted(tmp_path) -> None:
-    from zoo_core.weights import shard_limit
+    from zoo_core.storage.weights import shard_limit
 
     assert shard_limit("1GiB") == 2**30
     assert shard_limit("40 KiB") == 40 * 1024
@@ -335,7 +341,7 @@ def test_concurrent_saves_end_with_one_complete_model(tmp_path) -> None:
         for dim in ("600", "900")
     ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    from zoo_core.verify import verify_directory
+    from zoo_core.sources.verify import verify_directory
 
     assert verify_directory(target) == []
     model = zoo_core.load_model(target)
@@ -391,7 +397,7 @@ def test_a_resave_keeps_the_model_card_and_other_user_files(tmp_path) -> None:
     assert (target / "runs" / "train.log").read_text() == "epoch 1\n"
     assert json.loads((target / "config.json").read_text())["files"] != before
     assert "README.md" not in result.stdout  # the summary lists what the save wrote
-    from zoo_core.verify import verify_directory
+    from zoo_core.sources.verify import verify_directory
 
     assert verify_directory(target) == []
     assert sorted(os.listdir(tmp_path)) == ["m"]
@@ -417,7 +423,7 @@ def test_a_resave_drops_old_shards_and_says_when_the_architecture_changes(tmp_pa
 def test_a_config_json_symlink_leaving_the_directory_is_refused_on_load_and_verify(
     tmp_path,
 ) -> None:
-    from zoo_core.verify import verify_directory
+    from zoo_core.sources.verify import verify_directory
 
     target = tmp_path / "m"
     zoo_core.save_model(zoo_core.create_model("linear_regression"), target)
@@ -434,7 +440,7 @@ def test_a_config_json_symlink_leaving_the_directory_is_refused_on_load_and_veri
 
 
 def test_model_files_and_check_member_refuse_links_out(tmp_path) -> None:
-    from zoo_core.weights import check_member, model_files
+    from zoo_core.storage.weights import check_member, model_files
 
     target = tmp_path / "m"
     zoo_core.save_model(zoo_core.create_model("linear_regression"), target)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from zoo_core.contract import PLUGIN_API_VERSION, ModelSpec, WeightsSpec, hookimpl
 from zoo_core.errors import (
     AmbiguousModelError,
     ConfigError,
@@ -35,28 +34,29 @@ from zoo_core.errors import (
     ZooError,
     ZooWarning,
 )
-from zoo_core.registry import get_registry, list_models
+from zoo_core.plugins.contract import PLUGIN_API_VERSION, ModelSpec, WeightsSpec, hookimpl
+from zoo_core.plugins.registry import get_registry, list_models
 from zoo_core.version import __version__
 
 # Public names that need torch, and the module each lives in.
 _LAZY = {
-    "ZooModel": "zoo_core.model",
-    "call_model": "zoo_core.model",
+    "ZooModel": "zoo_core.models.model",
+    "call_model": "zoo_core.models.model",
     "create_model": "zoo_core.api",
     "save_model": "zoo_core.api",
     "load_model": "zoo_core.api",
-    "push_to_hub": "zoo_core.hub_push",
-    "pull": "zoo_core.hub",
-    "predict": "zoo_core.predict",
-    "preprocess": "zoo_core.predict",
+    "push_to_hub": "zoo_core.hub.push",
+    "pull": "zoo_core.hub.download",
+    "predict": "zoo_core.pretrained.prediction",
+    "preprocess": "zoo_core.pretrained.prediction",
 }
 
 if TYPE_CHECKING:
     from zoo_core.api import create_model, load_model, save_model
-    from zoo_core.hub import pull
-    from zoo_core.hub_push import push_to_hub
-    from zoo_core.model import ZooModel, call_model
-    from zoo_core.predict import predict, preprocess
+    from zoo_core.hub.download import pull
+    from zoo_core.hub.push import push_to_hub
+    from zoo_core.models.model import ZooModel, call_model
+    from zoo_core.pretrained.prediction import predict, preprocess
 
 __all__ = [
     "PLUGIN_API_VERSION",

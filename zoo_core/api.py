@@ -20,9 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from zoo_core import distributed, limits
-from zoo_core.build import Architecture, origin_of
-from zoo_core.config import config_to_dict
+from zoo_core.distributed import sharding as distributed
 from zoo_core.errors import (
     ConfigError,
     ModelNotFoundError,
@@ -31,14 +29,17 @@ from zoo_core.errors import (
     UsageError,
     WeightsError,
 )
-from zoo_core.fsutil import try_recover
-from zoo_core.model import ZooModel
-from zoo_core.placement import parse_device, parse_dtype
+from zoo_core.models.build import Architecture, origin_of
+from zoo_core.models.config import config_to_dict
+from zoo_core.models.model import ZooModel
+from zoo_core.models.placement import parse_device, parse_dtype
+from zoo_core.plugins.registry import ModelEntry, get_registry
+from zoo_core.pretrained.catalogue import is_variant_name
+from zoo_core.pretrained.metadata import check_weights_section
 from zoo_core.progress import ProgressCallback
-from zoo_core.registry import ModelEntry, get_registry
-from zoo_core.variant_meta import check_weights_section
-from zoo_core.variants import is_variant_name
-from zoo_core.weights import (
+from zoo_core.storage import limits
+from zoo_core.storage.atomic import try_recover
+from zoo_core.storage.weights import (
     SavedModel,
     check_structure,
     make_record,
@@ -182,7 +183,7 @@ def save_model(
     or a string like ``"500MB"``) splits large weights into shards. ``weights``
     makes the directory a weights variant: its ``weights`` section (tag,
     metrics, labels, preprocessing, license, training; see
-    :mod:`zoo_core.variant_meta`) is checked and written into ``config.json``.
+    :mod:`zoo_core.pretrained.metadata`) is checked and written into ``config.json``.
     Before writing, the model is rebuilt on ``meta`` (as loading will): what
     could not be loaded again is refused. A model sharded over a mesh is saved
     by calling this on every rank: rank 0 writes the same directory a single
@@ -300,7 +301,7 @@ def load_model(
     under ``torchrun``) the model is sharded: ``parallel="fsdp"`` applies
     FSDP2's ``fully_shard``, ``parallel="tp"`` the tensor-parallel plan its
     class declares, and each rank reads only the bytes of its own shards (see
-    :mod:`zoo_core.distributed`).
+    :mod:`zoo_core.distributed.sharding`).
 
     Raises:
         SourceNotFoundError: a path-like source does not exist.
@@ -359,7 +360,7 @@ def _find_saved(
 
     if text.startswith("hf://"):
         refuse_overrides("the Hub")
-        from zoo_core.hub import open_hub_saved
+        from zoo_core.hub.download import open_hub_saved
 
         return open_hub_saved(text, weights=weights)
     path = Path(os.path.expanduser(text))
@@ -421,7 +422,7 @@ def describe_source(
         arch, config = saved_architecture(saved)
         return arch, config, saved.source
     if is_variant_name(os.fspath(source)):
-        from zoo_core.variants import get_variants, locate
+        from zoo_core.pretrained.catalogue import get_variants, locate
 
         located = locate(get_variants().resolve(os.fspath(source)), weights=False)
         arch = Architecture.of(located.entry)
@@ -525,7 +526,7 @@ def _variant_saved(
     name: str, overrides: dict[str, Any] | None
 ) -> tuple[SavedModel, Architecture, Any]:
     """A weights variant as a saved source, for loads that only read it (sharded ones)."""
-    from zoo_core.variants import get_variants, locate
+    from zoo_core.pretrained.catalogue import get_variants, locate
 
     if overrides:
         raise UsageError(
@@ -559,7 +560,7 @@ def open_variant(
     The variant is located and checked first (its plugin, its config.json pin,
     every file's hash); see :func:`create_model` for what overrides may do.
     """
-    from zoo_core.variants import get_variants, locate
+    from zoo_core.pretrained.catalogue import get_variants, locate
 
     started = time.perf_counter()
     variants = get_variants()

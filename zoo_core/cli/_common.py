@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from zoo_core.cli.complete import complete_set_keys
-from zoo_core.registry import Registry, ZooPluginWarning, get_registry
+from zoo_core.plugins.registry import Registry, ZooPluginWarning, get_registry
 from zoo_core.units import human_bytes
 from zoo_core.untrusted import clean_lines, clean_text
 

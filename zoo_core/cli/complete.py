@@ -25,7 +25,7 @@ from typing import Any
 import click
 from click.shell_completion import CompletionItem
 
-from zoo_core.registry import Registry, get_registry
+from zoo_core.plugins.registry import Registry, get_registry
 
 __all__ = [
     "NAME_SOURCES",
@@ -46,7 +46,7 @@ def _model_names(reg: Registry) -> Iterable[tuple[str, str]]:
 
 
 def _variant_names(reg: Registry) -> Iterable[tuple[str, str]]:
-    from zoo_core.variants import get_variants  # reads hook modules only: no torch
+    from zoo_core.pretrained.catalogue import get_variants  # reads hook modules only: no torch
 
     for variant in get_variants().find():
         yield variant.display_name, variant.spec.summary

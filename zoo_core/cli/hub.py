@@ -13,7 +13,7 @@ import click
 
 from zoo_core.cli._common import echo_json, json_option, registry, set_option
 from zoo_core.cli.complete import complete_source
-from zoo_core.config import parse_assignments
+from zoo_core.models.config import parse_assignments
 
 
 @click.command("push", short_help="Upload a saved model (or a model name) to the Hub.")
@@ -52,8 +52,8 @@ def push_command(
     token comes from HF_TOKEN or 'hf auth login'.
     """
     from zoo_core.api import open_model
-    from zoo_core.hub import HF_PREFIX, check_revision, parse_hf_source
-    from zoo_core.hub_push import push_to_hub
+    from zoo_core.hub.download import HF_PREFIX, check_revision, parse_hf_source
+    from zoo_core.hub.push import push_to_hub
 
     parse_hf_source(repo_id)  # a malformed id or revision is a usage error before any work
     check_revision(revision)
@@ -95,7 +95,7 @@ def pull_command(repo_id: str, revision: str | None, as_json: bool) -> None:
     the local path and the resolved commit; with HF_HUB_OFFLINE=1 it answers
     from the cache.
     """
-    from zoo_core.hub import pull_snapshot
+    from zoo_core.hub.download import pull_snapshot
 
     snap = pull_snapshot(repo_id, revision)
     if as_json:

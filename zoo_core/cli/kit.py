@@ -12,9 +12,9 @@ import click
 
 from zoo_core.cli._common import echo_json, json_option, registry, set_option, table
 from zoo_core.cli.complete import complete_architectures, complete_plugin_names
-from zoo_core.config import parse_assignments
 from zoo_core.errors import PluginError, ZooError
-from zoo_core.registry import PluginInfo, Registry
+from zoo_core.models.config import parse_assignments
+from zoo_core.plugins.registry import PluginInfo, Registry
 
 
 def _targets(
@@ -79,7 +79,7 @@ def check_command(
         click.echo("no models to check (pip install a zoo plugin, or zoo new-plugin NAME)")
         return
 
-    from zoo_core.build import Architecture
+    from zoo_core.models.build import Architecture
     from zoo_core.progress import ProgressBar, part_of
     from zoo_core.testing import CHECKS, run_checks
 
@@ -159,7 +159,7 @@ def new_plugin_command(name: str, model: str | None, directory: str | None) -> N
     passes zoo check and its own pytest before any edit; then replace the
     example model in PACKAGE/model.py with yours.
     """
-    from zoo_core.scaffold import new_plugin, plugin_names
+    from zoo_core.kit.scaffold import new_plugin, plugin_names
 
     names = plugin_names(name, model)
     target = Path(directory) if directory is not None else Path(names.dist)

@@ -14,7 +14,7 @@ import click
 from zoo_core.cli._common import echo_json, human_bytes, json_option, registry, set_option, table
 from zoo_core.cli.complete import complete_architectures, complete_source
 from zoo_core.cli.variants import echo_variant, list_pretrained, variant_rows_for, variants_table
-from zoo_core.config import parse_assignments
+from zoo_core.models.config import parse_assignments
 
 
 @click.command("list", short_help="List installed models (name, plugin, summary).")
@@ -65,7 +65,7 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
     import torch
 
     from zoo_core.api import describe_source
-    from zoo_core.config import config_fields, config_to_dict, format_value
+    from zoo_core.models.config import config_fields, config_to_dict, format_value
 
     registry()
     arch, config, origin = describe_source(source, parse_assignments(assignments))
@@ -137,14 +137,14 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
 
 
 def _plain(value: Any) -> Any:
-    from zoo_core.config import config_to_dict
+    from zoo_core.models.config import config_to_dict
 
     return config_to_dict({"v": value})["v"]
 
 
 def _input_summary(inputs: Any) -> dict[str, Any]:
     """JSON fields for a model's example input: one tensor, or several by position or name."""
-    from zoo_core.model import input_tensors
+    from zoo_core.models.model import input_tensors
 
     pairs = input_tensors(inputs)
     if len(pairs) == 1 and not isinstance(inputs, (tuple, dict)):
@@ -157,7 +157,7 @@ def _input_summary(inputs: Any) -> dict[str, Any]:
 
 
 def _inputs_text(inputs: Any) -> str:
-    from zoo_core.model import input_tensors
+    from zoo_core.models.model import input_tensors
 
     pairs = input_tensors(inputs)
     if len(pairs) == 1 and not isinstance(inputs, (tuple, dict)):
@@ -222,8 +222,8 @@ def load_command(
     import torch
 
     from zoo_core.api import open_model
-    from zoo_core.build import Architecture, origin_of
-    from zoo_core.placement import parse_device, parse_dtype
+    from zoo_core.models.build import Architecture, origin_of
+    from zoo_core.models.placement import parse_device, parse_dtype
     from zoo_core.progress import ProgressBar
 
     # Check the words first: a typo in --dtype is a usage error, whatever SOURCE is.
@@ -328,7 +328,7 @@ def save_command(
     import warnings
 
     from zoo_core.errors import ZooWarning
-    from zoo_core.weights import is_zoo_file, shard_limit
+    from zoo_core.storage.weights import is_zoo_file, shard_limit
 
     if max_shard_size is not None:
         shard_limit(max_shard_size, name="--max-shard-size")

@@ -7,9 +7,9 @@ import warnings
 import click
 
 from zoo_core.cli._common import echo_json, json_option, registry, table
-from zoo_core.contract import PLUGIN_API_VERSION
-from zoo_core.registry import ZooPluginWarning
-from zoo_core.variants import get_variants
+from zoo_core.plugins.contract import PLUGIN_API_VERSION
+from zoo_core.plugins.registry import ZooPluginWarning
+from zoo_core.pretrained.catalogue import get_variants
 from zoo_core.version import __version__
 
 

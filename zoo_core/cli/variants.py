@@ -12,7 +12,7 @@ import click
 
 from zoo_core.cli._common import echo_json, human_bytes, json_option, registry, table
 from zoo_core.cli.complete import complete_source
-from zoo_core.variant_meta import plain_text
+from zoo_core.pretrained.metadata import plain_text
 
 __all__ = [
     "COMMANDS",
@@ -27,8 +27,8 @@ __all__ = [
 def _variants(*, warn: bool = True) -> Any:
     import warnings
 
-    from zoo_core.registry import ZooPluginWarning
-    from zoo_core.variants import get_variants
+    from zoo_core.plugins.registry import ZooPluginWarning
+    from zoo_core.pretrained.catalogue import get_variants
 
     registry(warn=warn)
     with warnings.catch_warnings(record=True) as caught:
@@ -42,7 +42,7 @@ def _variants(*, warn: bool = True) -> Any:
 
 def variant_rows(variants: list[Any]) -> list[dict[str, Any]]:
     """One ``describe_variant`` dict per variant (what ``--json`` prints)."""
-    from zoo_core.variants import describe_variant
+    from zoo_core.pretrained.catalogue import describe_variant
 
     return [describe_variant(v) for v in variants]
 
@@ -58,7 +58,7 @@ def _count(n: int | None) -> str:
 
 def variant_rows_for(source: str, entry: Any) -> tuple[dict[str, Any] | None, list[Any]]:
     """For ``zoo info``: the variant SOURCE names (or None), else the model's variants."""
-    from zoo_core.variants import is_variant_name
+    from zoo_core.pretrained.catalogue import is_variant_name
 
     found = _variants(warn=False)
     if is_variant_name(source):
@@ -175,8 +175,8 @@ def predict_command(
     The variant's recorded preprocessing is applied by zoo.
     """
     from zoo_core.api import open_model
-    from zoo_core.placement import parse_device
-    from zoo_core.predict import predict
+    from zoo_core.models.placement import parse_device
+    from zoo_core.pretrained.prediction import predict
 
     parse_device(device)
     registry()

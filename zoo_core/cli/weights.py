@@ -11,7 +11,7 @@ import click
 
 from zoo_core.cli._common import echo_json, json_option, registry, set_option
 from zoo_core.cli.complete import complete_architectures
-from zoo_core.config import parse_assignments
+from zoo_core.models.config import parse_assignments
 
 
 @click.command("convert", short_help="Convert a PyTorch .pt/.pth state dict to a zoo model.")
@@ -45,10 +45,10 @@ def convert_command(
     """
     import warnings
 
-    from zoo_core.convert import convert_checkpoint
     from zoo_core.errors import ZooWarning
     from zoo_core.progress import ProgressBar
-    from zoo_core.weights import shard_limit
+    from zoo_core.sources.convert import convert_checkpoint
+    from zoo_core.storage.weights import shard_limit
 
     overrides = parse_assignments(assignments)
     if max_shard_size is not None:
@@ -82,9 +82,9 @@ def verify_command(directory: str, no_hashes: bool, as_json: bool) -> None:
     Exits 0 when nothing is wrong (warnings allowed), 1 when a problem is found.
     """
     from zoo_core.errors import SourceNotFoundError, WeightsError
-    from zoo_core.hub import is_hf_source, resolve_hf_source
+    from zoo_core.hub.download import is_hf_source, resolve_hf_source
     from zoo_core.progress import ProgressBar
-    from zoo_core.verify import verify_directory
+    from zoo_core.sources.verify import verify_directory
 
     registry()
     path = directory

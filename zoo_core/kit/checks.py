@@ -46,14 +46,14 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from zoo_core.build import Architecture, config_of
-from zoo_core.config import config_from_dict, config_to_dict
-from zoo_core.distributed import plan_problems
+from zoo_core.distributed.sharding import plan_problems
 from zoo_core.errors import ConfigError, PluginError, ZooError
-from zoo_core.model import ZooModel, call_model, input_tensors
+from zoo_core.kit.scaffold import PLACEHOLDER_MODEL_TEXT, PLACEHOLDER_SUMMARY
+from zoo_core.models.build import Architecture, config_of
+from zoo_core.models.config import config_from_dict, config_to_dict
+from zoo_core.models.model import ZooModel, call_model, input_tensors
+from zoo_core.plugins.registry import ModelEntry, get_registry
 from zoo_core.progress import ProgressCallback
-from zoo_core.registry import ModelEntry, get_registry
-from zoo_core.scaffold import PLACEHOLDER_MODEL_TEXT, PLACEHOLDER_SUMMARY
 
 __all__ = [
     "CHECKS",

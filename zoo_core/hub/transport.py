@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import HubError, UsageError
-from zoo_core.limits import env_seconds
+from zoo_core.storage.limits import env_seconds
 from zoo_core.untrusted import clean_text
 
 __all__ = [

@@ -25,7 +25,7 @@ Names: a bare name (``simple_cnn``) resolves only when exactly one plugin
 registers it; ``DIST:NAME`` (``zoo-cnn:simple_cnn``) always does. Conflicts are
 reported, never settled by load order. Nothing here imports torch.
 
->>> from zoo_core.registry import get_registry
+>>> from zoo_core.plugins.registry import get_registry
 >>> entry = get_registry().resolve("simple_cnn")        # doctest: +SKIP
 >>> entry.qualified_name, entry.spec.target             # doctest: +SKIP
 ('zoo-cnn:simple_cnn', 'zoo_cnn.model:SimpleCNN')
@@ -50,8 +50,15 @@ from typing import Any
 
 import pluggy
 
-from zoo_core import contract
-from zoo_core.contract import (
+from zoo_core.errors import (
+    AmbiguousModelError,
+    ModelNotFoundError,
+    PluginError,
+    PluginNotInstalledError,
+)
+from zoo_core.plugins import contract
+from zoo_core.plugins.cache import PluginCache, entry_points, load_entry_point
+from zoo_core.plugins.contract import (
     ENTRY_POINT_GROUP,
     PLUGIN_API_ATTRIBUTE,
     PLUGIN_API_VERSION,
@@ -60,14 +67,7 @@ from zoo_core.contract import (
     WeightsSpec,
     plugin_api_problem,
 )
-from zoo_core.errors import (
-    AmbiguousModelError,
-    ModelNotFoundError,
-    PluginError,
-    PluginNotInstalledError,
-)
-from zoo_core.limits import env_seconds
-from zoo_core.plugin_cache import PluginCache, entry_points, load_entry_point
+from zoo_core.storage.limits import env_seconds
 from zoo_core.untrusted import clean_text, install_requirement
 from zoo_core.version import __version__
 
@@ -219,7 +219,7 @@ class Registry:
     """Every discovered plugin and model. Build it with :func:`get_registry`.
 
     ``manager`` holds the hook modules imported in this run: plugins listed
-    from the plugin cache (:mod:`zoo_core.plugin_cache`) are not imported, so
+    from the plugin cache (:mod:`zoo_core.plugins.cache`) are not imported, so
     ask :meth:`hook_results` for what their other hooks return.
     ``hook_outcomes`` maps :func:`hook_name` to ``{hook: results or exception}``.
     """

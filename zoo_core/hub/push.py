@@ -1,7 +1,7 @@
 """``push_to_hub``: upload a saved model directory (or a model, saved first) in one commit.
 
 This module sits above :mod:`zoo_core.api` (it saves an in-memory model with
-``save_model``) and beside :mod:`zoo_core.hub`; nothing below imports it, so
+``save_model``) and beside :mod:`zoo_core.hub.download`; nothing below imports it, so
 imports flow one way: ``hub_push -> api -> hub -> hub_transport``.
 
 >>> import zoo_core
@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import WeightsError
-from zoo_core.hub import check_revision, parse_hf_source
-from zoo_core.hub_card import CARD_NAME, render_card
-from zoo_core.hub_transport import commit_operations, hub_errors, prepare_push
-from zoo_core.weights import CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME, check_member, read_saved
+from zoo_core.hub.card import CARD_NAME, render_card
+from zoo_core.hub.download import check_revision, parse_hf_source
+from zoo_core.hub.transport import commit_operations, hub_errors, prepare_push
+from zoo_core.storage.weights import CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME, check_member, read_saved
 
 __all__ = ["push_directory", "push_to_hub"]
 
@@ -102,7 +102,7 @@ def push_directory(
     overwrite_card: bool = False,
 ) -> Any:
     """:func:`push_to_hub` for a saved directory, with ``repo_id`` already checked."""
-    from zoo_core.file_hashes import check_file_hashes
+    from zoo_core.storage.hashes import check_file_hashes
 
     saved = read_saved(directory)
     weight_names = [p.name for p in saved.files]

@@ -139,7 +139,7 @@ def read_header(path: str | os.PathLike[str], *, fd: int | None = None) -> Heade
     """Parse and check the header of the safetensors file at ``path``.
 
     Checks: the length prefix fits the file and the 100 MB limit; the header
-    names at most :func:`zoo_core.limits.max_tensors` tensors (counted before
+    names at most :func:`zoo_core.storage.limits.max_tensors` tensors (counted before
     parsing); the header is UTF-8 JSON without duplicate keys; metadata maps
     strings to strings; every tensor has a known dtype, a non-negative shape
     whose byte size equals its offsets, and the offsets tile the data section
@@ -154,7 +154,7 @@ def read_header(path: str | os.PathLike[str], *, fd: int | None = None) -> Heade
     path = Path(path)
     try:
         if fd is None:
-            from zoo_core.dirview import open_regular
+            from zoo_core.storage.snapshot import open_regular
 
             own = open_regular(path)
             try:
@@ -200,7 +200,7 @@ def _pread_exact(fd: int, length: int, offset: int) -> bytes:
 
 
 def _read_raw_header(path: Path, fd: int) -> tuple[int, int, bytes]:
-    from zoo_core.limits import max_tensors
+    from zoo_core.storage.limits import max_tensors
 
     size = os.fstat(fd).st_size
     prefix = _pread_exact(fd, 8, 0)

@@ -13,7 +13,7 @@ config is captured from its signature and the spec says how to make inputs.
 A model built here remembers where it came from (:func:`origin_of`), which is
 how :func:`zoo_core.save_model` knows what it saves.
 
->>> from zoo_core.build import Architecture
+>>> from zoo_core.models.build import Architecture
 >>> arch = Architecture.named("simple_cnn")                       # doctest: +SKIP
 >>> config = arch.config({"num_classes": "5"}, from_strings=True)  # doctest: +SKIP
 >>> model = arch.build(config, seed=0)                             # doctest: +SKIP
@@ -34,7 +34,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo_core.config import build_config, config_kwargs, signature_config
 from zoo_core.errors import (
     ConfigError,
     InputShapeError,
@@ -43,8 +42,9 @@ from zoo_core.errors import (
     WeightsError,
     ZooError,
 )
-from zoo_core.model import ZooModel, call_model
-from zoo_core.registry import ModelEntry, get_registry
+from zoo_core.models.config import build_config, config_kwargs, signature_config
+from zoo_core.models.model import ZooModel, call_model
+from zoo_core.plugins.registry import ModelEntry, get_registry
 
 __all__ = ["ORIGIN_ATTRIBUTE", "Architecture", "Origin", "config_of", "origin_of"]
 
@@ -127,7 +127,7 @@ class Architecture:
 
         Raises:
             ModelNotFoundError, AmbiguousModelError, PluginError: see
-                :meth:`~zoo_core.registry.Registry.resolve`.
+                :meth:`~zoo_core.plugins.registry.Registry.resolve`.
         """
         return cls.of(get_registry().resolve(name))
 
@@ -396,7 +396,7 @@ class Architecture:
             return torch.randn(*sizes, device=device, dtype=dtype)
 
     def forward(self, model: nn.Module, inputs: Any) -> Any:
-        """Call ``model`` on ``inputs`` (see :func:`~zoo_core.model.call_model`), blaming its code.
+        """Call ``model`` on ``inputs`` (see :func:`call_model`), blaming its code.
 
         Raises:
             PluginCodeError: ``forward`` raised something other than a zoo error.

@@ -100,7 +100,7 @@ def _check_unpacked_size(path: Path) -> None:
     ``torch.save`` writes an uncompressed zip, so an honest checkpoint unpacks
     to about its own size; a deflated one claiming gigabytes is a bomb.
     """
-    from zoo_core.limits import LIMITS, max_checkpoint_overhead
+    from zoo_core.storage.limits import LIMITS, max_checkpoint_overhead
 
     try:
         if not zipfile.is_zipfile(path):
@@ -161,7 +161,7 @@ def convert_checkpoint(
         ConfigError, ModelNotFoundError: the architecture or overrides are wrong.
     """
     from zoo_core.api import save_model
-    from zoo_core.build import Architecture
+    from zoo_core.models.build import Architecture
 
     architecture = Architecture.named(arch)
     config = architecture.config(overrides, from_strings=from_strings)

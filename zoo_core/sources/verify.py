@@ -4,14 +4,14 @@
 problem it finds instead of stopping at the first, so one run tells the whole
 story. :func:`check_file_hashes` is the content check alone (sha256 and size of
 each file ``config.json`` records under ``files``); it lives in
-:mod:`zoo_core.file_hashes`, below both this module and the Hub code, which
+:mod:`zoo_core.storage.hashes`, below both this module and the Hub code, which
 calls it on downloaded snapshots and before a push.
 
 The record's schema, written by :func:`zoo_core.save_model`::
 
     "files": {"model.safetensors": {"sha256": "<64 hex digits>", "size": <bytes>}, ...}
 
->>> from zoo_core.verify import verify_directory
+>>> from zoo_core.sources.verify import verify_directory
 >>> for problem in verify_directory("cnn/"):            # doctest: +SKIP
 ...     print(problem)
 error: model.safetensors: sha256 is 3f2a..., but 9c1b... was saved
@@ -23,10 +23,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from zoo_core.dirview import OpenedDirectory, Vanished
 from zoo_core.errors import WeightsError, ZooError
-from zoo_core.file_hashes import Problem, check_file_hashes, check_opened, message_about
 from zoo_core.progress import ProgressCallback
+from zoo_core.storage.hashes import Problem, check_file_hashes, check_opened, message_about
+from zoo_core.storage.snapshot import OpenedDirectory, Vanished
 
 __all__ = ["Problem", "check_file_hashes", "verify_directory"]
 
@@ -72,7 +72,7 @@ def verify_directory(
 def _verify_opened(
     opened: OpenedDirectory, hashes: bool, progress: ProgressCallback | None = None
 ) -> list[Problem]:
-    from zoo_core.weights import CONFIG_NAME, FILES_KEY, read_opened
+    from zoo_core.storage.weights import CONFIG_NAME, FILES_KEY, read_opened
 
     directory = opened.path
     problems: list[Problem] = []
@@ -100,7 +100,7 @@ def _verify_opened(
 
 
 def _verify_file(path: Path) -> list[Problem]:
-    from zoo_core.weights import read_saved
+    from zoo_core.storage.weights import read_saved
 
     try:
         saved = read_saved(path)
@@ -115,7 +115,7 @@ def _verify_file(path: Path) -> list[Problem]:
 def _raw_record(opened: OpenedDirectory, name: str) -> Any:
     import json
 
-    from zoo_core.limits import max_config_bytes
+    from zoo_core.storage.limits import max_config_bytes
 
     try:
         data = opened.read(name, limit=max_config_bytes(), what="a config", env="")
@@ -134,7 +134,7 @@ def _weight_files(opened: OpenedDirectory) -> set[str]:
 
 def _shard_problems(opened: OpenedDirectory) -> list[Problem]:
     """Header problems of each weight file, so a broken directory shows every broken shard."""
-    from zoo_core.safetensors_io import read_header
+    from zoo_core.storage.safetensors_io import read_header
 
     problems = []
     for name in sorted(_weight_files(opened)):
@@ -153,8 +153,8 @@ def _shard_problems(opened: OpenedDirectory) -> list[Problem]:
 
 def _architecture_problems(saved: Any) -> list[Problem]:
     from zoo_core.api import saved_architecture
-    from zoo_core.limits import buffer_problem
-    from zoo_core.weights import structure_problems
+    from zoo_core.storage.limits import buffer_problem
+    from zoo_core.storage.weights import structure_problems
 
     try:
         arch, config = saved_architecture(saved)

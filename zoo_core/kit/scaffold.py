@@ -4,7 +4,7 @@ The project installs with ``pip install -e DIR``, appears in ``zoo list`` and
 passes ``zoo check`` and its own ``pytest`` with no edits; its author then
 replaces the example model. Imports no torch.
 
->>> from zoo_core.scaffold import new_plugin
+>>> from zoo_core.kit.scaffold import new_plugin
 >>> new_plugin("zoo-mlp", model="tiny_mlp", directory="zoo-mlp")   # doctest: +SKIP
 PosixPath('/home/me/zoo-mlp')
 """
@@ -21,10 +21,10 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from zoo_core.contract import PLUGIN_API_VERSION
 from zoo_core.errors import UsageError, ZooError
-from zoo_core.fsutil import current_umask
-from zoo_core.registry import canonical_name
+from zoo_core.plugins.contract import PLUGIN_API_VERSION
+from zoo_core.plugins.registry import canonical_name
+from zoo_core.storage.atomic import current_umask
 
 __all__ = [
     "PLACEHOLDER_MODEL_TEXT",
@@ -136,7 +136,7 @@ def _walk(node: Traversable, relative: tuple[str, ...] = ()) -> list[tuple[tuple
 def template_files(names: PluginNames) -> dict[str, str]:
     """The project's files as ``{relative path: text}``, rendered from the template."""
     values = asdict(names)
-    root = resources.files("zoo_core") / "templates" / "plugin"
+    root = resources.files("zoo_core.kit") / "templates" / "plugin"
     files = {}
     for parts, text in _walk(root):
         *dirs, last = (_render(p, values) for p in parts)

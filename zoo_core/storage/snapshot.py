@@ -1,7 +1,7 @@
 """Reading a model directory as one consistent snapshot, and only what belongs to it.
 
 A save swaps a complete new directory in place of the old one (see
-:mod:`zoo_core.fsutil`) and then deletes the old one. A reader that opened
+:mod:`zoo_core.storage.atomic`) and then deletes the old one. A reader that opened
 ``config.json``, the index and the shards by path at different moments could
 get parts of two saves. :class:`OpenedDirectory` opens the directory once and
 every member relative to that handle, so everything it reads comes from the

@@ -2,7 +2,7 @@
 
 ``zoo verify``, ``zoo push`` (before uploading) and ``hf://`` downloads (after
 fetching) all call :func:`check_file_hashes`, so a local file and a Hub file
-are judged by the same rules. :mod:`zoo_core.verify` re-exports it.
+are judged by the same rules. :mod:`zoo_core.sources.verify` re-exports it.
 
 The record's schema, written by :func:`zoo_core.save_model`::
 
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo_core.dirview import OpenedDirectory
 from zoo_core.errors import WeightsError
 from zoo_core.progress import ProgressCallback, part_of
+from zoo_core.storage.snapshot import OpenedDirectory
 
 __all__ = ["Problem", "check_file_hashes", "check_opened", "message_about"]
 
@@ -61,7 +61,7 @@ def check_file_hashes(
     ``files`` maps file names in ``directory`` to ``{"sha256": hex, "size": int}``.
     A malformed record is itself reported. Files are hashed in chunks, never
     read whole into memory; a size mismatch skips the hash. ``directory`` may
-    be an :class:`~zoo_core.dirview.OpenedDirectory`, so the files hashed are
+    be an :class:`~zoo_core.storage.snapshot.OpenedDirectory`, so the files hashed are
     the very ones a load or verify already opened. ``progress(done, total)``
     counts the recorded bytes checked.
 
@@ -81,8 +81,8 @@ def check_opened(
     progress: ProgressCallback | None = None,
 ) -> list[Problem]:
     """:func:`check_file_hashes` on a directory already opened (one snapshot of it)."""
-    from zoo_core.safetensors_io import hash_file
-    from zoo_core.weights import check_files_record
+    from zoo_core.storage.safetensors_io import hash_file
+    from zoo_core.storage.weights import check_files_record
 
     try:
         expected = check_files_record(files, opened.path)

@@ -1,7 +1,7 @@
 """Applying a variant's recorded preprocessing to raw inputs (arrays and image files).
 
 The ``preprocessing`` part of a variant's ``weights`` section (see
-:mod:`zoo_core.variant_meta`) says what the weights expect; this module turns
+:mod:`zoo_core.pretrained.metadata`) says what the weights expect; this module turns
 raw data, as the data set stores it, into that tensor: reshape each sample,
 cast, ``x * scale``, then ``(x - mean) / std`` per channel. Image files are
 first turned into the raw array the data set would hold (Pillow needed: the

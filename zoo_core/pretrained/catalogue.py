@@ -14,7 +14,7 @@ much as for the Hub, and evicts a bad Hub copy from the cache.
 Nothing here imports torch: ``zoo list --pretrained`` reads only JSON and
 safetensors headers.
 
->>> from zoo_core.variants import get_variants
+>>> from zoo_core.pretrained.catalogue import get_variants
 >>> get_variants().resolve("simple_cnn.digits").spec.source        # doctest: +SKIP
 'package://zoo_cnn/weights/digits'
 """
@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo_core.contract import WeightsSpec
 from zoo_core.errors import (
     AmbiguousModelError,
     HubError,
@@ -41,7 +40,8 @@ from zoo_core.errors import (
     WeightsError,
     ZooError,
 )
-from zoo_core.registry import (
+from zoo_core.plugins.contract import WeightsSpec
+from zoo_core.plugins.registry import (
     ModelEntry,
     PluginInfo,
     Registry,
@@ -49,7 +49,7 @@ from zoo_core.registry import (
     canonical_name,
     get_registry,
 )
-from zoo_core.variant_meta import check_weights_section, headline_metric, plain_text
+from zoo_core.pretrained.metadata import check_weights_section, headline_metric, plain_text
 
 __all__ = [
     "PACKAGE_PREFIX",
@@ -317,7 +317,7 @@ def get_variants() -> VariantRegistry:
     """The variants of the current registry's plugins (collected once per registry).
 
     Problems (broken weights hooks, conflicts) are warned about once, as
-    :class:`~zoo_core.registry.ZooPluginWarning`.
+    :class:`~zoo_core.plugins.registry.ZooPluginWarning`.
     """
     global _VARIANTS
     registry = get_registry()
@@ -413,7 +413,7 @@ def locate(
     on_hub = source.startswith("hf://")
     provenance: dict[str, Any] = {"variant": variant.qualified_name, "variant_source": source}
     if on_hub:
-        from zoo_core.hub import resolve_hf_source
+        from zoo_core.hub.download import resolve_hf_source
 
         # config.json alone first: nothing else is fetched for a copy that fails its pin.
         snapshot = resolve_hf_source(source, weights=False, check_plugin=False)
@@ -474,7 +474,7 @@ def _check_record(
 
 
 def _check_files(directory: Path, record: dict[str, Any], where: str, *, evict: bool) -> None:
-    from zoo_core.file_hashes import check_file_hashes
+    from zoo_core.storage.hashes import check_file_hashes
 
     problems = check_file_hashes(directory, record["files"])
     if not problems:
@@ -506,7 +506,7 @@ def _cached_hub_config(source: str) -> Path | None:
 
 
 def _header_counts(directory: Path, files: dict[str, Any]) -> int | None:
-    from zoo_core.safetensors_io import read_header
+    from zoo_core.storage.safetensors_io import read_header
 
     count = 0
     for name in files:

@@ -6,7 +6,7 @@ the swap is one ``renameat2(RENAME_EXCHANGE)`` call; elsewhere it is two
 renames (old aside, new into place), and a crash between them is undone by
 :func:`recover` on the next save or load. Saves to one parent directory are
 serialised with an advisory lock, so two concurrent saves end with one complete
-model; a save waiting longer than :func:`zoo_core.limits.lock_timeout` for
+model; a save waiting longer than :func:`zoo_core.storage.limits.lock_timeout` for
 another gives up and names the process holding the lock.
 
 A save replaces only what zoo writes: other files and folders in the old
@@ -75,7 +75,7 @@ def _locked(directory: Path) -> Iterator[None]:
     except ImportError:  # Windows: no advisory lock, saves are not serialised
         yield
         return
-    from zoo_core.limits import LIMITS, lock_timeout
+    from zoo_core.storage.limits import LIMITS, lock_timeout
 
     fd = os.open(directory, os.O_RDONLY)
     try:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from zoo_core.pretrained.metadata import card_metadata, check_weights_section
+from zoo_core.storage.weights import INDEX_NAME, WEIGHTS_NAME, SavedModel
 from zoo_core.units import human_bytes
 from zoo_core.untrusted import install_requirement
-from zoo_core.variant_meta import card_metadata, check_weights_section
-from zoo_core.weights import INDEX_NAME, WEIGHTS_NAME, SavedModel
 
 __all__ = ["CARD_NAME", "render_card"]
 
@@ -52,7 +52,7 @@ def _parameter_count(saved: SavedModel) -> tuple[int, int]:
 
 def _summary(arch: str, plugin: str | None) -> str | None:
     from zoo_core.errors import ZooError
-    from zoo_core.registry import get_registry
+    from zoo_core.plugins.registry import get_registry
 
     try:
         entry = get_registry().resolve(f"{plugin}:{arch}" if plugin else arch)

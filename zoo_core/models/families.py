@@ -7,7 +7,7 @@ JSON file that ships with the plugin; the hook module only reads it back.
 
 At build time (imports the library and torch)::
 
-    from zoo_core.families import write_family
+    from zoo_core.models.families import write_family
     write_family("zoo_vision/family.json", "torchvision.models",
                  names=["resnet18", "resnet34"], prefix="tv_",
                  example_input=("batch", 3, 224, 224))
@@ -16,7 +16,7 @@ In the hook module (reads JSON; no torch)::
 
     from pathlib import Path
     from zoo_core import hookimpl
-    from zoo_core.families import load_family
+    from zoo_core.models.families import load_family
 
     ZOO_PLUGIN_API = 2
 
@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo_core.contract import ModelSpec
+from zoo_core.plugins.contract import ModelSpec
 
 __all__ = ["FAMILY_FORMAT", "family_specs", "load_family", "write_family"]
 
@@ -82,7 +82,7 @@ def family_specs(
     """
     from torch import nn
 
-    from zoo_core.config import signature_config
+    from zoo_core.models.config import signature_config
 
     mod = importlib.import_module(module)
     defaults = defaults or {}

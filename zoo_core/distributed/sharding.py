@@ -53,8 +53,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from zoo_core.errors import DistributedError, UsageError, WeightsError
-from zoo_core.safetensors_io import DTYPE_SIZES, Header, TensorInfo, read_header
-from zoo_core.weights import SavedModel, check_structure, write_directory
+from zoo_core.storage.safetensors_io import DTYPE_SIZES, Header, TensorInfo, read_header
+from zoo_core.storage.weights import SavedModel, check_structure, write_directory
 
 if TYPE_CHECKING:
     from torch.distributed.device_mesh import DeviceMesh
@@ -344,7 +344,7 @@ def load_sharded(
 ) -> nn.Module:
     """Build ``arch`` on meta, shard it over ``mesh`` and read each rank's shards.
 
-    ``arch`` is a :class:`zoo_core.build.Architecture`; ``saved`` a source
+    ``arch`` is a :class:`zoo_core.models.build.Architecture`; ``saved`` a source
     already opened (every rank opens its own). Call it on every rank. Returns
     the model in eval mode.
 
@@ -492,7 +492,7 @@ def _fill(
         by_file.setdefault(saved.key_to_file[stored], []).append((key, stored))
     for file, keys in by_file.items():
         header = saved.headers.get(file) or read_header(file)
-        # The snapshot's own open file (see zoo_core.dirview), not whatever the path names now.
+        # The snapshot's own open file (see storage.snapshot), not whatever the path names now.
         source = Path(saved.readable_path(file))
         if reader == "slice" or sys.byteorder != "little":  # safetensors swaps bytes for us
             _fill_slices(state, source, keys, stats)

@@ -12,10 +12,10 @@ Everything the Hub says is checked before it is used: the repository id and
 revision (:func:`parse_hf_source`), each file's size from the Hub's metadata
 against :data:`MAX_CONFIG_BYTES`, :data:`MAX_INDEX_BYTES`,
 :data:`MAX_CARD_BYTES` and the sizes ``config.json`` records, and each
-downloaded file's sha256 (by :func:`zoo_core.file_hashes.check_file_hashes`, the
+downloaded file's sha256 (by :func:`zoo_core.storage.hashes.check_file_hashes`, the
 one verifier of local and Hub files). Transfers, their time limits and their
-errors live in :mod:`zoo_core.hub_transport`; pushing in :mod:`zoo_core.hub_push`;
-the model card in :mod:`zoo_core.hub_card`.
+errors live in :mod:`zoo_core.hub.transport`; pushing in :mod:`zoo_core.hub.push`;
+the model card in :mod:`zoo_core.hub.card`.
 
 >>> model = zoo_core.load_model("hf://me/cnn-demo@v1")                   # doctest: +SKIP
 >>> zoo_core.pull("me/cnn-demo")                                         # doctest: +SKIP
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import HubError, UsageError, WeightsError
-from zoo_core.hub_card import CARD_NAME
-from zoo_core.hub_transport import (
+from zoo_core.hub.card import CARD_NAME
+from zoo_core.hub.transport import (
     check_size,
     download,
     hub_errors,
@@ -42,8 +42,7 @@ from zoo_core.hub_transport import (
     offline_error,
     resolve_commit,
 )
-from zoo_core.untrusted import clean_text
-from zoo_core.weights import (
+from zoo_core.storage.weights import (
     CONFIG_NAME,
     INDEX_NAME,
     WEIGHTS_NAME,
@@ -52,6 +51,7 @@ from zoo_core.weights import (
     read_json,
     read_saved,
 )
+from zoo_core.untrusted import clean_text
 
 __all__ = [
     "CARD_NAME",
@@ -187,7 +187,7 @@ class Snapshot:
 
 @dataclass
 class HubModel(SavedModel):
-    """A :class:`~zoo_core.weights.SavedModel` that came from the Hub (``kind == "hub"``)."""
+    """A saved model (:class:`~zoo_core.storage.weights.SavedModel`) from the Hub."""
 
     repo_id: str = ""
     revision: str | None = None
@@ -334,7 +334,7 @@ def resolve_hf_source(
         config = download(repo_id, CONFIG_NAME, commit, token, max_bytes=MAX_CONFIG_BYTES)
         record = _read_record(config, source)
         if check_plugin:
-            from zoo_core.registry import get_registry
+            from zoo_core.plugins.registry import get_registry
 
             get_registry().resolve_saved(
                 record["architecture"], record.get("plugin"), record.get("plugin_version")
@@ -371,7 +371,7 @@ def resolve_hf_source(
 def check_downloads(directory: Path, record: dict[str, Any], names: list[str], source: str) -> None:
     """Check downloaded files against config.json's ``files`` record; evict any that differ.
 
-    The comparison is :func:`zoo_core.file_hashes.check_file_hashes`, the same one
+    The comparison is :func:`zoo_core.storage.hashes.check_file_hashes`, the same one
     ``zoo verify`` and ``zoo push`` use. huggingface_hub checks a download's
     size but not its content, so this is what catches a corrupted or tampered
     transfer; removing the bad file from the cache makes the next try download
@@ -380,7 +380,7 @@ def check_downloads(directory: Path, record: dict[str, Any], names: list[str], s
     Raises:
         HubError: a file differs from its record.
     """
-    from zoo_core.file_hashes import check_file_hashes
+    from zoo_core.storage.hashes import check_file_hashes
 
     recorded = record.get("files")
     if not isinstance(recorded, dict):

@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from zoo_core.errors import UsageError
-from zoo_core.model import ZooModel
-from zoo_core.preprocess import load_input_file, preprocess_array
+from zoo_core.models.model import ZooModel
+from zoo_core.pretrained.transforms import load_input_file, preprocess_array
 
 __all__ = ["Prediction", "predict", "preprocess"]
 

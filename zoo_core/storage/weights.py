@@ -23,12 +23,11 @@ from typing import Any
 
 import torch
 
-from zoo_core import limits
-from zoo_core.dirview import Handles, OpenedDirectory, Vanished, open_regular, read_limited
 from zoo_core.errors import UsageError, WeightsError, ZooWarning
-from zoo_core.fsutil import atomic_directory
 from zoo_core.progress import ProgressCallback, part_of
-from zoo_core.safetensors_io import (
+from zoo_core.storage import limits
+from zoo_core.storage.atomic import atomic_directory
+from zoo_core.storage.safetensors_io import (
     FileRecord,
     Header,
     can_write,
@@ -37,6 +36,7 @@ from zoo_core.safetensors_io import (
     separate_views,
     write_file,
 )
+from zoo_core.storage.snapshot import Handles, OpenedDirectory, Vanished, open_regular, read_limited
 
 __all__ = [
     "CONFIG_NAME",
@@ -256,7 +256,7 @@ def read_json(path: Path) -> Any:
     """Parse a small JSON file (config or index), refusing oversized, irregular or bad ones.
 
     The file is opened without blocking and only if it is a regular file; its
-    size is checked against :mod:`zoo_core.limits` before it is read.
+    size is checked against :mod:`zoo_core.storage.limits` before it is read.
 
     Raises:
         WeightsError: the file is unreadable, not a regular file, too large, or not JSON.
@@ -399,7 +399,7 @@ def read_saved(path: Path, *, foreign: bool = False) -> SavedModel:
     """Read the record and the tensor map of a saved directory or lone file.
 
     Every safetensors header is parsed and checked here; no tensor data is
-    read (content hashes are :mod:`zoo_core.verify`'s job). A directory is read
+    read (content hashes are :mod:`zoo_core.sources.verify`'s job). A directory is read
     as one snapshot: its files are opened through one handle of the directory
     and stay open in the result (``saved.close()`` releases them), so a save
     replacing the directory meanwhile cannot mix two models; if one does
@@ -623,7 +623,7 @@ def structure_problems(
 
 
 def _dtype_code(dtype: torch.dtype) -> str:
-    from zoo_core.safetensors_io import torch_codes
+    from zoo_core.storage.safetensors_io import torch_codes
 
     return torch_codes().get(dtype, str(dtype).removeprefix("torch."))
 
@@ -676,10 +676,10 @@ def read_tensors(
             by_file.setdefault(file, []).append(key)
     out: dict[str, torch.Tensor] = {}
     if device is not None and device.type == "cuda":
-        from zoo_core.gpu_load import pipeline_enabled, read_files
+        from zoo_core.storage.gpu_reader import pipeline_enabled, read_files
 
         if pipeline_enabled(device):  # threaded reads into pinned buffers, async copies
-            # Keyed by the snapshot's open files (see zoo_core.dirview), not by their paths.
+            # Keyed by the snapshot's open files (see storage.snapshot), not by their paths.
             plan = {
                 Path(saved.readable_path(file)): (_header(saved, file), file_keys)
                 for file, file_keys in by_file.items()

@@ -37,8 +37,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from zoo_core.config import build_config, config_from_dict
 from zoo_core.errors import InputShapeError
+from zoo_core.models.config import build_config, config_from_dict
 
 __all__ = ["ZooModel", "call_model", "input_tensors"]
 

@@ -25,7 +25,7 @@ path keeps safetensors' memory map, which is already free); ``ZOO_GPU_PIPELINE=0
 turns it off.
 
 >>> import torch
->>> from zoo_core.safetensors_io import read_header
+>>> from zoo_core.storage.safetensors_io import read_header
 >>> header = read_header("model.safetensors")                 # doctest: +SKIP
 >>> tensors = read_files({header.path: (header, list(header.tensors))},
 ...                      torch.device("cuda"), dtype=torch.bfloat16)  # doctest: +SKIP
@@ -45,7 +45,7 @@ from typing import Any
 import torch
 
 from zoo_core.errors import WeightsError
-from zoo_core.safetensors_io import Header
+from zoo_core.storage.safetensors_io import Header
 
 __all__ = [
     "DEFAULT_SLOT_BYTES",

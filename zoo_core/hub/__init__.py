@@ -1,0 +1,5 @@
+"""The Hugging Face Hub: transport (every huggingface_hub call), card, download, push.
+
+Uses the layers below (storage, plugins, models, pretrained metadata); never
+executes anything it downloads.
+"""

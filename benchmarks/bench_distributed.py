@@ -105,8 +105,8 @@ def child_rank(directory: Path, reader: str, parallel: str) -> dict[str, float]:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor import DTensor
 
-    from zoo_core.api import saved_architecture
     from zoo_core.distributed import sharding as distributed
+    from zoo_core.sources.resolve import saved_architecture
     from zoo_core.storage.weights import read_saved
 
     dist.init_process_group("gloo")

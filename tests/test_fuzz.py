@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 import zoo_core
 from tests.conftest import run_zoo
 from zoo_core.errors import ZooError
-from zoo_core.storage.weights import INDEX_NAME
+from zoo_core.storage.record import INDEX_NAME
 
 FULL = os.environ.get("CI", "").lower() == "true" or os.environ.get("ZOO_FUZZ") == "full"
 EXAMPLES = int(os.environ.get("ZOO_FUZZ_EXAMPLES") or (1000 if FULL else 60))

@@ -93,3 +93,71 @@ def test_the_plugin_contract_lives_in_one_module() -> None:
     assert zoo_core.PLUGIN_API_VERSION == contract.PLUGIN_API_VERSION
     for old in ("spec.py", "hookspecs.py"):
         assert not (PACKAGE / old).exists(), f"zoo_core/{old} duplicates zoo_core/contract.py"
+
+
+# The layers, bottom first: a module may import its own layer and the ones below it.
+# The package __init__ (the public facade) and __main__ stand above them all.
+LAYERS = [
+    ("errors", "version", "units", "progress", "untrusted"),  # leaves
+    ("storage",),
+    ("plugins",),
+    ("models",),
+    ("distributed",),
+    ("pretrained",),
+    ("hub",),
+    ("sources",),
+    ("api",),
+    ("kit", "testing"),
+    ("cli",),
+]
+MAX_MODULE_LINES = 700
+MAX_TOP_LEVEL_MODULES = 10
+
+
+def _layer_of(module: str) -> int | None:
+    parts = module.split(".")
+    if len(parts) < 2:
+        return None  # the package __init__
+    for level, names in enumerate(LAYERS):
+        if parts[1] in names:
+            return level
+    return None
+
+
+def test_every_module_belongs_to_a_declared_layer() -> None:
+    unplaced = sorted(
+        name
+        for name in _graph()
+        if name not in ("zoo_core", "zoo_core.__main__") and _layer_of(name) is None
+    )
+    assert not unplaced, f"modules outside the declared layers: {unplaced}"
+
+
+def test_layers_only_import_downwards() -> None:
+    upward = []
+    for name, deps in _graph().items():
+        level = _layer_of(name)
+        if level is None:
+            continue
+        for dep in sorted(deps):
+            dep_level = _layer_of(dep)
+            if dep_level is not None and dep_level > level:
+                upward.append(f"{name} ({LAYERS[level][0]}) imports {dep} ({LAYERS[dep_level][0]})")
+    assert not upward, "imports that look up:\n" + "\n".join(upward)
+
+
+def test_the_folder_list_is_the_architecture() -> None:
+    folders = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
+    declared = sorted(n for names in LAYERS for n in names if (PACKAGE / n).is_dir())
+    assert folders == declared
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= MAX_TOP_LEVEL_MODULES, f"too many modules at the top: {top}"
+
+
+def test_no_module_is_over_the_size_limit() -> None:
+    big = {
+        str(p.relative_to(PACKAGE.parent)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not big, f"modules over {MAX_MODULE_LINES} lines (split them by job): {big}"

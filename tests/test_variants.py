@@ -27,7 +27,8 @@ from zoo_core.errors import (
     WeightsError,
 )
 from zoo_core.plugins.registry import ZooPluginWarning, get_registry, reset_registry
-from zoo_core.pretrained.catalogue import describe_variant, get_variants, split_variant_name
+from zoo_core.pretrained.catalogue import get_variants, split_variant_name
+from zoo_core.sources.variant import describe_variant
 
 SEED_VARIANTS = ["linear_regression.diabetes", "simple_cnn.digits", "simple_rnn.digits"]
 SHIPPED = Path(zoo_core.__file__).resolve().parent.parent / "plugins"

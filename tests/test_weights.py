@@ -18,13 +18,9 @@ from safetensors.torch import load_file, save_file
 import zoo_core
 from tests.conftest import run_zoo
 from zoo_core.errors import UsageError, WeightsError, ZooWarning
-from zoo_core.storage.weights import (
-    INDEX_NAME,
-    make_record,
-    read_saved,
-    read_tensors,
-    write_directory,
-)
+from zoo_core.storage.record import INDEX_NAME, make_record
+from zoo_core.storage.weights import read_saved, read_tensors
+from zoo_core.storage.writer import write_directory
 from zoo_linear.model import LinearRegression
 
 
@@ -85,7 +81,7 @@ def test_zoo_save_max_shard_size(tmp_path) -> None:
 
 
 def test_shard_sizes_in_the_iec_units_zoo_prints_are_accepted(tmp_path) -> None:
-    from zoo_core.storage.weights import shard_limit
+    from zoo_core.storage.writer import shard_limit
 
     assert shard_limit("1GiB") == 2**30
     assert shard_limit("40 KiB") == 40 * 1024
@@ -440,7 +436,7 @@ def test_a_config_json_symlink_leaving_the_directory_is_refused_on_load_and_veri
 
 
 def test_model_files_and_check_member_refuse_links_out(tmp_path) -> None:
-    from zoo_core.storage.weights import check_member, model_files
+    from zoo_core.storage.record import check_member, model_files
 
     target = tmp_path / "m"
     zoo_core.save_model(zoo_core.create_model("linear_regression"), target)

@@ -45,18 +45,17 @@ _LAZY = {
     "create_model": "zoo_core.api",
     "save_model": "zoo_core.api",
     "load_model": "zoo_core.api",
-    "push_to_hub": "zoo_core.hub.push",
+    "push_to_hub": "zoo_core.api",
     "pull": "zoo_core.hub.download",
-    "predict": "zoo_core.pretrained.prediction",
+    "predict": "zoo_core.api",
     "preprocess": "zoo_core.pretrained.prediction",
 }
 
 if TYPE_CHECKING:
-    from zoo_core.api import create_model, load_model, save_model
+    from zoo_core.api import create_model, load_model, predict, push_to_hub, save_model
     from zoo_core.hub.download import pull
-    from zoo_core.hub.push import push_to_hub
     from zoo_core.models.model import ZooModel, call_model
-    from zoo_core.pretrained.prediction import predict, preprocess
+    from zoo_core.pretrained.prediction import preprocess
 
 __all__ = [
     "PLUGIN_API_VERSION",

@@ -1,4 +1,4 @@
-"""The public verbs: :func:`create_model`, :func:`save_model`, :func:`load_model`.
+"""The public verbs: create, save, load (open), push and predict.
 
 >>> import zoo_core
 >>> model = zoo_core.create_model("simple_cnn", num_classes=5, seed=0)   # doctest: +SKIP
@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -21,33 +21,27 @@ import torch
 from torch import nn
 
 from zoo_core.distributed import sharding as distributed
-from zoo_core.errors import (
-    ConfigError,
-    ModelNotFoundError,
-    PluginCodeError,
-    SourceNotFoundError,
-    UsageError,
-    WeightsError,
-)
-from zoo_core.models.build import Architecture, origin_of
-from zoo_core.models.config import config_to_dict
-from zoo_core.models.model import ZooModel
+from zoo_core.errors import ModelNotFoundError, UsageError, WeightsError
+from zoo_core.hub.download import check_revision, parse_hf_source
+from zoo_core.hub.push import push_directory
+from zoo_core.models.build import Architecture
 from zoo_core.models.placement import parse_device, parse_dtype
+from zoo_core.models.saving import identify, model_record, write_model
 from zoo_core.plugins.registry import ModelEntry, get_registry
-from zoo_core.pretrained.catalogue import is_variant_name
+from zoo_core.pretrained.catalogue import get_variants, is_variant_name
 from zoo_core.pretrained.metadata import check_weights_section
+from zoo_core.pretrained.prediction import Prediction, check_top_k, predict_with
 from zoo_core.progress import ProgressCallback
+from zoo_core.sources.resolve import find_saved, foreign_saved, saved_architecture, variant_saved
+from zoo_core.sources.variant import locate
 from zoo_core.storage import limits
-from zoo_core.storage.atomic import try_recover
 from zoo_core.storage.weights import (
     SavedModel,
     check_structure,
-    make_record,
     read_saved,
     read_tensors,
     reads_on_first_use,
     structure_problems,
-    write_directory,
 )
 
 if TYPE_CHECKING:
@@ -57,12 +51,12 @@ __all__ = [
     "LoadedModel",
     "PretrainedHeadWarning",
     "create_model",
-    "describe_source",
     "load_model",
     "open_model",
     "open_variant",
+    "predict",
+    "push_to_hub",
     "save_model",
-    "saved_architecture",
 ]
 
 
@@ -200,77 +194,23 @@ def save_model(
     >>> save_model(create_model("linear_regression"), "lr/")   # doctest: +SKIP
     PosixPath('/home/me/lr')
     """
-    arch, config = _saving(model)
-    assert arch.entry is not None
-    entry = arch.entry
-    record = make_record(
-        architecture=entry.name,
-        plugin=entry.plugin.distribution or entry.plugin.name,
-        plugin_version=entry.plugin.version,
-        target=entry.spec.target,
-        config=config_to_dict(config),
-    )
+    arch, config = identify(model)
+    record = model_record(arch, config)
     if weights is not None:
         record["weights"] = check_weights_section(weights, "save_model(weights=...)")
     if distributed.is_sharded(model):
         return distributed.save_sharded(
             model, Path(directory), record, max_shard_size=max_shard_size
         )
-    state_dict = model.state_dict()
-    on_meta = [k for k, t in state_dict.items() if t.is_meta]
-    if on_meta:
-        raise WeightsError(
-            f"cannot save {entry.name}: {', '.join(on_meta[:3])} have no data (meta device)"
-        )
-    _check_reloadable(arch, config, state_dict)
-    return write_directory(
-        state_dict, record, Path(directory), max_shard_size=max_shard_size, progress=progress
+    return write_model(
+        model,
+        arch,
+        config,
+        record,
+        Path(directory),
+        max_shard_size=max_shard_size,
+        progress=progress,
     )
-
-
-def _saving(model: nn.Module) -> tuple[Architecture, Any]:
-    """The architecture and config of a model about to be saved."""
-    origin = origin_of(model)
-    if origin is not None and origin.arch.entry is not None:
-        return origin.arch, origin.config
-    if isinstance(model, ZooModel):
-        # A sharded model's class is FSDP's subclass of the plugin's: name the plugin's.
-        entry = get_registry().entry_for_class(distributed.unwrapped_class(model))
-        return Architecture.of(entry), model.config
-    raise UsageError(
-        f"save_model cannot tell which model a {type(model).__name__} is",
-        hint="save a ZooModel, or a model built by create_model / load_model",
-    )
-
-
-def _check_reloadable(arch: Architecture, config: Any, state_dict: dict[str, Any]) -> None:
-    """Refuse to save what load_model could not load: it builds on meta from the config."""
-    try:
-        expected = arch.build_meta(config).state_dict()
-    except PluginCodeError as err:
-        raise PluginCodeError(
-            f"cannot save {arch.name}: it could not be loaded again, because {err}",
-            distribution=err.distribution,
-            model=err.model,
-            hint="load_model rebuilds the model on the meta device from its config; "
-            "do not read tensor values in __init__ (zoo check build-meta)",
-        ) from err
-    missing = sorted(set(expected) - set(state_dict))
-    extra = sorted(set(state_dict) - set(expected))
-    reshaped = sorted(
-        k for k in set(expected) & set(state_dict) if expected[k].shape != state_dict[k].shape
-    )
-    if missing or extra or reshaped:
-        parts = [
-            f"{label}: {', '.join(keys[:3])}"
-            for label, keys in (("missing", missing), ("unexpected", extra), ("reshaped", reshaped))
-            if keys
-        ]
-        raise WeightsError(
-            f"cannot save {arch.name}: its tensors do not match what its config builds "
-            f"({'; '.join(parts)}), so it could not be loaded again",
-            hint="the model was changed after it was built; change its config instead",
-        )
 
 
 def load_model(
@@ -323,116 +263,6 @@ def load_model(
     ).model
 
 
-def _looks_like_path(source: str) -> bool:
-    return (
-        "/" in source
-        or os.sep in source
-        or source.startswith((".", "~"))
-        or source.endswith((".safetensors", ".json"))
-    )
-
-
-def _find_saved(
-    source: str | os.PathLike[str],
-    overrides: dict[str, Any] | None,
-    *,
-    weights: bool = True,
-    seed: int | None = None,
-) -> SavedModel | None:
-    """The saved model at ``source`` if it is a path or ``hf://``; None if it is a model name.
-
-    ``weights=False`` lets an ``hf://`` source fetch only its config.
-    """
-    text = os.fspath(source)
-
-    def refuse_overrides(where: str) -> None:
-        # Checked before anything is read or downloaded.
-        if overrides:
-            raise ConfigError(
-                f"{text} is a saved model: its config comes from {where}, not from overrides",
-                hint="drop --set, or build a new model by name",
-            )
-        if seed is not None:
-            raise ConfigError(
-                f"{text} is a saved model: its weights come from {where}, so a seed has no use",
-                hint="drop --seed, or build a new model by name",
-            )
-
-    if text.startswith("hf://"):
-        refuse_overrides("the Hub")
-        from zoo_core.hub.download import open_hub_saved
-
-        return open_hub_saved(text, weights=weights)
-    path = Path(os.path.expanduser(text))
-    # An interrupted save may have left the model aside; put it back before looking.
-    try_recover(Path(os.path.abspath(path)))
-    if path.exists():
-        refuse_overrides("the file")
-        return read_saved(path)
-    if _looks_like_path(text):
-        raise SourceNotFoundError(
-            f"no such file or directory: {text}",
-            hint="give a saved model directory, a .safetensors file, or a model name",
-        )
-    return None
-
-
-def _foreign_saved(
-    source: str | os.PathLike[str], name: str, overrides: dict[str, Any], from_strings: bool
-) -> tuple[SavedModel, Architecture, Any]:
-    """Weights from another tool, read as the architecture ``name``."""
-    path = Path(os.path.expanduser(os.fspath(source)))
-    if not path.exists():
-        raise SourceNotFoundError(
-            f"no such file or directory: {os.fspath(source)}",
-            hint="--arch names the architecture of a local directory or .safetensors file",
-        )
-    saved = read_saved(path, foreign=True)
-    arch = Architecture.named(name)
-    names = {f.name for f in dataclasses.fields(arch.Config)}
-    found = {k: v for k, v in saved.record["config"].items() if k in names}
-    base = arch.config_from_file(found, path)
-    config = arch.config(overrides, base=base, from_strings=from_strings)
-    saved.record.update(architecture=arch.name, config=config_to_dict(config))
-    return saved, arch, config
-
-
-def saved_architecture(saved: SavedModel) -> tuple[Architecture, Any]:
-    """The installed architecture and the config that a saved model records.
-
-    Raises:
-        PluginNotInstalledError: the plugin the weights name is missing.
-        WeightsError: the recorded config does not fit the architecture.
-    """
-    arch = Architecture.for_saved(
-        saved.architecture, saved.record.get("plugin"), saved.record.get("plugin_version")
-    )
-    return arch, arch.config_from_file(saved.record["config"], saved.path)
-
-
-def describe_source(
-    source: str | os.PathLike[str],
-    overrides: dict[str, Any] | None = None,
-    *,
-    from_strings: bool = True,
-) -> tuple[Architecture, Any, str]:
-    """The architecture and config a source stands for, without building or reading weights."""
-    saved = _find_saved(source, overrides, weights=False)
-    if saved is not None:
-        arch, config = saved_architecture(saved)
-        return arch, config, saved.source
-    if is_variant_name(os.fspath(source)):
-        from zoo_core.pretrained.catalogue import get_variants, locate
-
-        located = locate(get_variants().resolve(os.fspath(source)), weights=False)
-        arch = Architecture.of(located.entry)
-        base = arch.config_from_file(located.record.get("config", {}), located.path)
-        config = arch.config(overrides, base=base, from_strings=from_strings)
-        return arch, config, located.variant.spec.source
-    arch = Architecture.named(os.fspath(source))
-    return arch, arch.config(overrides, from_strings=from_strings), os.fspath(source)
-
-
 def open_model(
     source: str | os.PathLike[str],
     *,
@@ -460,15 +290,13 @@ def open_model(
         target_device = parse_device(device)
         target_dtype = parse_dtype(dtype)
         if arch is not None:
-            saved, architecture, config = _foreign_saved(
-                source, arch, overrides or {}, from_strings
-            )
+            saved, architecture, config = foreign_saved(source, arch, overrides or {}, from_strings)
         else:
-            saved = _find_saved(source, overrides, seed=seed)
+            saved = find_saved(source, overrides, seed=seed)
             if saved is not None:
                 architecture, config = saved_architecture(saved)
             elif mesh is not None and is_variant_name(os.fspath(source)):
-                saved, architecture, config = _variant_saved(os.fspath(source), overrides)
+                saved, architecture, config = variant_saved(os.fspath(source), overrides)
             elif mesh is not None:
                 architecture = Architecture.named(os.fspath(source))
                 config = architecture.config(overrides, from_strings=from_strings)
@@ -522,23 +350,6 @@ def open_model(
     return LoadedModel(model, entry, text, "name", time.perf_counter() - started)
 
 
-def _variant_saved(
-    name: str, overrides: dict[str, Any] | None
-) -> tuple[SavedModel, Architecture, Any]:
-    """A weights variant as a saved source, for loads that only read it (sharded ones)."""
-    from zoo_core.pretrained.catalogue import get_variants, locate
-
-    if overrides:
-        raise UsageError(
-            f"{name}: config overrides of a weights variant are not supported with mesh=",
-            hint="load the variant sharded without overrides, or without mesh= to fine-tune",
-        )
-    located = locate(get_variants().resolve(name))
-    arch = Architecture.of(located.entry)
-    config = arch.config_from_file(located.record.get("config", {}), located.path)
-    return read_saved(located.path), arch, config
-
-
 def _weights_info(saved: SavedModel) -> dict[str, Any] | None:
     """The checked ``weights`` section of a saved model, if it has one."""
     section = saved.record.get("weights")
@@ -560,8 +371,6 @@ def open_variant(
     The variant is located and checked first (its plugin, its config.json pin,
     every file's hash); see :func:`create_model` for what overrides may do.
     """
-    from zoo_core.pretrained.catalogue import get_variants, locate
-
     started = time.perf_counter()
     variants = get_variants()
     if is_variant_name(name):
@@ -675,3 +484,88 @@ def _load_saved(
         )
     tensors = read_tensors(saved, list(expected), device=device, dtype=dtype, progress=progress)
     return arch.fill(model, tensors, config, device=device, dtype=dtype)
+
+
+def push_to_hub(
+    model_or_dir: Any,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    private: bool = False,
+    commit_message: str | None = None,
+    token: str | None = None,
+    license: str | None = None,
+    overwrite_card: bool = False,
+) -> Any:
+    """Upload a model (a ZooModel, or a directory saved by ``save_model``) in one commit.
+
+    The commit holds ``config.json``, the weights (single or sharded with the
+    index) and a model card; weight files of an earlier push that the new one
+    does not have are deleted in the same commit. The card is generated unless
+    the directory has its own ``README.md`` or the repository already has one
+    (``overwrite_card=True`` regenerates it). ``revision`` names a branch,
+    created from ``main`` if missing. The token comes from ``token``, else
+    ``HF_TOKEN`` or the saved login; it is never written anywhere.
+
+    huggingface_hub commits atomically: a push that fails leaves the repository
+    as it was.
+
+    Returns:
+        huggingface_hub's ``CommitInfo`` (``oid`` is the new commit's sha).
+
+    Raises:
+        HubError: no permission, not found, network down, a time limit.
+        UsageError: the repository id or the revision is malformed.
+        WeightsError: the directory is not a saved zoo model or its files do not
+            match their recorded hashes.
+
+    >>> zoo_core.push_to_hub(model, "me/cnn-demo", license="mit")          # doctest: +SKIP
+    """
+    repo_id, inline_revision = parse_hf_source(repo_id)
+    revision = check_revision(revision) or inline_revision
+    options = dict(
+        private=private,
+        commit_message=commit_message,
+        token=token,
+        license=license,
+        overwrite_card=overwrite_card,
+    )
+    if isinstance(model_or_dir, nn.Module):  # a ZooModel, or any model zoo built
+        with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
+            directory = save_model(model_or_dir, Path(tmp) / "model")
+            return push_directory(directory, repo_id, revision, **options)
+    path = Path(os.path.expanduser(os.fspath(model_or_dir)))
+    if not path.is_dir():
+        raise WeightsError(
+            f"{path} is not a saved model directory",
+            hint="push a directory written by 'zoo save' or zoo_core.save_model, or a ZooModel",
+        )
+    return push_directory(path, repo_id, revision, **options)
+
+
+def predict(
+    model_or_source: nn.Module | str | os.PathLike[str],
+    inputs: Any,
+    *,
+    top_k: int = 5,
+    device: str | torch.device | None = None,
+) -> Prediction:
+    """Run a model on raw inputs and say what it predicts.
+
+    Args:
+        model_or_source: a loaded model, or anything :func:`~zoo_core.load_model`
+            takes (``"simple_cnn.digits"``, a directory, ``hf://...``).
+        inputs: an array or tensor with a leading batch dimension, raw values as
+            the data set stores them; or a list of file paths (``.npy`` batches,
+            image files for variants that declare image preprocessing).
+        top_k: how many labels to report per input for a classifier with labels.
+
+    Raises:
+        UsageError: inputs of the wrong size or kind, or ``top_k`` below 1.
+    """
+    check_top_k(top_k)
+    if isinstance(model_or_source, nn.Module):
+        model = model_or_source
+    else:
+        model = load_model(model_or_source, device=device)
+    return predict_with(model, inputs, top_k=top_k)

@@ -51,9 +51,8 @@ def push_command(
     (README.md, kept if the repository has one unless --overwrite-card). The
     token comes from HF_TOKEN or 'hf auth login'.
     """
-    from zoo_core.api import open_model
+    from zoo_core.api import open_model, push_to_hub
     from zoo_core.hub.download import HF_PREFIX, check_revision, parse_hf_source
-    from zoo_core.hub.push import push_to_hub
 
     parse_hf_source(repo_id)  # a malformed id or revision is a usage error before any work
     check_revision(revision)

@@ -64,8 +64,8 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
     """
     import torch
 
-    from zoo_core.api import describe_source
     from zoo_core.models.config import config_fields, config_to_dict, format_value
+    from zoo_core.sources.resolve import describe_source
 
     registry()
     arch, config, origin = describe_source(source, parse_assignments(assignments))
@@ -328,7 +328,8 @@ def save_command(
     import warnings
 
     from zoo_core.errors import ZooWarning
-    from zoo_core.storage.weights import is_zoo_file, shard_limit
+    from zoo_core.storage.record import is_zoo_file
+    from zoo_core.storage.writer import shard_limit
 
     if max_shard_size is not None:
         shard_limit(max_shard_size, name="--max-shard-size")

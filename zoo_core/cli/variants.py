@@ -42,7 +42,7 @@ def _variants(*, warn: bool = True) -> Any:
 
 def variant_rows(variants: list[Any]) -> list[dict[str, Any]]:
     """One ``describe_variant`` dict per variant (what ``--json`` prints)."""
-    from zoo_core.pretrained.catalogue import describe_variant
+    from zoo_core.sources.variant import describe_variant
 
     return [describe_variant(v) for v in variants]
 
@@ -174,9 +174,8 @@ def predict_command(
     when the variant declares image preprocessing (needs zoo-core[images]).
     The variant's recorded preprocessing is applied by zoo.
     """
-    from zoo_core.api import open_model
+    from zoo_core.api import open_model, predict
     from zoo_core.models.placement import parse_device
-    from zoo_core.pretrained.prediction import predict
 
     parse_device(device)
     registry()

@@ -48,7 +48,7 @@ def convert_command(
     from zoo_core.errors import ZooWarning
     from zoo_core.progress import ProgressBar
     from zoo_core.sources.convert import convert_checkpoint
-    from zoo_core.storage.weights import shard_limit
+    from zoo_core.storage.writer import shard_limit
 
     overrides = parse_assignments(assignments)
     if max_shard_size is not None:

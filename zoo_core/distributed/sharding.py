@@ -54,7 +54,8 @@ from torch.overrides import TorchFunctionMode
 
 from zoo_core.errors import DistributedError, UsageError, WeightsError
 from zoo_core.storage.safetensors_io import DTYPE_SIZES, Header, TensorInfo, read_header
-from zoo_core.storage.weights import SavedModel, check_structure, write_directory
+from zoo_core.storage.weights import SavedModel, check_structure
+from zoo_core.storage.writer import write_directory
 
 if TYPE_CHECKING:
     from torch.distributed.device_mesh import DeviceMesh
@@ -72,7 +73,6 @@ __all__ = [
     "plan_problems",
     "save_sharded",
     "tp_plan",
-    "unwrapped_class",
 ]
 
 PARALLEL_MODES = ("fsdp", "tp")
@@ -316,15 +316,6 @@ def is_sharded(model: nn.Module) -> bool:
     # Without torch.distributed.tensor imported there can be no DTensor: don't import it.
     module = sys.modules.get("torch.distributed.tensor")
     return module is not None and any(isinstance(p, module.DTensor) for p in model.parameters())
-
-
-def unwrapped_class(model: nn.Module) -> type:
-    """The model's own class (``fully_shard`` swaps in a subclass named ``FSDP<Name>``)."""
-    fsdp = sys.modules.get("torch.distributed.fsdp")
-    cls = type(model)
-    if fsdp is not None and isinstance(model, fsdp.FSDPModule):
-        return next(c for c in cls.__mro__[1:] if not issubclass(c, fsdp.FSDPModule))
-    return cls
 
 
 # --- loading ------------------------------------------------------------------

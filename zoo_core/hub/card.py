@@ -18,7 +18,8 @@ import json
 from pathlib import Path
 
 from zoo_core.pretrained.metadata import card_metadata, check_weights_section
-from zoo_core.storage.weights import INDEX_NAME, WEIGHTS_NAME, SavedModel
+from zoo_core.storage.record import INDEX_NAME, WEIGHTS_NAME
+from zoo_core.storage.weights import SavedModel
 from zoo_core.units import human_bytes
 from zoo_core.untrusted import install_requirement
 

@@ -24,7 +24,6 @@ PosixPath('/home/me/.cache/huggingface/hub/models--me--cnn-demo/snapshots/1f0c..
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import warnings
 from dataclasses import dataclass
@@ -42,15 +41,7 @@ from zoo_core.hub.transport import (
     offline_error,
     resolve_commit,
 )
-from zoo_core.storage.weights import (
-    CONFIG_NAME,
-    INDEX_NAME,
-    WEIGHTS_NAME,
-    SavedModel,
-    check_record,
-    read_json,
-    read_saved,
-)
+from zoo_core.storage.record import CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME, check_record, read_json
 from zoo_core.untrusted import clean_text
 
 __all__ = [
@@ -59,16 +50,15 @@ __all__ = [
     "MAX_CARD_BYTES",
     "MAX_CONFIG_BYTES",
     "MAX_INDEX_BYTES",
-    "HubModel",
     "HubWarning",
     "Snapshot",
     "check_downloads",
     "check_revision",
     "is_hf_source",
-    "open_hub_saved",
     "parse_hf_source",
     "pull",
     "pull_snapshot",
+    "read_hub_record",
     "resolve_hf_source",
     "valid_revision",
 ]
@@ -185,27 +175,6 @@ class Snapshot:
         }
 
 
-@dataclass
-class HubModel(SavedModel):
-    """A saved model (:class:`~zoo_core.storage.weights.SavedModel`) from the Hub."""
-
-    repo_id: str = ""
-    revision: str | None = None
-    commit: str = ""
-
-    @property
-    def uri(self) -> str:
-        return f"{HF_PREFIX}{self.repo_id}@{self.commit}"
-
-    @property
-    def source(self) -> str:
-        return self.uri
-
-    def provenance(self) -> dict[str, Any]:
-        """What ``zoo load --json`` reports about where the model came from."""
-        return {"repo_id": self.repo_id, "revision": self.revision, "commit": self.commit}
-
-
 # -- what a repository holds ------------------------------------------------------------------
 
 
@@ -228,7 +197,7 @@ def _check_names(source: str, names: list[str]) -> None:
         )
 
 
-def _read_record(config: Path, source: str) -> dict[str, Any]:
+def read_hub_record(config: Path, source: str) -> dict[str, Any]:
     try:
         data = read_json(config)
     except WeightsError as err:
@@ -332,7 +301,7 @@ def resolve_hf_source(
         _check_names(source, list(sizes))
         check_size(CONFIG_NAME, sizes[CONFIG_NAME], MAX_CONFIG_BYTES, source)
         config = download(repo_id, CONFIG_NAME, commit, token, max_bytes=MAX_CONFIG_BYTES)
-        record = _read_record(config, source)
+        record = read_hub_record(config, source)
         if check_plugin:
             from zoo_core.plugins.registry import get_registry
 
@@ -401,21 +370,6 @@ def check_downloads(directory: Path, record: dict[str, Any], names: list[str], s
         hint="download it again; if it persists, the repository's files do not match "
         "their config.json",
     )
-
-
-def open_hub_saved(text: str, *, weights: bool = True) -> HubModel:
-    """The saved model behind an ``hf://`` source (what ``load_model``/``zoo info`` read).
-
-    With ``weights=False`` only ``config.json`` is fetched and the result maps no tensors.
-    """
-    snap = resolve_hf_source(text, weights=weights)
-    extra = {"repo_id": snap.repo_id, "revision": snap.revision, "commit": snap.commit}
-    if weights:
-        saved = read_saved(snap.path)
-        base = {f.name: getattr(saved, f.name) for f in dataclasses.fields(SavedModel)}
-        return HubModel(**{**base, "kind": "hub"}, **extra)
-    record = _read_record(snap.path / CONFIG_NAME, snap.uri)
-    return HubModel(path=snap.path, kind="hub", record=record, **extra)
 
 
 def pull(repo_id: str, revision: str | None = None, *, token: str | bool | None = None) -> Path:

@@ -1,8 +1,7 @@
-"""``push_to_hub``: upload a saved model directory (or a model, saved first) in one commit.
+"""Pushing a saved model directory to the Hub in one commit.
 
-This module sits above :mod:`zoo_core.api` (it saves an in-memory model with
-``save_model``) and beside :mod:`zoo_core.hub.download`; nothing below imports it, so
-imports flow one way: ``hub_push -> api -> hub -> hub_transport``.
+The public verb is :func:`zoo_core.push_to_hub` (in :mod:`zoo_core.api`,
+which saves an in-memory model first); this module uploads a directory.
 
 >>> import zoo_core
 >>> zoo_core.push_to_hub("cnn/", "me/cnn-demo")                          # doctest: +SKIP
@@ -11,83 +10,20 @@ CommitInfo(commit_url='https://huggingface.co/me/cnn-demo/commit/1f0c...', ...)
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import WeightsError
 from zoo_core.hub.card import CARD_NAME, render_card
-from zoo_core.hub.download import check_revision, parse_hf_source
 from zoo_core.hub.transport import commit_operations, hub_errors, prepare_push
-from zoo_core.storage.weights import CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME, check_member, read_saved
+from zoo_core.storage.record import CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME, check_member
+from zoo_core.storage.weights import read_saved
 
-__all__ = ["push_directory", "push_to_hub"]
+__all__ = ["push_directory"]
 
 
 def _is_weight_file(name: str) -> bool:
     return name == INDEX_NAME or ("/" not in name and name.endswith(".safetensors"))
-
-
-def push_to_hub(
-    model_or_dir: Any,
-    repo_id: str,
-    *,
-    revision: str | None = None,
-    private: bool = False,
-    commit_message: str | None = None,
-    token: str | None = None,
-    license: str | None = None,
-    overwrite_card: bool = False,
-) -> Any:
-    """Upload a model (a ZooModel, or a directory saved by ``save_model``) in one commit.
-
-    The commit holds ``config.json``, the weights (single or sharded with the
-    index) and a model card; weight files of an earlier push that the new one
-    does not have are deleted in the same commit. The card is generated unless
-    the directory has its own ``README.md`` or the repository already has one
-    (``overwrite_card=True`` regenerates it). ``revision`` names a branch,
-    created from ``main`` if missing. The token comes from ``token``, else
-    ``HF_TOKEN`` or the saved login; it is never written anywhere.
-
-    huggingface_hub commits atomically: a push that fails leaves the repository
-    as it was.
-
-    Returns:
-        huggingface_hub's ``CommitInfo`` (``oid`` is the new commit's sha).
-
-    Raises:
-        HubError: no permission, not found, network down, a time limit.
-        UsageError: the repository id or the revision is malformed.
-        WeightsError: the directory is not a saved zoo model or its files do not
-            match their recorded hashes.
-
-    >>> zoo_core.push_to_hub(model, "me/cnn-demo", license="mit")          # doctest: +SKIP
-    """
-    from torch import nn
-
-    repo_id, inline_revision = parse_hf_source(repo_id)
-    revision = check_revision(revision) or inline_revision
-    options = dict(
-        private=private,
-        commit_message=commit_message,
-        token=token,
-        license=license,
-        overwrite_card=overwrite_card,
-    )
-    if isinstance(model_or_dir, nn.Module):  # a ZooModel, or any model zoo built
-        from zoo_core.api import save_model
-
-        with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
-            directory = save_model(model_or_dir, Path(tmp) / "model")
-            return push_directory(directory, repo_id, revision, **options)
-    path = Path(os.path.expanduser(os.fspath(model_or_dir)))
-    if not path.is_dir():
-        raise WeightsError(
-            f"{path} is not a saved model directory",
-            hint="push a directory written by 'zoo save' or zoo_core.save_model, or a ZooModel",
-        )
-    return push_directory(path, repo_id, revision, **options)
 
 
 def push_directory(
@@ -101,7 +37,7 @@ def push_directory(
     license: str | None = None,
     overwrite_card: bool = False,
 ) -> Any:
-    """:func:`push_to_hub` for a saved directory, with ``repo_id`` already checked."""
+    """:func:`zoo_core.push_to_hub` for a saved directory, ``repo_id`` already checked."""
     from zoo_core.storage.hashes import check_file_hashes
 
     saved = read_saved(directory)

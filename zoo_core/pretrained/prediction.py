@@ -29,7 +29,7 @@ from zoo_core.errors import UsageError
 from zoo_core.models.model import ZooModel
 from zoo_core.pretrained.transforms import load_input_file, preprocess_array
 
-__all__ = ["Prediction", "predict", "preprocess"]
+__all__ = ["Prediction", "check_top_k", "predict_with", "preprocess"]
 
 # Values shown per input before the summary takes over.
 _SHOWN = 10
@@ -97,34 +97,19 @@ def _read_inputs(
     return np.concatenate(arrays) if len(arrays) > 1 else arrays[0], names
 
 
-def predict(
-    model_or_source: ZooModel | str | os.PathLike[str],
-    inputs: Any,
-    *,
-    top_k: int = 5,
-    device: str | torch.device | None = None,
-) -> Prediction:
-    """Run a model on raw inputs and say what it predicts.
-
-    Args:
-        model_or_source: a loaded model, or anything :func:`~zoo_core.load_model`
-            takes (``"simple_cnn.digits"``, a directory, ``hf://...``).
-        inputs: an array or tensor with a leading batch dimension, raw values as
-            the data set stores them; or a list of file paths (``.npy`` batches,
-            image files for variants that declare image preprocessing).
-        top_k: how many labels to report per input for a classifier with labels.
+def check_top_k(top_k: Any) -> None:
+    """Refuse a ``top_k`` that is not a positive integer (before anything is loaded).
 
     Raises:
-        UsageError: inputs of the wrong size or kind, or ``top_k`` below 1.
+        UsageError: it is not.
     """
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise UsageError(f"top_k must be a positive integer, got {top_k!r}")
-    if isinstance(model_or_source, nn.Module):
-        model = model_or_source
-    else:
-        from zoo_core.api import load_model
 
-        model = load_model(model_or_source, device=device)
+
+def predict_with(model: nn.Module, inputs: Any, *, top_k: int = 5) -> Prediction:
+    """:func:`zoo_core.predict` on a model already loaded."""
+    check_top_k(top_k)
     info = getattr(model, "weights_info", None) or {}
     names: list[str] | None = None
     if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], (str, os.PathLike)):

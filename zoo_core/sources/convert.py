@@ -160,8 +160,8 @@ def convert_checkpoint(
         WeightsError: the checkpoint is refused or does not fit.
         ConfigError, ModelNotFoundError: the architecture or overrides are wrong.
     """
-    from zoo_core.api import save_model
     from zoo_core.models.build import Architecture
+    from zoo_core.models.saving import model_record, write_model
 
     architecture = Architecture.named(arch)
     config = architecture.config(overrides, from_strings=from_strings)
@@ -190,7 +190,16 @@ def convert_checkpoint(
         )
     tensors = {k: t if t.is_contiguous() else t.contiguous() for k, t in tensors.items()}
     architecture.fill(model, tensors, config)
-    return save_model(model, directory, max_shard_size=max_shard_size, progress=progress)
+    record = model_record(architecture, config)
+    return write_model(
+        model,
+        architecture,
+        config,
+        record,
+        Path(directory),
+        max_shard_size=max_shard_size,
+        progress=progress,
+    )
 
 
 # Floating dtypes a zoo model computes in; float8 is a storage format, not one of them.

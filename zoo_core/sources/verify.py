@@ -72,7 +72,8 @@ def verify_directory(
 def _verify_opened(
     opened: OpenedDirectory, hashes: bool, progress: ProgressCallback | None = None
 ) -> list[Problem]:
-    from zoo_core.storage.weights import CONFIG_NAME, FILES_KEY, read_opened
+    from zoo_core.storage.record import CONFIG_NAME, FILES_KEY
+    from zoo_core.storage.weights import read_opened
 
     directory = opened.path
     problems: list[Problem] = []
@@ -152,7 +153,7 @@ def _shard_problems(opened: OpenedDirectory) -> list[Problem]:
 
 
 def _architecture_problems(saved: Any) -> list[Problem]:
-    from zoo_core.api import saved_architecture
+    from zoo_core.sources.resolve import saved_architecture
     from zoo_core.storage.limits import buffer_problem
     from zoo_core.storage.weights import structure_problems
 

@@ -81,8 +81,8 @@ def check_opened(
     progress: ProgressCallback | None = None,
 ) -> list[Problem]:
     """:func:`check_file_hashes` on a directory already opened (one snapshot of it)."""
+    from zoo_core.storage.record import check_files_record
     from zoo_core.storage.safetensors_io import hash_file
-    from zoo_core.storage.weights import check_files_record
 
     try:
         expected = check_files_record(files, opened.path)

@@ -21,24 +21,20 @@ import torch
 from torch import nn
 
 from zoo_core.distributed import sharding as distributed
-from zoo_core.errors import ModelNotFoundError, UsageError, WeightsError
+from zoo_core.errors import UsageError, WeightsError
 from zoo_core.hub.download import check_revision, parse_hf_source
-from zoo_core.hub.push import push_directory
-from zoo_core.models.build import Architecture
+from zoo_core.hub.push import push_saved
 from zoo_core.models.placement import parse_device, parse_dtype
 from zoo_core.models.saving import identify, model_record, write_model
-from zoo_core.plugins.registry import ModelEntry, get_registry
-from zoo_core.pretrained.catalogue import get_variants, is_variant_name
+from zoo_core.plugins.registry import ModelEntry
+from zoo_core.pretrained.catalogue import is_variant_name
 from zoo_core.pretrained.metadata import check_weights_section
 from zoo_core.pretrained.prediction import Prediction, check_top_k, predict_with
 from zoo_core.progress import ProgressCallback
-from zoo_core.sources.resolve import find_saved, foreign_saved, saved_architecture, variant_saved
-from zoo_core.sources.variant import locate
+from zoo_core.sources.resolve import Source, resolve
 from zoo_core.storage import limits
 from zoo_core.storage.weights import (
-    SavedModel,
     check_structure,
-    read_saved,
     read_tensors,
     reads_on_first_use,
     structure_problems,
@@ -53,7 +49,6 @@ __all__ = [
     "create_model",
     "load_model",
     "open_model",
-    "open_variant",
     "predict",
     "push_to_hub",
     "save_model",
@@ -71,25 +66,9 @@ class LoadedModel:
     model: nn.Module
     entry: ModelEntry
     source: str
-    source_kind: str  # "name", "directory", "file" or "hub"
+    source_kind: str  # "name", "variant", "directory", "file" or "hub"
     load_seconds: float
     details: dict[str, Any] = field(default_factory=dict)
-
-
-def _create(
-    name: str,
-    overrides: dict[str, Any],
-    *,
-    from_strings: bool,
-    seed: int | None,
-    device: torch.device | None,
-    dtype: torch.dtype | None,
-) -> tuple[ModelEntry, nn.Module]:
-    """Resolve a model name, check the overrides, build it, cast it."""
-    arch = Architecture.named(name)
-    config = arch.config(overrides, from_strings=from_strings)
-    assert arch.entry is not None
-    return arch.entry, arch.build(config, seed=seed, device=device, dtype=dtype)
 
 
 def create_model(
@@ -132,32 +111,22 @@ def create_model(
     >>> model = create_model("simple_cnn", pretrained=True)      # doctest: +SKIP
     >>> model = create_model("simple_cnn.digits", num_classes=5) # doctest: +SKIP
     """
-    if mesh is not None:
-        if pretrained is not False:
-            raise UsageError(
-                "create_model(pretrained=...) does not take mesh=",
-                hint="load the weights sharded: load_model('NAME.TAG', mesh=mesh)",
-            )
-        kwargs = {"seed": seed, "device": device, "dtype": dtype, "overrides": overrides}
-        return open_model(name, mesh=mesh, parallel=parallel, **kwargs).model
-    if pretrained is not False or is_variant_name(name):
-        return open_variant(
-            name,
-            pretrained=pretrained,
-            overrides=overrides,
-            seed=seed,
-            device=parse_device(device),
-            dtype=parse_dtype(dtype),
-        ).model
-    _, model = _create(
+    if mesh is not None and pretrained is not False:
+        raise UsageError(
+            "create_model(pretrained=...) does not take mesh=",
+            hint="load the weights sharded: load_model('NAME.TAG', mesh=mesh)",
+        )
+    return open_model(
         name,
-        overrides,
-        from_strings=False,
+        pretrained=pretrained,
+        overrides=overrides,
         seed=seed,
-        device=parse_device(device),
-        dtype=parse_dtype(dtype),
-    )
-    return model
+        device=device,
+        dtype=dtype,
+        mesh=mesh,
+        parallel=parallel,
+        names_only=True,
+    ).model
 
 
 def save_model(
@@ -272,15 +241,21 @@ def open_model(
     from_strings: bool = False,
     seed: int | None = None,
     arch: str | None = None,
+    pretrained: bool | str = False,
     progress: ProgressCallback | None = None,
     mesh: DeviceMesh | None = None,
     parallel: str = "fsdp",
+    names_only: bool = False,
 ) -> LoadedModel:
     """:func:`load_model` with provenance, and config overrides for model names.
 
-    With ``arch``, ``source`` is a path to weights saved by another tool, and
-    ``overrides`` complete or replace the config fields found next to them.
-    ``progress(done, total)`` counts the bytes of saved weights read (or mapped).
+    The source is resolved once (:func:`zoo_core.sources.resolve.resolve`);
+    everything below reads, builds and places from what it opened. With
+    ``arch``, ``source`` is a path to weights saved by another tool, and
+    ``overrides`` complete or replace the config fields found next to them;
+    ``pretrained`` is as in :func:`create_model`; ``names_only`` takes ``source``
+    as a model name or ``NAME.TAG``, never a path. ``progress(done, total)``
+    counts the bytes of saved weights read (or mapped).
     ``details["memory_mapped"]`` says whether the weights' pages are read only
     when first used (a plain CPU load), after ``load_seconds`` has been taken.
     """
@@ -289,142 +264,72 @@ def open_model(
     with distributed.agreement(mesh) if mesh is not None else contextlib.nullcontext():
         target_device = parse_device(device)
         target_dtype = parse_dtype(dtype)
-        if arch is not None:
-            saved, architecture, config = foreign_saved(source, arch, overrides or {}, from_strings)
-        else:
-            saved = find_saved(source, overrides, seed=seed)
-            if saved is not None:
-                architecture, config = saved_architecture(saved)
-            elif mesh is not None and is_variant_name(os.fspath(source)):
-                saved, architecture, config = variant_saved(os.fspath(source), overrides)
-            elif mesh is not None:
-                architecture = Architecture.named(os.fspath(source))
-                config = architecture.config(overrides, from_strings=from_strings)
-    if mesh is not None:
-        model, details = distributed.open_sharded(
-            architecture, config, saved, mesh, parallel, seed, target_device, target_dtype
-        )
-        kind, text = (saved.kind, saved.source) if saved else ("name", os.fspath(source))
-        assert architecture.entry is not None
-        seconds = time.perf_counter() - started
-        return LoadedModel(model, architecture.entry, text, kind, seconds, details)
-    if saved is not None:
-        try:
-            model = _load_saved(architecture, config, saved, target_device, target_dtype, progress)
-            model.weights_info = _weights_info(saved)
-        finally:
-            saved.close()  # the tensors are read or mapped; the files need not stay open
-        entry = architecture.entry
-        assert entry is not None
-        details = {
-            "files": [str(f) for f in saved.files],
-            "memory_mapped": reads_on_first_use(target_device, target_dtype),
-            **saved.provenance(),
-        }
-        seconds = time.perf_counter() - started
-        return LoadedModel(model, entry, saved.source, saved.kind, seconds, details)
-    text = os.fspath(source)
-    if is_variant_name(text):
-        return open_variant(
-            text,
-            overrides=overrides or {},
+        source_found = resolve(
+            source,
+            overrides=overrides,
             from_strings=from_strings,
             seed=seed,
-            device=target_device,
-            dtype=target_dtype,
+            arch=arch,
+            pretrained=pretrained,
+            names_only=names_only,
         )
-    try:
-        entry, model = _create(
-            text,
-            overrides or {},
-            from_strings=from_strings,
-            seed=seed,
-            device=target_device,
-            dtype=target_dtype,
-        )
-    except ModelNotFoundError as err:
-        # "cnnn" may be a mistyped directory as much as a mistyped model name.
-        raise ModelNotFoundError(
-            f"{err.message}, and no file or directory {text!r} exists", hint=err.hint
-        ) from None
-    return LoadedModel(model, entry, text, "name", time.perf_counter() - started)
-
-
-def _weights_info(saved: SavedModel) -> dict[str, Any] | None:
-    """The checked ``weights`` section of a saved model, if it has one."""
-    section = saved.record.get("weights")
-    return None if section is None else check_weights_section(section, str(saved.path))
-
-
-def open_variant(
-    name: str,
-    *,
-    pretrained: bool | str = True,
-    overrides: dict[str, Any] | None = None,
-    from_strings: bool = False,
-    seed: int | None = None,
-    device: torch.device | None = None,
-    dtype: torch.dtype | None = None,
-) -> LoadedModel:
-    """Load a weights variant: ``NAME.TAG``, or model ``NAME`` with ``pretrained`` True or a tag.
-
-    The variant is located and checked first (its plugin, its config.json pin,
-    every file's hash); see :func:`create_model` for what overrides may do.
-    """
-    started = time.perf_counter()
-    variants = get_variants()
-    if is_variant_name(name):
-        if pretrained not in (True, False):
+        if mesh is not None and source_found.finetuning:
+            source_found.close()
             raise UsageError(
-                f"{name} already names a weights variant; pretrained={pretrained!r} would "
-                "name another",
-                hint="give NAME.TAG, or NAME with pretrained=TAG",
+                f"{source_found.display}: config overrides of a weights variant are not "
+                "supported with mesh=",
+                hint="load the variant sharded without overrides, or without mesh= to fine-tune",
             )
-        variant = variants.resolve(name)
-    else:
-        variant = variants.default_for(get_registry().resolve(name), pretrained)
-    located = locate(variant)
-    arch = Architecture.of(located.entry)
-    saved = read_saved(located.path)
-    # The config comes from the bytes whose hash was checked, not from a second read.
-    base = arch.config_from_file(located.record.get("config", {}), located.path)
-    info = dict(located.section)
-    if overrides:
-        config = arch.config(overrides, base=base, from_strings=from_strings)
-        model, renewed = _finetune(arch, config, saved, info, seed, device, dtype)
-        if renewed:
-            warnings.warn(
-                f"{variant.display_name}: re-initialised {', '.join(renewed)} for the new "
-                "config; every other tensor is pretrained",
-                PretrainedHeadWarning,
-                stacklevel=3,
+    with source_found as found:
+        entry = found.arch.entry
+        assert entry is not None
+        details = found.details()
+        info = found.weights_info
+        if mesh is not None:
+            model, sharded = distributed.open_sharded(
+                found.arch, found.config, found.saved, mesh, parallel, seed, target_device,
+                target_dtype,
+            )  # fmt: skip
+            details.update(sharded)
+        elif found.saved is None:
+            model = found.arch.build(
+                found.config, seed=seed, device=target_device, dtype=target_dtype
             )
-            for key in ("labels", "metrics"):
-                info.pop(key, None)  # they describe the old head
-            info.update(reinitialised=renewed, finetuned_from=variant.qualified_name)
-    else:
-        model = _load_saved(arch, base, saved, device, dtype)
-    model.weights_info = info
-    details = {"files": [str(f) for f in saved.files], **located.provenance}
-    if info.get("reinitialised"):
-        details["reinitialised"] = info["reinitialised"]
+        elif found.finetuning:
+            assert info is not None and found.variant is not None
+            model, renewed = _finetune(found, seed, target_device, target_dtype)
+            if renewed:
+                warnings.warn(
+                    f"{found.display}: re-initialised {', '.join(renewed)} for the new "
+                    "config; every other tensor is pretrained",
+                    PretrainedHeadWarning,
+                    stacklevel=4,
+                )
+                info = {k: v for k, v in info.items() if k not in ("labels", "metrics")}
+                info.update(reinitialised=renewed, finetuned_from=found.variant.qualified_name)
+                details["reinitialised"] = renewed
+        else:
+            model = _load_saved(found, target_device, target_dtype, progress)
+            details["memory_mapped"] = reads_on_first_use(target_device, target_dtype)
+        if found.saved is not None:
+            model.weights_info = info
     seconds = time.perf_counter() - started
-    return LoadedModel(model, located.entry, variant.display_name, "variant", seconds, details)
+    return LoadedModel(model, entry, found.display, found.kind, seconds, details)
 
 
 def _finetune(
-    arch: Architecture,
-    config: Any,
-    saved: SavedModel,
-    section: dict[str, Any],
+    found: Source,
     seed: int | None,
     device: torch.device | None,
     dtype: torch.dtype | None,
 ) -> tuple[nn.Module, list[str]]:
-    """A model built from ``config`` holding every pretrained tensor that still fits.
+    """A model built from the variant's changed config holding every pretrained tensor that fits.
 
     Returns the model and the tensors it initialised afresh (all in the variant's head).
     """
+    arch, config, saved = found.arch, found.config, found.saved
+    section = found.weights_info or {}
+    assert saved is not None
     model = arch.build(config, seed=seed, device=device)
     expected = model.state_dict()
     problems = [p for p in structure_problems(saved, expected) if not p.startswith("wrong shape")]
@@ -463,13 +368,14 @@ def _finetune(
 
 
 def _load_saved(
-    arch: Architecture,
-    config: Any,
-    saved: SavedModel,
+    found: Source,
     device: torch.device | None,
     dtype: torch.dtype | None,
     progress: ProgressCallback | None = None,
 ) -> nn.Module:
+    """Build on ``meta``, check the snapshot fits, read (or map) the tensors and assign them."""
+    arch, config, saved = found.arch, found.config, found.saved
+    assert saved is not None
     model = arch.build_meta(config, where=saved.path)
     expected = model.state_dict()
     check_structure(saved, expected, cast=dtype is not None)
@@ -497,7 +403,7 @@ def push_to_hub(
     license: str | None = None,
     overwrite_card: bool = False,
 ) -> Any:
-    """Upload a model (a ZooModel, or a directory saved by ``save_model``) in one commit.
+    """Upload a model (a ZooModel, a directory saved by ``save_model``, ``NAME.TAG``) in one commit.
 
     The commit holds ``config.json``, the weights (single or sharded with the
     index) and a model card; weight files of an earlier push that the new one
@@ -533,14 +439,19 @@ def push_to_hub(
     if isinstance(model_or_dir, nn.Module):  # a ZooModel, or any model zoo built
         with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
             directory = save_model(model_or_dir, Path(tmp) / "model")
-            return push_directory(directory, repo_id, revision, **options)
-    path = Path(os.path.expanduser(os.fspath(model_or_dir)))
-    if not path.is_dir():
+            with resolve(directory) as found:
+                return push_saved(found.saved, repo_id, revision, **options)  # type: ignore[arg-type]
+    text = os.fspath(model_or_dir)
+    path = Path(os.path.expanduser(text))
+    if not path.is_dir() and not is_variant_name(text) and not text.startswith("hf://"):
         raise WeightsError(
             f"{path} is not a saved model directory",
-            hint="push a directory written by 'zoo save' or zoo_core.save_model, or a ZooModel",
+            hint="push a directory written by 'zoo save' or zoo_core.save_model, a weights "
+            "variant NAME.TAG, or a ZooModel",
         )
-    return push_directory(path, repo_id, revision, **options)
+    with resolve(model_or_dir) as found:
+        assert found.saved is not None
+        return push_saved(found.saved, repo_id, revision, **options)
 
 
 def predict(

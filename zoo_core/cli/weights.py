@@ -76,28 +76,18 @@ def convert_command(
 @click.option("--no-hashes", is_flag=True, help="Skip the sha256 check (structure only).")
 @json_option
 def verify_command(directory: str, no_hashes: bool, as_json: bool) -> None:
-    """Check a saved model SOURCE: a directory, a .safetensors file, or hf://OWNER/REPO[@REV].
+    """Check a saved model SOURCE: a directory, a .safetensors file, hf://OWNER/REPO, NAME.TAG.
 
     Checks shards, tensors, shapes, dtypes and (for directories) content hashes.
     Exits 0 when nothing is wrong (warnings allowed), 1 when a problem is found.
     """
-    from zoo_core.errors import SourceNotFoundError, WeightsError
-    from zoo_core.hub.download import is_hf_source, resolve_hf_source
+    from zoo_core.errors import WeightsError
     from zoo_core.progress import ProgressBar
-    from zoo_core.sources.verify import verify_directory
+    from zoo_core.sources.verify import verify_source
 
     registry()
-    path = directory
-    if is_hf_source(directory):
-        # Fetch (allow-listed files only) into the Hub cache, then check that snapshot.
-        path = str(resolve_hf_source(directory, check_plugin=False).path)
-    elif not os.path.exists(directory):
-        raise SourceNotFoundError(
-            f"no such file or directory: {directory}",
-            hint="give a saved model directory, a .safetensors file, or hf://OWNER/REPO",
-        )
     with ProgressBar(f"hashing {directory}", enabled=not as_json) as bar:
-        problems = verify_directory(path, hashes=not no_hashes, progress=bar)
+        path, problems = verify_source(directory, hashes=not no_hashes, progress=bar)
     errors = [p for p in problems if p.level == "error"]
     if as_json:
         echo_json(

@@ -1,7 +1,8 @@
 """Pushing a saved model directory to the Hub in one commit.
 
 The public verb is :func:`zoo_core.push_to_hub` (in :mod:`zoo_core.api`,
-which saves an in-memory model first); this module uploads a directory.
+which saves an in-memory model first and resolves any source once); this
+module uploads the snapshot it opened.
 
 >>> import zoo_core
 >>> zoo_core.push_to_hub("cnn/", "me/cnn-demo")                          # doctest: +SKIP
@@ -10,24 +11,24 @@ CommitInfo(commit_url='https://huggingface.co/me/cnn-demo/commit/1f0c...', ...)
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import WeightsError
 from zoo_core.hub.card import CARD_NAME, render_card
 from zoo_core.hub.transport import commit_operations, hub_errors, prepare_push
-from zoo_core.storage.record import CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME, check_member
-from zoo_core.storage.weights import read_saved
+from zoo_core.storage.hashes import check_opened
+from zoo_core.storage.record import CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME
+from zoo_core.storage.weights import SavedModel
 
-__all__ = ["push_directory"]
+__all__ = ["push_saved"]
 
 
 def _is_weight_file(name: str) -> bool:
     return name == INDEX_NAME or ("/" not in name and name.endswith(".safetensors"))
 
 
-def push_directory(
-    directory: Path,
+def push_saved(
+    saved: SavedModel,
     repo_id: str,
     revision: str | None = None,
     *,
@@ -37,18 +38,29 @@ def push_directory(
     license: str | None = None,
     overwrite_card: bool = False,
 ) -> Any:
-    """:func:`zoo_core.push_to_hub` for a saved directory, ``repo_id`` already checked."""
-    from zoo_core.storage.hashes import check_file_hashes
+    """Upload one opened snapshot of a saved directory in one commit; ``repo_id`` already checked.
 
-    saved = read_saved(directory)
+    Everything uploaded is read through the snapshot's open files (see
+    :mod:`zoo_core.storage.snapshot`): the bytes whose hashes were checked are
+    the bytes that leave, even if a save replaces the directory meanwhile.
+
+    Raises:
+        WeightsError: not a directory, or files that do not match ``config.json``.
+        HubError: the Hub refused or could not be reached.
+    """
+    opened = saved.opened
+    if opened is None:
+        raise WeightsError(
+            f"{saved.path} is not a saved model directory",
+            hint="push a directory written by 'zoo save' or zoo_core.save_model, or a ZooModel",
+        )
+    directory = saved.path
     weight_names = [p.name for p in saved.files]
-    if (directory / INDEX_NAME).is_file() and WEIGHTS_NAME not in weight_names:
+    if opened.lexists(INDEX_NAME) and WEIGHTS_NAME not in weight_names:
         weight_names.insert(0, INDEX_NAME)
     recorded = saved.record.get("files")
     if isinstance(recorded, dict):
-        problems = check_file_hashes(
-            directory, {n: recorded[n] for n in weight_names if n in recorded}
-        )
+        problems = check_opened(opened, {n: recorded[n] for n in weight_names if n in recorded})
         if problems:
             first = problems[0]
             raise WeightsError(
@@ -56,16 +68,16 @@ def push_directory(
                 hint="the files changed after they were saved; save the model again",
             )
     upload = [CONFIG_NAME, *weight_names]
-    # Every file that leaves this machine is checked to be a regular file inside the
-    # directory: a card linked to a file elsewhere (a token, say) is never uploaded.
+    # Every file that leaves this machine is a regular file inside the directory, opened
+    # through the snapshot: a card linked to a file elsewhere (a token, say) is never uploaded.
     for name in upload:
-        check_member(directory, name)
-    local_card = check_member(directory, CARD_NAME)
+        opened.check(name)
+    local_card = opened.check(CARD_NAME)
     with hub_errors(repo_id, revision, writing=True):
         existing = prepare_push(repo_id, revision, private, token)
-        adds: dict[str, str | bytes] = {name: str(directory / name) for name in upload}
+        adds: dict[str, str | bytes] = {name: str(opened.readable_path(name)) for name in upload}
         if local_card is not None and not overwrite_card:
-            adds[CARD_NAME] = str(local_card)
+            adds[CARD_NAME] = str(opened.readable_path(CARD_NAME))
         elif overwrite_card or CARD_NAME not in existing:
             adds[CARD_NAME] = render_card(saved, repo_id, license=license).encode("utf-8")
         stale = sorted(n for n in existing if _is_weight_file(n) and n not in upload)

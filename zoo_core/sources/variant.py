@@ -16,12 +16,15 @@ import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo_core.errors import HubError, WeightsError, ZooError
 from zoo_core.plugins.registry import ModelEntry, Registry
 from zoo_core.pretrained.catalogue import PACKAGE_PREFIX, Variant
 from zoo_core.pretrained.metadata import check_weights_section, headline_metric, plain_text
+
+if TYPE_CHECKING:
+    from zoo_core.storage.weights import SavedModel
 
 __all__ = ["LocatedVariant", "describe_variant", "locate", "package_directory"]
 
@@ -77,7 +80,12 @@ def _record_from(data: bytes, where: Path) -> dict[str, Any]:
 
 @dataclass
 class LocatedVariant:
-    """A variant's checked directory and its parsed ``config.json`` record."""
+    """A variant's checked directory, its ``config.json`` record and, with weights, the snapshot.
+
+    ``saved`` is the directory opened once (see :mod:`zoo_core.storage.snapshot`):
+    the pin and every file's hash were checked on the very files it holds open,
+    so what is loaded is what was checked.
+    """
 
     variant: Variant
     entry: ModelEntry
@@ -85,6 +93,7 @@ class LocatedVariant:
     record: dict[str, Any]
     section: dict[str, Any]
     provenance: dict[str, Any] = field(default_factory=dict)
+    saved: SavedModel | None = None
 
 
 def locate(
@@ -119,12 +128,23 @@ def locate(
         provenance.update(repo_id=snapshot.repo_id, commit=snapshot.commit)
     else:
         directory = package_directory(source)
-    record = _check_pin(variant, directory / _CONFIG, evict=on_hub)
     where = f"{variant.display_name} ({source})"
-    section = _check_record(variant, entry, record, where)
-    if weights:
-        _check_files(directory, record, where, evict=on_hub)
-    return LocatedVariant(variant, entry, directory, record, section, provenance)
+    if not weights:
+        record = _check_pin(variant, directory / _CONFIG, evict=on_hub)
+        section = _check_record(variant, entry, record, where)
+        return LocatedVariant(variant, entry, directory, record, section, provenance)
+    from zoo_core.storage.weights import read_saved  # torch: describing a variant needs none
+
+    saved = read_saved(directory)
+    try:
+        config = directory / _CONFIG
+        record = _check_pinned(variant, saved.config_bytes or b"", config, evict=on_hub)
+        section = _check_record(variant, entry, record, where)
+        _check_files(saved, record, where, evict=on_hub)
+    except BaseException:
+        saved.close()
+        raise
+    return LocatedVariant(variant, entry, directory, record, section, provenance, saved)
 
 
 def _evict(path: Path) -> None:
@@ -135,8 +155,13 @@ def _evict(path: Path) -> None:
 
 
 def _check_pin(variant: Variant, config: Path, *, evict: bool) -> dict[str, Any]:
-    data, digest = _sha256(config)
-    if digest != variant.spec.sha256:
+    data, _ = _sha256(config)
+    return _check_pinned(variant, data, config, evict=evict)
+
+
+def _check_pinned(variant: Variant, data: bytes, config: Path, *, evict: bool) -> dict[str, Any]:
+    """The record in ``data`` (config.json's bytes), once they match the publisher's pin."""
+    if hashlib.sha256(data).hexdigest() != variant.spec.sha256:
         if evict:
             _evict(config)
         error = HubError if evict else WeightsError
@@ -168,12 +193,11 @@ def _check_record(
     return section
 
 
-def _check_files(directory: Path, record: dict[str, Any], where: str, *, evict: bool) -> None:
-    from zoo_core.storage.hashes import check_file_hashes
-
-    problems = check_file_hashes(directory, record["files"])
+def _check_files(saved: SavedModel, record: dict[str, Any], where: str, *, evict: bool) -> None:
+    problems = saved.check_hashes()
     if not problems:
         return
+    directory = saved.path
     if evict:
         for name in record["files"]:
             if isinstance(name, str) and "/" not in name and (directory / name).exists():

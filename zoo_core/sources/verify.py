@@ -23,15 +23,53 @@ import os
 from pathlib import Path
 from typing import Any
 
-from zoo_core.errors import WeightsError, ZooError
+from zoo_core.errors import SourceNotFoundError, WeightsError, ZooError
+from zoo_core.hub.download import is_hf_source, resolve_hf_source
+from zoo_core.pretrained.catalogue import get_variants, is_variant_name
 from zoo_core.progress import ProgressCallback
+from zoo_core.sources.variant import locate
 from zoo_core.storage.hashes import Problem, check_file_hashes, check_opened, message_about
 from zoo_core.storage.snapshot import OpenedDirectory, Vanished
 
-__all__ = ["Problem", "check_file_hashes", "verify_directory"]
+__all__ = ["Problem", "check_file_hashes", "verify_directory", "verify_source"]
 
 # How often a check starts again because saves kept replacing the directory under it.
 _ATTEMPTS = 50
+
+
+def verify_source(
+    source: str | os.PathLike[str],
+    *,
+    hashes: bool = True,
+    progress: ProgressCallback | None = None,
+) -> tuple[Path, list[Problem]]:
+    """Every problem with the saved model a source names, and where its files are.
+
+    ``source`` is a directory or lone ``.safetensors`` file, ``hf://owner/repo[@rev]``
+    (fetched into the Hub cache first, allow-listed files only) or a weights
+    variant ``NAME.TAG`` (its ``config.json`` checked against the publisher's
+    pin, then its files as :func:`verify_directory` checks a directory).
+
+    Raises:
+        SourceNotFoundError: a path that does not exist and is no variant name.
+        HubError, PluginError: the source could not be fetched or located.
+    """
+    text = os.fspath(source)
+    if is_hf_source(text):
+        path = resolve_hf_source(text, check_plugin=False).path
+        return path, verify_directory(path, hashes=hashes, progress=progress)
+    if not os.path.exists(text) and is_variant_name(text):
+        try:
+            located = locate(get_variants().resolve(text), weights=False)
+        except WeightsError as err:  # a shipped copy that fails its pin: a finding, not a crash
+            return Path(text), [Problem(text, err.message, hint=err.hint)]
+        return located.path, verify_directory(located.path, hashes=hashes, progress=progress)
+    if not os.path.exists(text):
+        raise SourceNotFoundError(
+            f"no such file or directory: {text}",
+            hint="give a saved model directory, a .safetensors file, hf://OWNER/REPO or NAME.TAG",
+        )
+    return Path(text), verify_directory(text, hashes=hashes, progress=progress)
 
 
 def verify_directory(

@@ -40,6 +40,7 @@ __all__ = [
     "parse_json",
     "plain_name",
     "read_json",
+    "read_member_bytes",
     "read_member_json",
     "record_to_metadata",
     "stays_inside",
@@ -229,13 +230,18 @@ def read_json(path: Path) -> Any:
     return parse_json(data, path)
 
 
-def read_member_json(opened: OpenedDirectory, name: str) -> Any:
-    """A JSON member of an opened directory, or None when there is no such file."""
+def read_member_bytes(opened: OpenedDirectory, name: str) -> bytes | None:
+    """The bytes of a JSON member (config or index), size-checked; None if there is none."""
     limit, what, env = json_limit(name)
     try:
-        data = opened.read(name, limit=limit, what=what, env=env)
+        return opened.read(name, limit=limit, what=what, env=env)
     except OSError as err:
         raise WeightsError(f"cannot read {opened.path / name}: {err.strerror or err}") from None
+
+
+def read_member_json(opened: OpenedDirectory, name: str) -> Any:
+    """A JSON member of an opened directory, or None when there is no such file."""
+    data = read_member_bytes(opened, name)
     return None if data is None else parse_json(data, opened.path / name)
 
 

@@ -18,14 +18,18 @@ import torch
 from zoo_core.errors import WeightsError
 from zoo_core.progress import ProgressCallback
 from zoo_core.storage import limits
+from zoo_core.storage.hashes import Problem, check_opened
 from zoo_core.storage.record import (
     CONFIG_NAME,
+    FILES_KEY,
     INDEX_NAME,
     META_PREFIX,
     WEIGHTS_NAME,
     check_record,
     metadata_to_record,
+    parse_json,
     plain_name,
+    read_member_bytes,
     read_member_json,
 )
 from zoo_core.storage.safetensors_io import Header, read_header
@@ -55,8 +59,12 @@ class SavedModel:
     key_to_file: dict[str, Path] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     headers: dict[Path, Header] = field(default_factory=dict)
-    # The open files everything was read from (one snapshot of the directory); see dirview.
+    # The open files everything was read from (one snapshot of the directory); see snapshot.
     handles: Handles | None = field(default=None, repr=False, compare=False)
+    # The directory as opened (None for a lone file): hashes are checked through it.
+    opened: OpenedDirectory | None = field(default=None, repr=False, compare=False)
+    # The bytes config.json was parsed from, so a pin is checked on exactly what was used.
+    config_bytes: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def architecture(self) -> str:
@@ -82,6 +90,17 @@ class SavedModel:
     def readable_path(self, file: Path) -> str | Path:
         """A path that opens the very file this snapshot read (not whatever is there now)."""
         return file if self.handles is None else self.handles.readable_path(file)
+
+    def check_hashes(self, progress: ProgressCallback | None = None) -> list[Problem]:
+        """Every recorded file of this snapshot against the sha256 and size ``config.json`` records.
+
+        The files hashed are the very ones this snapshot opened (and a load maps),
+        not whatever the path names by now. A lone file records no hashes: ``[]``.
+        """
+        files = self.record.get(FILES_KEY)
+        if self.opened is None or not isinstance(files, dict):
+            return []
+        return check_opened(self.opened, files, progress)
 
     def close(self) -> None:
         """Close the files held open (tensors already read or mapped stay valid)."""
@@ -167,7 +186,8 @@ def read_opened(opened: OpenedDirectory, *, foreign: bool = False) -> SavedModel
     """
     path = opened.path
     config_path = path / CONFIG_NAME
-    data = read_member_json(opened, CONFIG_NAME)
+    raw = read_member_bytes(opened, CONFIG_NAME)
+    data = None if raw is None else parse_json(raw, config_path)
     if foreign:
         record = _foreign_record(data if data is not None else {})
     elif data is None:
@@ -177,7 +197,14 @@ def read_opened(opened: OpenedDirectory, *, foreign: bool = False) -> SavedModel
         )
     else:
         record = check_record(data, config_path)
-    saved = SavedModel(path=path, kind="directory", record=record, handles=opened.handles)
+    saved = SavedModel(
+        path=path,
+        kind="directory",
+        record=record,
+        handles=opened.handles,
+        opened=opened,
+        config_bytes=raw,
+    )
     if opened.lexists(WEIGHTS_NAME):
         _map_single(saved, _member(opened, WEIGHTS_NAME, path))
     elif opened.lexists(INDEX_NAME):

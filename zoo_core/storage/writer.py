@@ -97,7 +97,7 @@ def write_directory(
         warnings.warn(
             f"{directory} held a {old} model; it now holds {record.get('architecture')}",
             ZooWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return Path(os.path.abspath(directory))
 
@@ -189,7 +189,7 @@ def _split(state_dict: dict[str, torch.Tensor], max_shard_size: int | str | None
             f"of their own, larger than that (the biggest: {biggest}, "
             f"{human_bytes(sizes[biggest])})",
             ZooWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     from huggingface_hub import split_torch_state_dict_into_shards
 

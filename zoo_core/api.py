@@ -24,6 +24,7 @@ from zoo_core.distributed import sharding as distributed
 from zoo_core.errors import UsageError, WeightsError
 from zoo_core.hub.download import check_revision, parse_hf_source
 from zoo_core.hub.push import push_saved
+from zoo_core.models.loading import load_finetuned, load_weights
 from zoo_core.models.placement import parse_device, parse_dtype
 from zoo_core.models.saving import identify, model_record, write_model
 from zoo_core.plugins.registry import ModelEntry
@@ -31,13 +32,9 @@ from zoo_core.pretrained.catalogue import is_variant_name
 from zoo_core.pretrained.metadata import check_weights_section
 from zoo_core.pretrained.prediction import Prediction, check_top_k, predict_with
 from zoo_core.progress import ProgressCallback
-from zoo_core.sources.resolve import Source, resolve
-from zoo_core.storage import limits
+from zoo_core.sources.resolve import resolve
 from zoo_core.storage.weights import (
-    check_structure,
-    read_tensors,
     reads_on_first_use,
-    structure_problems,
 )
 
 if TYPE_CHECKING:
@@ -297,7 +294,11 @@ def open_model(
             )
         elif found.finetuning:
             assert info is not None and found.variant is not None
-            model, renewed = _finetune(found, seed, target_device, target_dtype)
+            head = info.get("head") or []
+            model, renewed = load_finetuned(
+                found.arch, found.config, found.saved, head,  # type: ignore[arg-type]
+                seed=seed, device=target_device, dtype=target_dtype,
+            )  # fmt: skip
             if renewed:
                 warnings.warn(
                     f"{found.display}: re-initialised {', '.join(renewed)} for the new "
@@ -309,87 +310,15 @@ def open_model(
                 info.update(reinitialised=renewed, finetuned_from=found.variant.qualified_name)
                 details["reinitialised"] = renewed
         else:
-            model = _load_saved(found, target_device, target_dtype, progress)
+            model = load_weights(
+                found.arch, found.config, found.saved,
+                device=target_device, dtype=target_dtype, progress=progress,
+            )  # fmt: skip
             details["memory_mapped"] = reads_on_first_use(target_device, target_dtype)
         if found.saved is not None:
             model.weights_info = info
     seconds = time.perf_counter() - started
     return LoadedModel(model, entry, found.display, found.kind, seconds, details)
-
-
-def _finetune(
-    found: Source,
-    seed: int | None,
-    device: torch.device | None,
-    dtype: torch.dtype | None,
-) -> tuple[nn.Module, list[str]]:
-    """A model built from the variant's changed config holding every pretrained tensor that fits.
-
-    Returns the model and the tensors it initialised afresh (all in the variant's head).
-    """
-    arch, config, saved = found.arch, found.config, found.saved
-    section = found.weights_info or {}
-    assert saved is not None
-    model = arch.build(config, seed=seed, device=device)
-    expected = model.state_dict()
-    problems = [p for p in structure_problems(saved, expected) if not p.startswith("wrong shape")]
-    if problems:
-        raise WeightsError(
-            f"the weights of {arch.name} in {saved.path} do not fit this config: "
-            + "; ".join(problems)
-        )
-    changed = {}
-    for key, tensor in expected.items():
-        stored = saved.aliases.get(key, key)
-        shape = saved.headers[saved.key_to_file[stored]].tensors[stored].shape
-        if tuple(shape) != tuple(tensor.shape):
-            changed[key] = f"{key} {list(shape)} -> {list(tensor.shape)}"
-    head = section.get("head") or []
-    outside = sorted(k for k in changed if not any(k == h or k.startswith(h + ".") for h in head))
-    if outside:
-        raise WeightsError(
-            "these overrides change pretrained tensors outside the variant's head ("
-            + (", ".join(head) or "none declared")
-            + "): "
-            + ", ".join(changed[k] for k in outside[:5])
-            + (f" and {len(outside) - 5} more" if len(outside) > 5 else ""),
-            hint="only a new class count may change a variant's shapes; to change the "
-            "architecture, build the model by name without weights",
-        )
-    keep = [k for k in expected if k not in changed]
-    tensors = read_tensors(saved, keep, device=device, dtype=dtype)
-    model.load_state_dict(tensors, strict=False, assign=True)
-    if dtype is not None:
-        model.to(dtype)  # the fresh head, in the dtype of the rest
-    for module in model.modules():
-        if isinstance(module, nn.RNNBase):
-            module.flatten_parameters()  # assigned tensors are separate allocations
-    return model.eval(), sorted(changed)
-
-
-def _load_saved(
-    found: Source,
-    device: torch.device | None,
-    dtype: torch.dtype | None,
-    progress: ProgressCallback | None = None,
-) -> nn.Module:
-    """Build on ``meta``, check the snapshot fits, read (or map) the tensors and assign them."""
-    arch, config, saved = found.arch, found.config, found.saved
-    assert saved is not None
-    model = arch.build_meta(config, where=saved.path)
-    expected = model.state_dict()
-    check_structure(saved, expected, cast=dtype is not None)
-    # Measured on meta, before anything is allocated: a config read from a file must not
-    # make zoo compute gigabytes that no file holds (tiny_transformer's max_len, say).
-    problem = limits.buffer_problem(model, expected)
-    if problem is not None:
-        raise WeightsError(
-            f"{saved.path}: {problem}",
-            hint="the config was damaged or edited by hand; if it is genuine, raise "
-            f"{limits.LIMITS['buffers'].env} (see SECURITY.md)",
-        )
-    tensors = read_tensors(saved, list(expected), device=device, dtype=dtype, progress=progress)
-    return arch.fill(model, tensors, config, device=device, dtype=dtype)
 
 
 def push_to_hub(

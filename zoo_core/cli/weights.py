@@ -15,7 +15,7 @@ from zoo_core.models.config import parse_assignments
 
 
 @click.command("convert", short_help="Convert a PyTorch .pt/.pth state dict to a zoo model.")
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=click.Path())
 @click.option(
     "--arch",
     required=True,
@@ -42,6 +42,8 @@ def convert_command(
 
     The file is read with torch.load(weights_only=True): tensors and plain
     containers only. A checkpoint that needs full unpickling is refused.
+    CHECKPOINT may also be another tool's safetensors weights (a directory or
+    a .safetensors file), as 'zoo load CHECKPOINT --arch MODEL' reads them.
     """
     import warnings
 

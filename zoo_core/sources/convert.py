@@ -152,9 +152,12 @@ def convert_checkpoint(
 ) -> Path:
     """Read ``checkpoint`` as architecture ``arch`` and save it as a zoo directory.
 
-    The tensors must fit the architecture built with ``overrides`` exactly
-    (every key, every shape); mismatches are named. ``progress(done, total)``
-    counts the bytes written.
+    ``checkpoint`` is a ``torch.save``-d state dict (``.pt``/``.pth``), or
+    another tool's safetensors weights (a ``PyTorchModelHubMixin`` or
+    ``save_torch_model`` directory, a bare ``.safetensors`` file), resolved as
+    ``load_model(checkpoint, arch=arch)`` resolves it. The tensors must fit the
+    architecture built with ``overrides`` exactly (every key, every shape);
+    mismatches are named. ``progress(done, total)`` counts the bytes written.
 
     Raises:
         WeightsError: the checkpoint is refused or does not fit.
@@ -163,6 +166,25 @@ def convert_checkpoint(
     from zoo_core.models.build import Architecture
     from zoo_core.models.saving import model_record, write_model
 
+    if os.path.isdir(checkpoint) or os.fspath(checkpoint).endswith(".safetensors"):
+        from zoo_core.models.loading import load_weights
+        from zoo_core.sources.resolve import resolve
+
+        with resolve(
+            checkpoint, arch=arch, overrides=overrides, from_strings=from_strings
+        ) as found:
+            assert found.saved is not None
+            model = load_weights(found.arch, found.config, found.saved)
+            record = model_record(found.arch, found.config)
+            return write_model(
+                model,
+                found.arch,
+                found.config,
+                record,
+                Path(directory),
+                max_shard_size=max_shard_size,
+                progress=progress,
+            )
     architecture = Architecture.named(arch)
     config = architecture.config(overrides, from_strings=from_strings)
     tensors = read_checkpoint(checkpoint)

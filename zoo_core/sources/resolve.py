@@ -1,7 +1,7 @@
 """Resolving a source: a path, a lone file, ``hf://``, ``NAME.TAG``, foreign weights, a name.
 
 >>> from zoo_core.sources.resolve import describe_source
->>> arch, config, where = describe_source("simple_cnn.digits")     # doctest: +SKIP
+>>> arch, config, where, card = describe_source("simple_cnn.digits")     # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from zoo_core.errors import ConfigError, SourceNotFoundError, UsageError
 from zoo_core.models.build import Architecture
@@ -21,6 +21,7 @@ from zoo_core.storage.atomic import try_recover
 from zoo_core.storage.weights import SavedModel, read_saved
 
 __all__ = [
+    "SourceDescription",
     "describe_source",
     "find_saved",
     "foreign_saved",
@@ -45,10 +46,12 @@ def find_saved(
     *,
     weights: bool = True,
     seed: int | None = None,
+    card: bool = False,
 ) -> SavedModel | None:
     """The saved model at ``source`` if it is a path or ``hf://``; None if it is a model name.
 
-    ``weights=False`` lets an ``hf://`` source fetch only its config.
+    ``weights=False`` lets an ``hf://`` source fetch only its config;
+    ``card=True`` has it read its model card's metadata too.
     """
     text = os.fspath(source)
 
@@ -67,7 +70,7 @@ def find_saved(
 
     if text.startswith("hf://"):
         refuse_overrides("the Hub")
-        return open_hub_saved(text, weights=weights)
+        return open_hub_saved(text, weights=weights, card=card)
     path = Path(os.path.expanduser(text))
     # An interrupted save may have left the model aside; put it back before looking.
     try_recover(Path(os.path.abspath(path)))
@@ -115,25 +118,37 @@ def saved_architecture(saved: SavedModel) -> tuple[Architecture, Any]:
     return arch, arch.config_from_file(saved.record["config"], saved.path)
 
 
+class SourceDescription(NamedTuple):
+    """What :func:`describe_source` finds: architecture, config, where it came from, and for
+    ``hf://`` the model card's metadata (None elsewhere or when unreadable)."""
+
+    architecture: Architecture
+    config: Any
+    origin: str
+    card: dict[str, Any] | None = None
+
+
 def describe_source(
     source: str | os.PathLike[str],
     overrides: dict[str, Any] | None = None,
     *,
     from_strings: bool = True,
-) -> tuple[Architecture, Any, str]:
+) -> SourceDescription:
     """The architecture and config a source stands for, without building or reading weights."""
-    saved = find_saved(source, overrides, weights=False)
+    saved = find_saved(source, overrides, weights=False, card=True)
     if saved is not None:
         arch, config = saved_architecture(saved)
-        return arch, config, saved.source
+        return SourceDescription(arch, config, saved.source, getattr(saved, "card", None))
     if is_variant_name(os.fspath(source)):
         located = locate(get_variants().resolve(os.fspath(source)), weights=False)
         arch = Architecture.of(located.entry)
         base = arch.config_from_file(located.record.get("config", {}), located.path)
         config = arch.config(overrides, base=base, from_strings=from_strings)
-        return arch, config, located.variant.spec.source
+        return SourceDescription(arch, config, located.variant.spec.source)
     arch = Architecture.named(os.fspath(source))
-    return arch, arch.config(overrides, from_strings=from_strings), os.fspath(source)
+    return SourceDescription(
+        arch, arch.config(overrides, from_strings=from_strings), os.fspath(source)
+    )
 
 
 def variant_saved(

@@ -869,18 +869,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             if isinstance(tag, str) and tag not in tags:
                 tags.append(tag)
         return {
-            "_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24],
-            "id": repo.repo_id,
+            **self._model_fields(repo, sha, commit["date"]),
             "modelId": repo.repo_id,
-            "author": repo.repo_id.split("/")[0],
-            "sha": sha,
-            "lastModified": commit["date"],
-            "createdAt": meta["createdAt"],
-            "private": meta["private"],
-            "gated": False,
-            "disabled": False,
-            "downloads": meta.get("downloads", 0),
-            "likes": meta.get("likes", 0),
             "trendingScore": 0,
             "tags": tags,
             "library_name": library if isinstance(library, str) else None,
@@ -888,6 +878,24 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             "siblings": [{"rfilename": path} for path in commit["files"]],
             "cardData": card,
             "_faults": repo.faults.get("listing", {}),
+        }
+
+    @staticmethod
+    def _model_fields(repo: Repo, sha: str | None, date: str) -> dict[str, Any]:
+        """The fields the model info and the listing share."""
+        meta = repo.meta
+        return {
+            "_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24],
+            "id": repo.repo_id,
+            "author": repo.repo_id.split("/")[0],
+            "sha": sha,
+            "lastModified": date,
+            "createdAt": meta["createdAt"],
+            "private": meta["private"],
+            "gated": False,
+            "disabled": False,
+            "downloads": meta.get("downloads", 0),
+            "likes": meta.get("likes", 0),
         }
 
     @staticmethod
@@ -934,7 +942,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             self._send(int(faults.get("info_status", 200)), body)
             return
         sha = self._commit_sha(repo, rev)
-        commit, meta = repo.commit(sha), repo.meta
+        commit = repo.commit(sha)
         siblings = []
         for path, entry in commit["files"].items():
             sibling = {"rfilename": path, "size": entry["size"], "blobId": entry["oid"]}
@@ -948,17 +956,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             siblings.append(sibling)
         self._send_json(
             {
-                "_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24],
-                "id": repo.repo_id,
-                "author": namespace,
-                "sha": sha,
-                "lastModified": commit["date"],
-                "createdAt": meta["createdAt"],
-                "private": meta["private"],
-                "gated": False,
-                "disabled": False,
-                "downloads": meta.get("downloads", 0),
-                "likes": meta.get("likes", 0),
+                **self._model_fields(repo, sha, commit["date"]),
                 "tags": [],
                 "siblings": siblings,
                 "usedStorage": sum(e["size"] for e in commit["files"].values()),

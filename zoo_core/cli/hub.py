@@ -14,6 +14,7 @@ import click
 
 from zoo_core.cli._common import echo_json, json_option, registry, set_option, table
 from zoo_core.cli.complete import complete_architectures, complete_source
+from zoo_core.cli.variants import labels_text
 from zoo_core.models.config import parse_assignments
 from zoo_core.untrusted import clean_text
 
@@ -218,11 +219,8 @@ def echo_card(card: dict[str, Any]) -> None:
             f"    metric      {clean_text(m['name'], 80)} = {shown}"
             + (f" ({where})" if where else "")
         )
-    labels = card.get("labels") or []
-    if labels:
-        shown = ", ".join(clean_text(label, 30) for label in labels[:20])
-        more = f" ... ({len(labels)} in all)" if len(labels) > 20 else ""
-        click.echo(f"    labels      {shown}{more}")
+    if card.get("labels"):
+        click.echo(f"    labels      {labels_text(card['labels'], clean_text)}")
     if card.get("tags"):
         click.echo(f"    tags        {clean_text(', '.join(card['tags']), 300)}")
 

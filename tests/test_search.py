@@ -355,12 +355,17 @@ def test_a_hostile_card_is_escaped_or_skipped(
         bomb = "---\na: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n---\n"
         api.upload_file(path_or_fileobj=bomb.encode(), path_in_repo="README.md", repo_id="bad/card")
         skipped = zoo("info", "hf://bad/card", "--json")
+        api.upload_file(
+            path_or_fileobj=b"# Just a title\n", path_in_repo="README.md", repo_id="bad/card"
+        )
+        bare = zoo("info", "hf://bad/card")
     assert shown.exit_code == 0, shown.stderr
     assert "\x1b" not in shown.stdout and "\nzoo: error: spoofed" not in shown.stdout
     assert "license     mit\\x1b[2J\\nzoo: error: spoofed" in shown.stdout
     assert "labels      \\x1b]0;x\\x07" in shown.stdout
     assert skipped.exit_code == 0, skipped.stderr
     assert "card" not in json.loads(skipped.stdout)
+    assert "model card (README.md): no metadata" in bare.stdout
     assert "not showing its README.md metadata: it uses YAML aliases" in skipped.stderr
 
 

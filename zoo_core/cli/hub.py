@@ -201,6 +201,9 @@ def _installed(result: Any) -> str:
 
 def echo_card(card: dict[str, Any]) -> None:
     """The model card part of ``zoo info hf://...``: what its metadata says about the weights."""
+    if not any(card.values()):
+        click.echo("  model card (README.md): no metadata")
+        return
     click.echo("  model card (README.md)")
     facts = [
         ("license", card.get("license")),

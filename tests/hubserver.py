@@ -15,6 +15,7 @@ so set them before the import (in practice: in the environment of a subprocess):
 Running it::
 
     python tests/hubserver.py --root DIR --port 0 --port-file FILE [--token T ...]
+    python -m tests.hubserver --port 8765          # a throwaway Hub, to try zoo by hand
 
 or in-process, ``url = HubServer(root).start()`` ... ``server.stop()``, or from a pytest fixture
 with :func:`start_server_subprocess`.
@@ -30,6 +31,15 @@ otherwise):
 - ``POST /api/validate-yaml``: accepts any model card (no YAML parser in the stdlib).
 - ``GET  /api/{type}/{repo}`` and ``/api/{type}/{repo}/revision/{rev}``: ``sha``, ``private``,
   ``siblings`` (always with ``size``, ``blobId`` and, for LFS files, ``lfs.sha256``).
+- ``GET  /api/models``: the model listing, with the Hub's query parameters ``filter``
+  (repeatable; every value must be one of the model's tags), ``search`` (a substring of the id,
+  any case), ``author``, ``sort`` (``downloads``, ``likes``, ``lastModified``, ``createdAt``,
+  ``trendingScore``), ``direction`` (``-1``, the default, for largest first; ``1``), ``limit``,
+  ``expand`` (repeatable: only those fields, plus ``id``), ``full`` and ``cardData``. A model's
+  tags come from the YAML metadata of the ``README.md`` on its main branch, as the Hub derives
+  them: its ``library_name``, its ``tags`` and ``license:<license>``. Private models are listed
+  only to their owner. ``downloads`` and ``likes`` are 0 unless the repository's ``repo.json``
+  sets them (tests write them there).
 - ``GET  /api/{type}/{repo}/tree/{rev}[/{path}]`` (``?recursive=true``) and
   ``POST /api/{type}/{repo}/paths-info/{rev}``.
 - ``GET  /api/{type}/{repo}/commits/{rev}`` (newest first, one page) and ``/refs``.
@@ -64,11 +74,19 @@ may hold ``faults.json`` (written by the test, re-read on every request), a JSON
 
 - ``"info"``: fields that replace those of the model info answer (``"sha"``, ``"siblings"``...);
   ``"info_status"`` and ``"info_raw"`` (text) replace the whole answer instead;
+- ``"listing"``: fields that replace those of the repository's entry in ``GET /api/models``
+  (after filtering and sorting), e.g. ``{"downloads": "many"}`` or a hostile ``"id"``;
 - ``"resolve"``: ``{path or "*": {...}}`` for downloads of that file: ``"status"`` (answer with
   that status and ``"body"``), ``"headers"`` (set or, with null, remove answer headers, e.g. a
   lying ``X-Repo-Commit``), ``"body"`` (text sent instead of the file; ``Content-Length``
   follows unless ``"headers"`` sets it), ``"trickle": [BYTES, SECONDS]`` (send BYTES, then
   sleep SECONDS, until done).
+
+The whole listing can be hostile too: ``<root>/faults.json`` may hold ``"listing"``, an object
+with ``"status"`` and ``"body"`` (text sent instead of the listing), ``"repeat"`` (send the body
+that many times) and ``"headers"`` (set or, with null, remove answer headers: a missing
+``Content-Length`` sends the body until the connection closes; a ``Link`` header sends the
+client on to a "next page").
 
 Not covered: Xet storage (``xet-*-token`` routes answer 501), pull requests and discussions, LFS
 multipart uploads and the LFS "download" operation, gated repos, pagination (every listing fits in
@@ -108,6 +126,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+# What the model listing sorts by, and the fields it sends when no ``expand`` or ``full`` asks.
+LISTING_SORTS = ("downloads", "likes", "lastModified", "createdAt", "trendingScore")
+LISTING_DEFAULT_FIELDS = (
+    "_id",
+    "id",
+    "likes",
+    "trendingScore",
+    "private",
+    "downloads",
+    "tags",
+    "pipeline_tag",
+    "library_name",
+    "createdAt",
+    "modelId",
+)
+MAX_LISTING_LIMIT = 1000
 
 DEFAULT_BRANCH = "main"
 DEFAULT_USER = "zoo"
@@ -409,6 +444,20 @@ class HubStore:
             return None
         return self.root / f"{repo_type}s" / parts[0] / parts[1]
 
+    def repos(self, repo_type: str) -> list[Repo]:
+        """Every repository of one type, sorted by id."""
+        found = []
+        for meta in sorted((self.root / f"{repo_type}s").glob("*/*/repo.json")):
+            repo_id = f"{meta.parent.parent.name}/{meta.parent.name}"
+            found.append(Repo(meta.parent, repo_type, repo_id))
+        return found
+
+    @property
+    def faults(self) -> dict[str, Any]:
+        """Server-wide hostile behaviour (see the module docstring); usually none."""
+        path = self.root / "faults.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
     def get(self, repo_type: str, repo_id: str) -> Repo | None:
         path = self._path(repo_type, repo_id)
         if path is None or not (path / "repo.json").is_file():
@@ -454,6 +503,7 @@ _ROUTES = [
     ("POST", r"/api/repos/create", "create_repo"),
     ("DELETE", r"/api/repos/delete", "delete_repo"),
     ("POST", r"/api/validate-yaml", "validate_yaml"),
+    ("GET", r"/api/models", "list_models"),
     ("GET", rf"/api/{_TYPE}/{_REPO}", "repo_info"),
     ("GET", rf"/api/{_TYPE}/{_REPO}/revision/{_REV}", "repo_info"),
     ("GET", rf"/api/{_TYPE}/{_REPO}/tree/{_REV}(?:/(?P<path>.+))?", "tree"),
@@ -746,6 +796,144 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self.store.delete(repo)
         self._send(200)
 
+    # -- the model listing ----------------------------------------------------------------------
+
+    def list_models(self) -> None:
+        hostile = self.store.faults.get("listing")
+        if hostile is not None:
+            self._send_raw(hostile)
+            return
+        query = self.query
+        user = self._user()
+        sort = query.get("sort", [None])[0]
+        direction = query.get("direction", ["-1"])[0]
+        limit_text = query.get("limit", [str(MAX_LISTING_LIMIT)])[0]
+        if sort is not None and sort not in LISTING_SORTS:
+            raise HubError(400, f"Invalid sort: {sort!r}")
+        if direction not in ("-1", "1"):
+            raise HubError(400, f"Invalid direction: {direction!r}")
+        if not limit_text.isdigit():
+            raise HubError(400, f"Invalid limit: {limit_text!r}")
+        filters = query.get("filter", [])
+        search = query.get("search", [""])[0].lower()
+        author = query.get("author", [None])[0]
+        entries = []
+        for repo in self.store.repos("model"):
+            namespace = repo.repo_id.split("/")[0]
+            if repo.private and user != namespace:
+                continue
+            if author is not None and namespace.lower() != author.lower():
+                continue
+            if search not in repo.repo_id.lower():
+                continue
+            entry = self._listing_entry(repo)
+            if all(f in entry["tags"] for f in filters):
+                entries.append(entry)
+        if sort is not None:
+            entries.sort(
+                key=lambda e: (e.get(sort) is not None, e.get(sort)), reverse=direction == "-1"
+            )
+        entries = entries[: min(int(limit_text), MAX_LISTING_LIMIT)]
+        answer = []
+        for entry in entries:
+            faults = entry.pop("_faults")
+            answer.append({**self._listing_fields(entry), **faults})
+        self._send_json(answer)
+
+    def _listing_fields(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """What the Hub sends of one listed model, given ``expand``, ``full`` and ``cardData``."""
+        query = self.query
+        expand = query.get("expand", []) + query.get("expand[]", [])
+        flag = {k: query.get(k, [""])[0].lower() in ("1", "true") for k in ("full", "cardData")}
+        if expand:
+            names = {"_id", "id", *expand}
+        elif flag["full"]:
+            names = set(entry) - {"cardData", "_faults"}
+        else:
+            names = set(LISTING_DEFAULT_FIELDS)
+        if flag["cardData"]:
+            names.add("cardData")
+        return {k: v for k, v in entry.items() if k in names}
+
+    def _listing_entry(self, repo: Repo) -> dict[str, Any]:
+        """Everything the listing may say about a model; ``_faults`` replaces fields when sent."""
+        meta = repo.meta
+        sha = meta["branches"].get(DEFAULT_BRANCH)
+        commit = repo.commit(sha) if sha else {"files": {}, "date": meta["createdAt"]}
+        card = self._card_metadata(repo, commit["files"].get("README.md"))
+        tags: list[str] = []
+        library = card.get("library_name")
+        card_tags = card.get("tags") if isinstance(card.get("tags"), list) else []
+        license_ = card.get("license")
+        for tag in [library, *card_tags, f"license:{license_}" if license_ else None]:
+            if isinstance(tag, str) and tag not in tags:
+                tags.append(tag)
+        return {
+            **self._model_fields(repo, sha, commit["date"]),
+            "modelId": repo.repo_id,
+            "trendingScore": 0,
+            "tags": tags,
+            "library_name": library if isinstance(library, str) else None,
+            "pipeline_tag": card.get("pipeline_tag"),
+            "siblings": [{"rfilename": path} for path in commit["files"]],
+            "cardData": card,
+            "_faults": repo.faults.get("listing", {}),
+        }
+
+    @staticmethod
+    def _model_fields(repo: Repo, sha: str | None, date: str) -> dict[str, Any]:
+        """The fields the model info and the listing share."""
+        meta = repo.meta
+        return {
+            "_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24],
+            "id": repo.repo_id,
+            "author": repo.repo_id.split("/")[0],
+            "sha": sha,
+            "lastModified": date,
+            "createdAt": meta["createdAt"],
+            "private": meta["private"],
+            "gated": False,
+            "disabled": False,
+            "downloads": meta.get("downloads", 0),
+            "likes": meta.get("likes", 0),
+        }
+
+    @staticmethod
+    def _card_metadata(repo: Repo, entry: dict[str, Any] | None) -> dict[str, Any]:
+        """The YAML metadata block at the top of a README.md ({} if none or unreadable)."""
+        if entry is None:
+            return {}
+        import yaml  # PyYAML comes with huggingface_hub
+
+        text = repo.blob_path(entry["sha256"]).read_text(encoding="utf-8", errors="replace")
+        match = re.match(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", text, re.DOTALL)
+        if match is None:
+            return {}
+        try:
+            data = yaml.safe_load(match.group(1))
+        except yaml.YAMLError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _send_raw(self, fault: dict[str, Any]) -> None:
+        """Answer the way a server-wide fault says (see the module docstring)."""
+        body = str(fault.get("body", "")).encode("utf-8", "surrogateescape")
+        body *= int(fault.get("repeat", 1))
+        headers: dict[str, str | None] = {
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+            "Connection": "close",
+        }
+        headers.update(fault.get("headers", {}))
+        self.send_response(int(fault.get("status", 200)))
+        for key, value in headers.items():
+            if value is not None:
+                self.send_header(key, str(value))
+        self.end_headers()
+        self.close_connection = True  # the body may not match its Content-Length
+        for offset in range(0, len(body), _CHUNK):
+            self.wfile.write(body[offset : offset + _CHUNK])
+
     def repo_info(self, plural: str, namespace: str, name: str, rev: str = DEFAULT_BRANCH) -> None:
         repo = self._repo(plural, namespace, name)
         faults = repo.faults
@@ -754,7 +942,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             self._send(int(faults.get("info_status", 200)), body)
             return
         sha = self._commit_sha(repo, rev)
-        commit, meta = repo.commit(sha), repo.meta
+        commit = repo.commit(sha)
         siblings = []
         for path, entry in commit["files"].items():
             sibling = {"rfilename": path, "size": entry["size"], "blobId": entry["oid"]}
@@ -768,17 +956,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             siblings.append(sibling)
         self._send_json(
             {
-                "_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24],
-                "id": repo.repo_id,
-                "author": namespace,
-                "sha": sha,
-                "lastModified": commit["date"],
-                "createdAt": meta["createdAt"],
-                "private": meta["private"],
-                "gated": False,
-                "disabled": False,
-                "downloads": 0,
-                "likes": 0,
+                **self._model_fields(repo, sha, commit["date"]),
                 "tags": [],
                 "siblings": siblings,
                 "usedStorage": sum(e["size"] for e in commit["files"].values()),
@@ -1310,7 +1488,9 @@ def stop_server_subprocess(process: subprocess.Popen[bytes], timeout: float = 10
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", required=True, help="folder holding the repositories")
+    parser.add_argument(
+        "--root", help="folder holding the repositories (default: a temporary one, removed at exit)"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", help="write the chosen port here once listening")
@@ -1329,9 +1509,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
     args = parser.parse_args(argv)
+    scratch = None if args.root else tempfile.mkdtemp(prefix="hubserver-root-")
+    root = args.root or scratch
 
     server = HubServer(
-        args.root,
+        root,
         host=args.host,
         port=args.port,
         tokens=args.token,
@@ -1344,13 +1526,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.port_file:
         # Atomic, so a poller never reads an empty file. The socket is already listening.
         write_atomic(Path(args.port_file), str(server.port).encode())
-    print(f"hubserver: serving {args.root} at {server.url}", file=sys.stderr, flush=True)
+    print(f"hubserver: serving {root} at {server.url}", file=sys.stderr, flush=True)
+    print(
+        f"hubserver: use it with: export HF_ENDPOINT={server.url} HF_HUB_DISABLE_XET=1",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -271,13 +271,16 @@ def test_models_pushed_from_memory_by_python_and_by_name(hub: Hub, tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_info_fetches_only_the_config(hub: Hub, published: Published, tmp_path: Path) -> None:
+def test_info_fetches_only_the_config_and_card(
+    hub: Hub, published: Published, tmp_path: Path
+) -> None:
     result = run_zoo("info", "hf://zoo/cnn-sharded", "--json", **hub.env(tmp_path / "home"))
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["config"]["num_classes"] == 5
     assert data["source"] == f"hf://zoo/cnn-sharded@{published.sharded_commit}"
-    assert cached_names(tmp_path / "home") == {"config.json"}
+    assert data["card"]["library_name"] == "zoo"
+    assert cached_names(tmp_path / "home") == {"config.json", "README.md"}
 
 
 @pytest.mark.slow

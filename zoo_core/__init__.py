@@ -49,11 +49,15 @@ _LAZY = {
     "pull": "zoo_core.hub.download",
     "predict": "zoo_core.api",
     "preprocess": "zoo_core.pretrained.prediction",
+    # Not torch-backed, but huggingface_hub's listing is only needed when searching.
+    "search": "zoo_core.hub.search",
+    "SearchResult": "zoo_core.hub.search",
 }
 
 if TYPE_CHECKING:
     from zoo_core.api import create_model, load_model, predict, push_to_hub, save_model
     from zoo_core.hub.download import pull
+    from zoo_core.hub.search import SearchResult, search
     from zoo_core.models.model import ZooModel, call_model
     from zoo_core.pretrained.prediction import preprocess
 
@@ -70,6 +74,7 @@ __all__ = [
     "PluginCodeError",
     "PluginError",
     "PluginNotInstalledError",
+    "SearchResult",
     "SourceNotFoundError",
     "UsageError",
     "WeightsError",
@@ -89,6 +94,7 @@ __all__ = [
     "pull",
     "push_to_hub",
     "save_model",
+    "search",
 ]
 
 

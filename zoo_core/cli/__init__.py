@@ -38,6 +38,7 @@ def cli(debug: bool) -> None:
     zoo predict simple_cnn.digits digits.npy
     zoo push ./cnn me/cnn-demo       share on the Hugging Face Hub
     zoo load hf://me/cnn-demo
+    zoo search cnn                   zoo models others shared on the Hub
     zoo check                        conformance checks of every installed model
     zoo new-plugin zoo-mlp           start a plugin of your own
 

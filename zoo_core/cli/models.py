@@ -13,6 +13,7 @@ import click
 
 from zoo_core.cli._common import echo_json, human_bytes, json_option, registry, set_option, table
 from zoo_core.cli.complete import complete_architectures, complete_source
+from zoo_core.cli.hub import echo_card
 from zoo_core.cli.variants import echo_variant, list_pretrained, variant_rows_for, variants_table
 from zoo_core.models.config import parse_assignments
 
@@ -59,8 +60,9 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
     """Show a model's config fields, parameter count and example input.
 
     SOURCE is a model name, a saved model or hf://OWNER/REPO[@REVISION]; nothing
-    is initialised or read beyond the config (for hf://, only config.json is
-    downloaded), so this is cheap even for large models.
+    is initialised or read beyond the config (for hf://, only config.json and
+    the model card are downloaded, and the card's metadata is shown: license,
+    metrics, labels), so this is cheap even for large models.
     """
     import torch
 
@@ -68,7 +70,7 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
     from zoo_core.sources.resolve import describe_source
 
     registry()
-    arch, config, origin = describe_source(source, parse_assignments(assignments))
+    arch, config, origin, card = describe_source(source, parse_assignments(assignments))
     entry = arch.entry
     assert entry is not None
     model = arch.build_meta(config, where=origin)
@@ -99,6 +101,8 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
         **stats,
         **_input_summary(example),
     }
+    if card is not None:
+        data["card"] = card
     variant, variants = variant_rows_for(source, entry)
     if variant is not None:
         data["variant"] = variant
@@ -131,6 +135,8 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
             ("   ", f["name"], f["type"], f"= {f['shown_default']} {value}".rstrip(), f["help"])
         )
     click.echo(table(rows, ("", "", "", "", "")).split("\n", 1)[1])
+    if card is not None:
+        echo_card(card)
     if variants:
         click.echo("  pretrained weights (NAME.TAG; * default)")
         click.echo(variants_table(variants, indent="    "))

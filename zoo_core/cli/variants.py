@@ -6,6 +6,7 @@ Listing reads only JSON and safetensors headers: it never imports torch.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -17,6 +18,7 @@ from zoo_core.pretrained.metadata import plain_text
 __all__ = [
     "COMMANDS",
     "echo_variant",
+    "labels_text",
     "list_pretrained",
     "variant_rows",
     "variant_rows_for",
@@ -105,6 +107,12 @@ def list_pretrained(pattern: str | None, as_json: bool) -> None:
     click.echo("(* the model's default: create_model(NAME, pretrained=True))")
 
 
+def labels_text(labels: list[str], clean: Callable[[str, int], str]) -> str:
+    """The first 20 labels, each made printable by ``clean`` and cut, and how many in all."""
+    shown = ", ".join(clean(label, 30) for label in labels[:20])
+    return shown + (f" ... ({len(labels)} in all)" if len(labels) > 20 else "")
+
+
 def echo_variant(row: dict[str, Any]) -> None:
     """``zoo info NAME.TAG`` for people: everything the weights section says."""
     weights = row.get("weights") or {}
@@ -133,9 +141,7 @@ def echo_variant(row: dict[str, Any]) -> None:
         click.echo(f"  metric        {plain_text(m['name'], 40)} = {m['value']:.6g}{split}")
     labels = weights.get("labels")
     if labels:
-        shown = ", ".join(plain_text(label, 30) for label in labels[:20])
-        more = f" ... ({len(labels)} in all)" if len(labels) > 20 else ""
-        click.echo(f"  labels        {shown}{more}")
+        click.echo(f"  labels        {labels_text(labels, plain_text)}")
     if weights.get("head"):
         click.echo(f"  head          {', '.join(weights['head'])} (re-initialised for new classes)")
     pre = weights.get("preprocessing")

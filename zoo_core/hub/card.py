@@ -1,10 +1,11 @@
 """The ``README.md`` model card that ``zoo push`` writes for a saved model.
 
-The card carries huggingface_hub's YAML metadata (``library_name: zoo``, tags,
-license), says what the model is and which plugin provides it, and shows how to
-install and load it. Everything in it comes from the saved ``config.json`` and
-the safetensors headers; nothing is imported from the model's plugin except
-its one-line summary, when the plugin is installed.
+The card carries huggingface_hub's YAML metadata (``library_name: zoo``, the
+tags of :func:`~zoo_core.hub.card_data.card_tags`, license), says what the
+model is and which plugin provides it, and shows how to install and load it.
+Everything in it comes from the saved ``config.json`` and the safetensors
+headers; nothing is imported from the model's plugin except its one-line
+summary, when the plugin is installed.
 
 >>> print(render_card(read_saved(Path("cnn")), "me/cnn-demo"))        # doctest: +SKIP
 ---
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from zoo_core.hub.card_data import CARD_NAME, LIBRARY_NAME, card_tags
 from zoo_core.pretrained.metadata import card_metadata, check_weights_section
 from zoo_core.storage.record import INDEX_NAME, WEIGHTS_NAME
 from zoo_core.storage.weights import SavedModel
@@ -25,8 +27,6 @@ from zoo_core.untrusted import install_requirement
 
 __all__ = ["CARD_NAME", "render_card"]
 
-CARD_NAME = "README.md"
-LIBRARY_NAME = "zoo"
 _DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2}
 _DTYPE_BYTES |= {"I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
 
@@ -72,7 +72,8 @@ def render_card(saved: SavedModel, repo_id: str, *, license: str | None = None) 
     version = record.get("plugin_version")
     params, size = _parameter_count(saved)
     summary = _summary(arch, record.get("plugin"))
-    tags = [LIBRARY_NAME, arch, *([record["plugin"]] if record.get("plugin") else [])]
+    # The Hub indexes these: 'zoo search' filters on them and reads them back.
+    tags = card_tags(arch, record.get("plugin"))
     # A weights variant's metrics, labels and license go into the card's metadata.
     extra = {}
     if "weights" in record:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import HubError, UsageError, WeightsError
-from zoo_core.hub.card import CARD_NAME
+from zoo_core.hub.card_data import CARD_NAME
 from zoo_core.hub.transport import (
     check_size,
     download,
@@ -272,11 +272,13 @@ def resolve_hf_source(
     weights: bool = True,
     token: str | bool | None = None,
     check_plugin: bool = True,
+    card: bool = False,
 ) -> Snapshot:
     """Fetch an ``hf://owner/repo[@revision]`` model into huggingface_hub's cache.
 
     Only allow-listed names are fetched: ``config.json`` first, then (with
-    ``weights=True``) the weights and ``README.md``. With ``check_plugin``, an
+    ``weights=True``) the weights and ``README.md``, or (with ``weights=False``
+    and ``card=True``) ``README.md`` alone. With ``check_plugin``, an
     architecture whose plugin is not installed fails after ``config.json``,
     before any weights are downloaded. Sizes are checked against the Hub's
     metadata before each download; a model card over :data:`MAX_CARD_BYTES` is
@@ -313,17 +315,8 @@ def resolve_hf_source(
             if not {WEIGHTS_NAME, INDEX_NAME} & set(sizes) and offline():
                 raise offline_error(repo_id, revision)  # only its config was fetched before
             wanted = _weight_names(repo_id, commit, sizes, token, source)
-            if CARD_NAME in sizes:
-                card_size = sizes[CARD_NAME]
-                if card_size is not None and card_size > MAX_CARD_BYTES:
-                    warnings.warn(
-                        f"{source}: not fetching its {CARD_NAME} of {card_size} bytes "
-                        f"(more than {MAX_CARD_BYTES}); the model does not need it",
-                        HubWarning,
-                        stacklevel=2,
-                    )
-                else:
-                    wanted.append(CARD_NAME)
+            if _card_wanted(sizes, source):
+                wanted.append(CARD_NAME)
             # Checking hashes costs a read of every byte: do it for what this call downloads.
             cached_before = {n for n in wanted if is_cached(repo_id, n, commit)}
             for name in wanted:
@@ -334,7 +327,26 @@ def resolve_hf_source(
             fetched += wanted
             new = [n for n in wanted if n not in cached_before]
             check_downloads(config.parent, record, new, source)
+        elif card and _card_wanted(sizes, source):
+            download(repo_id, CARD_NAME, commit, token, max_bytes=MAX_CARD_BYTES)
+            fetched.append(CARD_NAME)
     return Snapshot(repo_id, revision, commit, config.parent, tuple(fetched))
+
+
+def _card_wanted(sizes: dict[str, int | None], source: str) -> bool:
+    """Whether the repository has a model card zoo will fetch (one too large is skipped)."""
+    if CARD_NAME not in sizes:
+        return False
+    size = sizes[CARD_NAME]
+    if size is not None and size > MAX_CARD_BYTES:
+        warnings.warn(
+            f"{source}: not fetching its {CARD_NAME} of {size} bytes "
+            f"(more than {MAX_CARD_BYTES}); the model does not need it",
+            HubWarning,
+            stacklevel=3,
+        )
+        return False
+    return True
 
 
 def check_downloads(directory: Path, record: dict[str, Any], names: list[str], source: str) -> None:

@@ -11,6 +11,9 @@ runs inside :func:`hub_errors`, which
   the bytes arrive) and what an API answer may be (:data:`MAX_API_BYTES`);
 - refuses commit ids and ETags that are not plain hex-like words before
   huggingface_hub turns them into cache paths;
+- makes one try only where a person waits for the answer (:func:`list_models`):
+  no retry after a failed connection or a busy server, and no sleeping for
+  what a ``Retry-After`` header asks;
 - maps huggingface_hub's exceptions and the cache's file-system errors to
   :class:`~zoo_core.errors.HubError`, quoting server text only through
   :func:`~zoo_core.untrusted.clean_text`.
@@ -48,6 +51,8 @@ __all__ = [
     "DEADLINE_ENV",
     "LIBRARY_NAME",
     "MAX_API_BYTES",
+    "MAX_LISTING_BYTES",
+    "MAX_LISTING_REQUESTS",
     "MAX_RESOLVES",
     "STALL_ENV",
     "TransferAborted",
@@ -56,6 +61,7 @@ __all__ = [
     "endpoint",
     "hub_errors",
     "is_cached",
+    "list_models",
     "offline",
     "offline_error",
     "prepare_push",
@@ -74,11 +80,32 @@ STALL_MIN_BYTES = 1024
 # The largest JSON answer (model info, refs, commit) zoo reads; a listing of thousands of files
 # is a few MB.
 MAX_API_BYTES = 64 * 1024 * 1024
+# A model listing: a thousand entries of a few fields each are well under 1 MB; the cap also
+# bounds what parsing it can allocate. Requests: pages and redirects of one listing.
+MAX_LISTING_BYTES = 8 * 1024 * 1024
+MAX_LISTING_REQUESTS = 20
+# What huggingface_hub retries on, sleeping in between (as long as a Retry-After header says).
+_RETRIED_STATUSES = {429, 500, 502, 503, 504}
+# httpcore's trace events for the steps of an exchange before its answer's body.
+_ONE_TRY_EVENTS = {
+    f"{step}.failed"
+    for step in (
+        "connect_tcp",
+        "connect_unix_socket",
+        "start_tls",
+        "send_connection_init",
+        "send_request_headers",
+        "receive_response_headers",
+    )
+}
 # How often zoo follows a branch that moved between the model info and the download: twice
 # covers a push landing mid-resolve; more means the server contradicts itself.
 MAX_RESOLVES = 3
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 _ETAG_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# What huggingface_hub raises on an answer of the wrong shape (or nested too deep to parse).
+_PARSE_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, LookupError, AttributeError)
+_PARSE_ERRORS += (ArithmeticError, RecursionError)
 # Cache write failures that are the machine's state, not zoo's bug.
 _CACHE_ERRNOS = {
     errno.EROFS: "the file system is read-only",
@@ -101,6 +128,15 @@ class TransferAborted(Exception):
     """
 
 
+class TransferFailed(TransferAborted):
+    """A one-try transfer failed (no connection, a busy server): ``message`` and ``hint`` say so."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
 @dataclass
 class _Transfer:
     where: str
@@ -108,6 +144,10 @@ class _Transfer:
     stall: float
     max_bytes: int | None = None
     name: str | None = None
+    # One-try transfers: how many more requests may start (None: no such limit), and whether
+    # the one retry of a kept-alive connection the server had closed is spent.
+    requests_left: int | None = None
+    reconnected: bool = False
 
 
 _CURRENT: contextvars.ContextVar[_Transfer | None] = contextvars.ContextVar(
@@ -143,6 +183,30 @@ def _on_request(request: Any) -> None:
     # No single connect, read or write may wait longer than the stall timeout or the deadline.
     limit = min(transfer.stall, left)
     request.extensions["timeout"] = {"connect": limit, "read": limit, "write": limit, "pool": limit}
+    if transfer.requests_left is not None:
+        if transfer.requests_left <= 0:
+            raise _aborted(transfer, f"the server sent zoo on over {MAX_LISTING_REQUESTS} requests")
+        transfer.requests_left -= 1
+        # httpcore reports a failed connection or exchange to this callback before httpx
+        # raises it; raising here instead keeps huggingface_hub from sleeping and retrying.
+        request.extensions["trace"] = lambda event, info: _one_try(transfer, event, info)
+
+
+def _one_try(transfer: _Transfer, event: str, info: dict[str, Any]) -> None:
+    error = info.get("exception")
+    # Only before the answer starts: a body cut later is the stream guard's to report.
+    if event.split(".", 1)[-1] not in _ONE_TRY_EVENTS or not isinstance(error, Exception):
+        return
+    if isinstance(error, TransferAborted):
+        return
+    if type(error).__name__ == "RemoteProtocolError" and not transfer.reconnected:
+        # A pooled connection the server closed in between: worth one more try.
+        transfer.reconnected = True
+        return
+    raise TransferFailed(
+        f"cannot reach the Hub at {endpoint()} for {transfer.where}: {_first_line(error)}",
+        "check the network and HF_ENDPOINT, then run the command again",
+    ) from error
 
 
 def _on_response(response: Any) -> None:
@@ -165,6 +229,12 @@ def _on_response(response: Any) -> None:
                 )
     if response.request.method == "HEAD":
         return
+    if transfer.requests_left is not None and response.status_code in _RETRIED_STATUSES:
+        raise TransferFailed(
+            f"the Hub at {endpoint()} is busy or failing: it answered {response.status_code} "
+            f"to {transfer.where}",
+            "run the command again in a minute",
+        )
     cap = transfer.max_bytes if transfer.max_bytes is not None else MAX_API_BYTES
     length = headers.get("Content-Length", "")
     if length.isdigit() and int(length) > cap and response.status_code < 300:
@@ -372,6 +442,8 @@ def hub_errors(repo_id: str, revision: str | None, *, writing: bool = False) -> 
             f"the Hub answered {clean_text(status)} for {where}: {_server_message(err)}",
             hint="run the command again; if it persists, check the repository on the Hub",
         ) from None
+    except TransferFailed as err:
+        raise HubError(err.message, hint=err.hint) from None
     except TransferAborted as err:
         raise _limit_error(err) from None
     except OSError as err:
@@ -388,11 +460,9 @@ def hub_errors(repo_id: str, revision: str | None, *, writing: bool = False) -> 
     except Exception as err:
         if _is_network_error(err):
             raise _network_error(where, err) from None
-        if isinstance(err, (ValueError, TypeError, KeyError, AttributeError)) and _raised_by_client(
-            err
-        ):
-            # huggingface_hub parses the server's answers without checking their shape; the
-            # same exception raised by zoo's own code stays an internal error (a bug to report).
+        if isinstance(err, _PARSE_ERRORS) and _raised_by_client(err):
+            # huggingface_hub parses the server's answers without checking their shape (nor
+            # their depth); the same exception raised by zoo's own code stays an internal error.
             raise HubError(
                 f"the Hub at {endpoint()} sent an answer zoo cannot use for {where}: "
                 f"{type(err).__name__}: {_first_line(err)}",
@@ -449,6 +519,44 @@ def download(
             repo_id, name, revision=revision, token=token, library_name=LIBRARY_NAME
         )
     return Path(path)
+
+
+def list_models(
+    *,
+    filters: list[str],
+    search: str | None,
+    author: str | None,
+    sort: str | None,
+    limit: int,
+    expand: list[str],
+    token: str | bool | None,
+) -> list[Any]:
+    """At most ``limit`` entries of the Hub's model listing (``ModelInfo``), in one try.
+
+    The answer is capped at :data:`MAX_LISTING_BYTES`, its pages and redirects
+    at :data:`MAX_LISTING_REQUESTS`; a failed connection or a busy server ends
+    it at once (a person is waiting), without huggingface_hub's retries.
+    """
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token, library_name=LIBRARY_NAME)
+    found: list[Any] = []
+    with _capped("the listing", MAX_LISTING_BYTES):
+        transfer = _CURRENT.get()
+        if transfer is not None:
+            transfer.requests_left = MAX_LISTING_REQUESTS
+        try:
+            listing = api.list_models(
+                filter=filters, search=search, author=author, sort=sort, limit=limit, expand=expand
+            )
+            for info in listing:
+                found.append(info)
+                if len(found) >= limit:
+                    break
+        finally:
+            if transfer is not None:
+                transfer.requests_left = None
+    return found
 
 
 def is_cached(repo_id: str, name: str, commit: str) -> bool:

@@ -20,7 +20,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from zoo_core.errors import ConfigError, ModelNotFoundError, SourceNotFoundError, UsageError
 from zoo_core.models.build import Architecture
@@ -33,7 +33,14 @@ from zoo_core.sources.variant import locate
 from zoo_core.storage.atomic import try_recover
 from zoo_core.storage.weights import SavedModel, read_saved
 
-__all__ = ["Source", "describe_source", "looks_like_path", "resolve", "saved_architecture"]
+__all__ = [
+    "Source",
+    "SourceDescription",
+    "describe_source",
+    "looks_like_path",
+    "resolve",
+    "saved_architecture",
+]
 
 #: The kinds of :attr:`Source.kind`.
 KINDS = ("name", "variant", "directory", "file", "hub")
@@ -130,6 +137,7 @@ def resolve(
     pretrained: bool | str = False,
     weights: bool = True,
     names_only: bool = False,
+    card: bool = False,
 ) -> Source:
     """Resolve ``source`` into a :class:`Source`, checking what can be checked before any read.
 
@@ -141,7 +149,9 @@ def resolve(
     them before anything is read or downloaded. With ``weights=False`` only
     what describes the model is read (for ``hf://``, only ``config.json`` is
     downloaded), and ``saved`` may hold no tensor map. With ``names_only``
-    (``create_model``), ``source`` is a model name or ``NAME.TAG``, never a path.
+    (``create_model``), ``source`` is a model name or ``NAME.TAG``, never a path;
+    ``card=True`` has an ``hf://`` source read its model card's metadata too
+    (``source.saved.card``).
 
     Raises:
         SourceNotFoundError: a path-like source does not exist.
@@ -160,7 +170,7 @@ def resolve(
         return _named(text, overrides, from_strings)
     if text.startswith("hf://"):
         _refuse_for_saved(text, "the Hub", overrides, seed)
-        return _saved(text, "hub", open_hub_saved(text, weights=weights))
+        return _saved(text, "hub", open_hub_saved(text, weights=weights, card=card))
     path = Path(os.path.expanduser(text))
     # An interrupted save may have left the model aside; put it back before looking.
     try_recover(Path(os.path.abspath(path)))
@@ -188,21 +198,33 @@ def _named(text: str, overrides: dict[str, Any], from_strings: bool) -> Source:
     return Source(text, "name", architecture, config, overrides=overrides)
 
 
+class SourceDescription(NamedTuple):
+    """What :func:`describe_source` finds: architecture, config, where it came from, and for
+    ``hf://`` the model card's metadata (None elsewhere or when unreadable)."""
+
+    architecture: Architecture
+    config: Any
+    origin: str
+    card: dict[str, Any] | None = None
+
+
 def describe_source(
     source: str | os.PathLike[str],
     overrides: dict[str, Any] | None = None,
     *,
     from_strings: bool = True,
-) -> tuple[Architecture, Any, str]:
+) -> SourceDescription:
     """The architecture and config a source stands for, without building or reading weights.
 
-    Returns ``(arch, config, where)``: ``where`` is the variant's source, the
-    Hub source pinned to its commit, the path, or the name.
+    ``origin`` is the variant's source, the Hub source pinned to its commit, the
+    path, or the name.
     """
-    with resolve(source, overrides=overrides, from_strings=from_strings, weights=False) as found:
+    options = {"overrides": overrides, "from_strings": from_strings, "weights": False}
+    with resolve(source, **options, card=True) as found:
         if found.variant is not None:
-            return found.arch, found.config, found.variant.spec.source
-        return found.arch, found.config, found.display
+            return SourceDescription(found.arch, found.config, found.variant.spec.source)
+        card = getattr(found.saved, "card", None)
+        return SourceDescription(found.arch, found.config, found.display, card)
 
 
 def _refuse_for_saved(text: str, where: str, overrides: dict[str, Any], seed: int | None) -> None:

@@ -79,9 +79,9 @@ def test_wheels_install_list_load_and_uninstall(tmp_path: Path) -> None:
     ]
     # The plugin template ships in the core's wheel as package data.
     with zipfile.ZipFile(next(wheels.glob("zoo_core-*.whl"))) as wheel:
-        templates = [n for n in wheel.namelist() if n.startswith("zoo_core/templates/plugin/")]
-    assert "zoo_core/templates/plugin/{{package}}/plugin.py.tmpl" in templates
-    assert "zoo_core/templates/plugin/gitignore.tmpl" in templates
+        templates = [n for n in wheel.namelist() if n.startswith("zoo_core/kit/templates/plugin/")]
+    assert "zoo_core/kit/templates/plugin/{{package}}/plugin.py.tmpl" in templates
+    assert "zoo_core/kit/templates/plugin/gitignore.tmpl" in templates
 
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv)

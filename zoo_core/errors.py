@@ -111,3 +111,29 @@ class HubError(ZooError):
 
 class DistributedError(ZooError):
     """Another rank of a ``torch.distributed`` job failed; its own message says why."""
+
+
+def error_text(err: BaseException, *, lines: int = 20, chars: int = 2000) -> str:
+    """``TypeName: message`` of an exception, for a zoo message quoting it.
+
+    Multi-line messages keep up to ``lines`` lines and ``chars`` characters;
+    a cut falls between words (never inside one) and is marked with ``…``.
+
+    >>> error_text(ValueError("image size must be divisible\\nby the patch size"), lines=1)
+    'ValueError: image size must be divisible …'
+    """
+    text = str(err).strip()
+    kept = text.splitlines()[:lines] if text else []
+    short = shorten("\n".join(line.rstrip() for line in kept), chars)
+    if short != text and not short.endswith("…"):
+        short += " …"
+    return f"{type(err).__name__}: {short}" if short else type(err).__name__
+
+
+def shorten(text: str, chars: int) -> str:
+    """``text`` cut to at most about ``chars`` characters at a space, marked with ``…``."""
+    if len(text) <= chars:
+        return text
+    cut = text[:chars]
+    head, space, _ = cut.rpartition(" ")
+    return (head if space and len(head) > chars // 2 else cut).rstrip() + " …"

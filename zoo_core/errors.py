@@ -113,6 +113,9 @@ class DistributedError(ZooError):
     """Another rank of a ``torch.distributed`` job failed; its own message says why."""
 
 
+_NATIVE_TRACE = ("Exception raised from ", "frame #")
+
+
 def error_text(err: BaseException, *, lines: int = 20, chars: int = 2000) -> str:
     """``TypeName: message`` of an exception, for a zoo message quoting it.
 
@@ -122,10 +125,17 @@ def error_text(err: BaseException, *, lines: int = 20, chars: int = 2000) -> str
     >>> error_text(ValueError("image size must be divisible\\nby the patch size"), lines=1)
     'ValueError: image size must be divisible …'
     """
-    text = str(err).strip()
-    kept = text.splitlines()[:lines] if text else []
-    short = shorten("\n".join(line.rstrip() for line in kept), chars)
-    if short != text and not short.endswith("…"):
+    kept: list[str] = []
+    cut = False
+    for line in str(err).strip().splitlines():
+        if line.startswith(_NATIVE_TRACE):
+            break  # torch's C++ errors carry their native backtrace: not the model's words
+        if len(kept) == lines:
+            cut = True
+            break
+        kept.append(line.rstrip())
+    short = shorten("\n".join(kept).strip(), chars)
+    if cut and not short.endswith("…"):
         short += " …"
     return f"{type(err).__name__}: {short}" if short else type(err).__name__
 

@@ -44,8 +44,9 @@ __all__ = [
 PARALLEL_MODES = ("fsdp", "tp")
 TP_STYLES = ("colwise", "rowwise", "replicate")
 _UNITS_HINT = (
-    "name the modules FSDP should shard as units, each one that implements forward: "
-    "fsdp_units=('blocks.*', ...) on the class or in its ModelSpec"
+    "FSDP shards modules that implement forward, holding parameters of at least one "
+    "dimension; name such units with fsdp_units=('blocks.*', ...) on the class or in its "
+    "ModelSpec, or load the model unsharded"
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -214,18 +215,50 @@ def _shapes(outputs: list[torch.Tensor]) -> list[int]:
     return [t.dim() for t in outputs]
 
 
+# Fields whose value is, by their name, an output width (a classifier's classes, a vocabulary).
+_OUTPUT_FIELD = re.compile(
+    r"(^|_)(n_?classes|num_classes|classes|n_?labels|num_labels|labels|vocab|vocab_size|"
+    r"n_?tokens?|out_features|out_dim|output_dim|output_size|out_size|n_?outputs|num_outputs)$"
+)
+
+
+def _stuck_output(
+    name: str, old: int, new: int, defaults: dict[str, int], before: Any, after: list[torch.Tensor]
+) -> str | None:
+    """The output shape if an output-width field changed and the output did not follow it.
+
+    Only for fields named like an output width whose default value no other
+    integer field shares (so the size in the output is surely theirs).
+    """
+    if before is None or not _OUTPUT_FIELD.search(name.lower()):
+        return None
+    if sum(v == old for v in defaults.values()) != 1:
+        return None
+    for was, now in zip(before, after, strict=False):
+        if old in was and new not in now.shape and was == tuple(now.shape):
+            return str(tuple(now.shape))
+    return None
+
+
 @check(
     "size-variants",
     reason="users change sizes with --set; a size written as a number instead of read from "
     "the config breaks every config but the default",
-    hint="compute every layer size and input shape from self.config (nn.Linear(c.in_features, "
-    "...), not nn.Linear(8, ...)); the message names the field whose change broke the model",
+    hint="compute every layer size and output size from the config (nn.Linear(c.in_features, "
+    "...), not a number written in the code); the message names the field whose change broke "
+    "the model (sizes the constructor refuses with an assert or an error are not failures)",
     needs=("forward-finite", "build-meta"),
 )
 def _check_size_variants(s: Subject) -> str:
     refused: dict[str, list[str]] = {}
     tried = []
     reference = None
+    base = s.config()
+    defaults = {
+        f.name: getattr(base, f.name)
+        for f in dataclasses.fields(base)
+        if isinstance(getattr(base, f.name), int) and not isinstance(getattr(base, f.name), bool)
+    }
     for name, old, new, config, model in _size_variants(s, refused):
         where = f"with {name}={new} (default {old})"
         try:
@@ -244,6 +277,12 @@ def _check_size_variants(s: Subject) -> str:
             raise Failed(f"{where}, forward gave NaN or infinity")
         if reference is None:
             reference = _reference_batch_dims(s)
+        stuck = _stuck_output(name, old, new, defaults, reference and reference[2], outputs)
+        if stuck is not None:
+            raise Failed(
+                f"{where}, the output is still {stuck} (at batch size 2): is the output's "
+                f"size hard-coded instead of read from {name!r}?"
+            )
         same_ranks = reference is not None and _shapes(outputs) == reference[0]
         if same_ranks and _batch_dims(outputs, bigger) != reference[1]:  # type: ignore[index]
             raise Failed(
@@ -263,8 +302,11 @@ def _check_size_variants(s: Subject) -> str:
     return text
 
 
-def _reference_batch_dims(s: Subject) -> tuple[list[int], list[tuple[bool, ...]]] | None:
-    """The default config's output ranks, and which output dimensions follow the batch size."""
+def _reference_batch_dims(
+    s: Subject,
+) -> tuple[list[int], list[tuple[bool, ...]], list[tuple[int, ...]]] | None:
+    """For the default config: the output ranks, which output dimensions follow the batch
+    size, and the output shapes at batch size 2."""
     model = s.build().eval()
     try:
         with torch.no_grad():
@@ -272,7 +314,7 @@ def _reference_batch_dims(s: Subject) -> tuple[list[int], list[tuple[bool, ...]]
             three = forward_tensors(model, s.example(model, 3))
     except Failed:
         return None
-    return _shapes(two), _batch_dims(two, three)
+    return _shapes(two), _batch_dims(two, three), [tuple(t.shape) for t in two]
 
 
 # Tensor methods that turn tensor values into Python values inside forward. A

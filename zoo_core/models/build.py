@@ -494,8 +494,9 @@ class Architecture:
 
 
 def _reference(model: nn.Module) -> torch.Tensor | None:
-    ref = next(model.parameters(), None)
-    return ref if ref is not None else next(model.buffers(), None)
+    """The tensor whose device and dtype inputs follow: a floating one where there is one."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return next((t for t in tensors if t.is_floating_point()), tensors[0] if tensors else None)
 
 
 def _resolved(shape: tuple[int | str, ...], config: Any) -> tuple[int | str, ...]:

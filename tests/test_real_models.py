@@ -70,6 +70,9 @@ def test_a_tied_tensor_is_stored_once_and_loads_as_one_parameter(
     # huggingface_hub's convention for a dropped shared tensor: {"dropped": "kept"}
     assert header.metadata[alias] == kept
     assert json.loads((path / "config.json").read_text())["tied_weights"] == {alias: kept}
+    from zoo_core.sources.verify import verify_directory
+
+    assert [p for p in verify_directory(path) if p.level == "error"] == []
     loaded = zoo_core.load_model(path)
     assert loaded.get_parameter(alias) is loaded.get_parameter(kept)
     assert tied_groups(loaded) == [(kept, alias)]
@@ -251,6 +254,14 @@ def test_a_factory_and_a_plain_config_class_register_too(real, tmp_path) -> None
     assert plain.lm_head.out_features == 40
     loaded = zoo_core.load_model(zoo_core.save_model(plain, tmp_path / "p"))
     assert loaded.config.vocab_size == 40 and loaded.lm_head.weight is loaded.transformer.wte.weight
+
+
+def test_set_completes_the_fields_of_a_config_class_without_importing_it(real) -> None:
+    from zoo_core.cli.complete import config_keys
+
+    assert config_keys("gpt_like:GPT", "gpt_like:GPTConfig") == [
+        "block_size", "vocab_size", "n_layer", "n_head", "n_embd", "dropout", "bias"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ import torch
 
 from zoo_core.distributed.plans import checked_parallel, fsdp_units, plan_problems, shard_module
 from zoo_core.errors import UsageError, ZooError
+from zoo_core.models.tying import retie, tied_groups
 
 if TYPE_CHECKING:
     from torch.distributed.device_mesh import DeviceMesh
@@ -119,7 +120,9 @@ def shard_on_fake_mesh(
         result.sharded = sum(isinstance(p, DTensor) for p in model.parameters())
         if not forward:
             return result
+        ties = tied_groups(model)
         model.to_empty(device="cpu")
+        retie(model, ties)  # to_empty gives each unsharded module a Parameter of its own
         _fill_for_forward(arch, model, config)
         with torch.no_grad():
             output = arch.forward(model.eval(), arch.example_input(model, 2))

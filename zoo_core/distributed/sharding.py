@@ -56,7 +56,7 @@ from zoo_core.distributed.plans import (
     tp_plan,
 )
 from zoo_core.errors import DistributedError, UsageError, WeightsError
-from zoo_core.models.tying import tied_aliases
+from zoo_core.models.tying import retie, tied_aliases, tied_groups
 from zoo_core.storage.safetensors_io import DTYPE_SIZES, Header, TensorInfo, read_header
 from zoo_core.storage.weights import SavedModel, check_structure
 from zoo_core.storage.writer import write_directory
@@ -248,6 +248,7 @@ def load_sharded(
     target = _target_device(mesh, device)
     with agreement(mesh):
         model = arch.build_meta(config, where=saved.path)
+        ties = tied_groups(model)
         check_structure(saved, model.state_dict())
         plan = _checked_plan(arch, model, parallel, mesh.size())
         if dtype is not None:
@@ -257,6 +258,7 @@ def load_sharded(
     stats = stats if stats is not None else LoadStats()
     with agreement(mesh):
         model.to_empty(device=target)  # each rank allocates its local shards only
+        retie(model, ties)  # to_empty gives each unsharded module a Parameter of its own
         for name, value in computed.items():
             module_name, _, buffer_name = name.rpartition(".")
             model.get_submodule(module_name).register_buffer(buffer_name, value, persistent=False)

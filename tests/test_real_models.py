@@ -228,6 +228,20 @@ def test_zoo_save_three_times_gives_one_sha256(real, tmp_path) -> None:
 # --- 3. a constructor that takes a config object --------------------------------------------
 
 
+def test_the_new_spec_fields_survive_the_plugin_cache(real) -> None:
+    from zoo_core.plugins.registry import get_registry, reset_registry
+
+    fresh = {e.name: e.spec for e in get_registry().models()}
+    reset_registry()  # the second registry reads the cache the first one wrote
+    cached = {e.name: e.spec for e in get_registry().models()}
+    assert cached["gpt_like"] == fresh["gpt_like"] and cached["rnn_lm"] == fresh["rnn_lm"]
+    assert cached["rnn_lm"].input_shape == {"input": ("seq", "batch")}
+    assert cached["declares_failures"].expected_failures == {
+        "size-variants": "the head has 3 outputs, whatever it says"
+    }
+    assert cached["gpt_like"].config == "gpt_like:GPTConfig" and cached["gpt_like"].tp_plan
+
+
 def test_a_config_object_registers_and_takes_set(real) -> None:
     import gpt_like
 

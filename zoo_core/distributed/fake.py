@@ -24,6 +24,7 @@ import torch
 
 from zoo_core.distributed.plans import checked_parallel, fsdp_units, plan_problems, shard_module
 from zoo_core.errors import UsageError, ZooError
+from zoo_core.models.model import output_tensors
 from zoo_core.models.tying import retie, tied_groups
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ def shard_on_fake_mesh(
         _fill_for_forward(arch, model, config)
         with torch.no_grad():
             output = arch.forward(model.eval(), arch.example_input(model, 2))
-        result.output_shapes = [tuple(t.shape) for t in _tensors(output)]
+        result.output_shapes = [tuple(t.shape) for t in output_tensors(output)]
     return result
 
 
@@ -147,14 +148,3 @@ def _fill_for_forward(arch: Any, model: torch.nn.Module, config: Any) -> None:
             local = p.to_local() if isinstance(p, DTensor) else p
             if local.is_floating_point():
                 local.copy_(torch.randn(local.shape, generator=generator) * 0.02)
-
-
-def _tensors(output: Any) -> Iterator[torch.Tensor]:
-    if isinstance(output, torch.Tensor):
-        yield output
-    elif isinstance(output, (tuple, list)):
-        for item in output:
-            yield from _tensors(item)
-    elif isinstance(output, dict):
-        for item in output.values():
-            yield from _tensors(item)

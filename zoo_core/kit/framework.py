@@ -22,7 +22,7 @@ from torch import nn
 
 from zoo_core.errors import PluginError, ZooError, error_text
 from zoo_core.models.build import Architecture
-from zoo_core.models.model import call_model, input_tensors
+from zoo_core.models.model import call_model, input_tensors, output_tensors
 from zoo_core.plugins.registry import ModelEntry, get_registry
 
 __all__ = [
@@ -239,17 +239,6 @@ class Subject:
 
 
 # --- helpers -----------------------------------------------------------------
-
-
-def output_tensors(output: Any) -> Iterator[torch.Tensor]:
-    if isinstance(output, torch.Tensor):
-        yield output
-    elif isinstance(output, (list, tuple)):
-        for item in output:
-            yield from output_tensors(item)
-    elif isinstance(output, Mapping):
-        for item in output.values():
-            yield from output_tensors(item)
 
 
 def shape_text(x: torch.Tensor) -> str:

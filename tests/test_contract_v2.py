@@ -116,7 +116,7 @@ def test_a_hard_coded_input_size_fails_with_a_hint_at_the_field(scaffold) -> Non
     failures = _failures(run_checks("tiny_mlp"))
     assert set(failures) == {"size-variants"}
     failure = failures["size-variants"]
-    assert "in_features=9 (default 8)" in failure.message
+    assert "in_features=16 (default 8)" in failure.message  # x2 before +-1 (issue 17)
     assert "'in_features'" in failure.message
     assert "nn.Linear(c.in_features" in failure.hint
 

@@ -19,8 +19,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 import zoo_core
-from tests.conftest import run_zoo
+from tests.conftest import FIXTURES, run_zoo
 from zoo_core.distributed.sharding import plan_problems, tp_plan
+from zoo_core.plugins.registry import reset_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hubserver import start_server_subprocess, stop_server_subprocess
@@ -29,6 +30,8 @@ WORKER = Path(__file__).with_name("distributed_worker.py")
 # A large config for linear_regression: 2 MB of weights, an odd output size so that
 # FSDP's dim-0 shards are uneven (257 rows on rank 0, 256 on rank 1).
 LR_CONFIG = {"input_dim": 1024, "output_dim": 513}
+# Models as research repositories write them (tests/fixtures/real_models_plugin.py).
+REAL = {"gpt": "gpt_like", "vit": "vit_like", "rnn_lm": "rnn_lm"}
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +58,15 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     assert len(list(sources["lr_sharded"].glob("*.safetensors"))) == 2
     assert len(list(sources["tt_sharded"].glob("*.safetensors"))) > 2
     sources["tt_file"] = sources["tt_single"] / "model.safetensors"
+    # Real models (issue 17), registered from tests/fixtures for this process and the ranks.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(FIXTURES))
+        patch.setenv("ZOO_PLUGINS", "real_models_plugin")
+        reset_registry()
+        for name in ("gpt", "vit", "rnn_lm"):
+            model = zoo_core.create_model(REAL[name], seed=0)
+            sources[name] = zoo_core.save_model(model, root / name)
+    reset_registry()
     # weights saved by another tool: no zoo record, loaded with arch=
     sources["foreign"] = root / "foreign.safetensors"
     save_file({k: v.contiguous() for k, v in tt.state_dict().items()}, sources["foreign"])
@@ -74,7 +86,8 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
         }
         pushed = run_zoo("push", str(sources["tt_sharded"]), "zoo/tt", **hub_env)
         assert pushed.returncode == 0, pushed.stderr
-        env = {**os.environ, **hub_env, "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, **hub_env, "OMP_NUM_THREADS": "1", "ZOO_PLUGINS": "real_models_plugin"}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(FIXTURES), env.get("PYTHONPATH")) if p)
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
         command += ["--nproc-per-node", "2", str(WORKER), str(root / "sources.json"), str(out)]
         # A hang (a rank stuck in a collective) fails here instead of blocking the suite.
@@ -148,6 +161,28 @@ def test_sharded_save_is_an_ordinary_directory_with_the_same_hashes(reports, nam
     assert rank0["returned"] == rank1["returned"]
     assert rank0["same_files"], rank0["files"]
     assert "config.json" in rank0["files"]
+    assert rank0["reload_wrong"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["gpt_fsdp", "gpt_tp", "vit_fsdp", "rnn_lm_fsdp"])
+def test_real_models_shard_with_their_ties_and_nested_blocks(reports, name) -> None:
+    for result in case(reports, name):
+        assert result["wrong_shards"] == [] and result["sharded_keys"] > 0
+        assert result["tied_after"] == result["ties"] and result["one_parameter"]
+        assert result["parameters"] == result["reference_parameters"]
+        assert result["max_diff"] < 1e-5
+    if name != "vit_fsdp":
+        assert case(reports, name)[0]["ties"]  # the tie is there, and survived
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["save_gpt_fsdp", "save_gpt_tp"])
+def test_a_sharded_save_of_a_tied_model_is_the_single_process_file(reports, name) -> None:
+    rank0, rank1 = case(reports, name)
+    assert rank0["returned"] == rank1["returned"]
+    assert rank0["same_files"], rank0["files"]  # identical sha256, config.json included
+    assert rank0["tensors"] == 28  # 29 names, the tied embedding stored once
     assert rank0["reload_wrong"] == []
 
 

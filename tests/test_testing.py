@@ -62,7 +62,7 @@ BAD = {
     "inf_output": {"forward-finite"},
     "no_shape_check": {"wrong-shape-error"},
     "hardcoded_float": {"dtype-casts"},
-    "plain_tensor": {"save-load-exact", "dtype-casts"},
+    "plain_tensor": {"save-load-exact", "dtype-casts", "sharding"},
     "swallows_unknown": {"config-rejects-unknown"},
     "complex_config": {"config-json"},
     "not_a_model": {"target-class"},

@@ -26,7 +26,7 @@ from zoo_core.hub.download import check_revision, parse_hf_source
 from zoo_core.hub.push import push_saved
 from zoo_core.models.loading import load_finetuned, load_weights
 from zoo_core.models.placement import parse_device, parse_dtype
-from zoo_core.models.saving import identify, model_record, write_model
+from zoo_core.models.saving import identify, model_record, unwrap, write_model
 from zoo_core.plugins.registry import ModelEntry
 from zoo_core.pretrained.catalogue import is_variant_name
 from zoo_core.pretrained.metadata import check_weights_section
@@ -160,6 +160,7 @@ def save_model(
     >>> save_model(create_model("linear_regression"), "lr/")   # doctest: +SKIP
     PosixPath('/home/me/lr')
     """
+    model = unwrap(model)  # torch.compile's, DDP's and DataParallel's wrappers: save what's inside
     arch, config = identify(model)
     record = model_record(arch, config)
     if weights is not None:
@@ -188,6 +189,8 @@ def load_model(
     progress: ProgressCallback | None = None,
     mesh: DeviceMesh | None = None,
     parallel: str = "fsdp",
+    overrides: dict[str, Any] | None = None,
+    **config: Any,
 ) -> nn.Module:
     """Load a model from a saved directory, a lone ``.safetensors`` file, or a model name.
 
@@ -201,7 +204,9 @@ def load_model(
     ``PyTorchModelHubMixin.save_pretrained`` or ``save_torch_model`` directory,
     a bare ``.safetensors`` file); config fields are taken from their
     ``config.json`` where the names match. ``progress(done, total)`` counts the
-    bytes of saved weights read.
+    bytes of saved weights read. Config fields (``overrides={"n_layer": 4}`` or
+    ``n_layer=4``, as ``--set`` on the command line) complete or replace those
+    found with ``arch=`` weights, and configure a model built by name.
 
     With ``mesh`` (a ``torch.distributed`` ``DeviceMesh``; call on every rank,
     under ``torchrun``) the model is sharded: ``parallel="fsdp"`` applies
@@ -217,7 +222,11 @@ def load_model(
     >>> model = load_model("cnn/", device="cpu", dtype="bfloat16")   # doctest: +SKIP
     >>> model = load_model("hf_dir/", arch="linear_regression")      # doctest: +SKIP
     >>> model = load_model("big/", mesh=mesh, parallel="tp")         # doctest: +SKIP
+    >>> model = load_model("gpt.safetensors", arch="gpt", n_layer=4)  # doctest: +SKIP
     """
+    clash = sorted(set(config) & set(overrides or {}))
+    if clash:
+        raise UsageError(f"config field(s) {', '.join(clash)} given twice (overrides= and keyword)")
     return open_model(
         source,
         device=device,
@@ -226,6 +235,7 @@ def load_model(
         mesh=mesh,
         parallel=parallel,
         progress=progress,
+        overrides={**(overrides or {}), **config} or None,
     ).model
 
 

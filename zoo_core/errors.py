@@ -111,3 +111,39 @@ class HubError(ZooError):
 
 class DistributedError(ZooError):
     """Another rank of a ``torch.distributed`` job failed; its own message says why."""
+
+
+_NATIVE_TRACE = ("Exception raised from ", "frame #")
+
+
+def error_text(err: BaseException, *, lines: int = 20, chars: int = 2000) -> str:
+    """``TypeName: message`` of an exception, for a zoo message quoting it.
+
+    Multi-line messages keep up to ``lines`` lines and ``chars`` characters;
+    a cut falls between words (never inside one) and is marked with ``…``.
+
+    >>> error_text(ValueError("image size must be divisible\\nby the patch size"), lines=1)
+    'ValueError: image size must be divisible …'
+    """
+    kept: list[str] = []
+    cut = False
+    for line in str(err).strip().splitlines():
+        if line.startswith(_NATIVE_TRACE):
+            break  # torch's C++ errors carry their native backtrace: not the model's words
+        if len(kept) == lines:
+            cut = True
+            break
+        kept.append(line.rstrip())
+    short = shorten("\n".join(kept).strip(), chars)
+    if cut and not short.endswith("…"):
+        short += " …"
+    return f"{type(err).__name__}: {short}" if short else type(err).__name__
+
+
+def shorten(text: str, chars: int) -> str:
+    """``text`` cut to at most about ``chars`` characters at a space, marked with ``…``."""
+    if len(text) <= chars:
+        return text
+    cut = text[:chars]
+    head, space, _ = cut.rpartition(" ")
+    return (head if space and len(head) > chars // 2 else cut).rstrip() + " …"

@@ -19,6 +19,7 @@ from zoo_core.kit.checks import (
     parametrize_with_checks,
     run_checks,
 )
+from zoo_core.models.build import config_of
 
 __all__ = [
     "CHECKS",
@@ -28,6 +29,7 @@ __all__ = [
     "ModelReport",
     "ZooCheckWarning",
     "check_model",
+    "config_of",
     "parametrize_with_checks",
     "run_checks",
 ]

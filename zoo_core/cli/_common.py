@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import click
@@ -19,6 +21,7 @@ __all__ = [
     "echo_json",
     "human_bytes",
     "json_option",
+    "model_output_to_stderr",
     "registry",
     "set_option",
     "show_warning",
@@ -35,6 +38,16 @@ set_option = click.option(
     shell_complete=complete_set_keys,
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+@contextlib.contextmanager
+def model_output_to_stderr() -> Iterator[None]:
+    """Send what a model's own code prints (``print`` in ``__init__`` or ``forward``) to stderr.
+
+    stdout is the command's: ``--json`` must stay JSON, and a table a table.
+    """
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def registry(*, warn: bool = True) -> Registry:

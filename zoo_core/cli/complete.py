@@ -148,7 +148,7 @@ def complete_set_keys(
         return []
     try:
         entry = reg.resolve(model)
-        keys = config_keys(entry.spec.target)
+        keys = config_keys(entry.spec.target, entry.spec.config)
     except Exception:
         return []
     return [CompletionItem(f"{k}=") for k in keys if k.startswith(incomplete)]
@@ -181,11 +181,15 @@ def _reparsed(ctx: click.Context) -> dict[str, Any]:
     return again.params
 
 
-def config_keys(target: str) -> list[str]:
+def config_keys(target: str, config: str | None = None) -> list[str]:
     """The config field names of the model class at ``target`` (``'pkg.module:Class'``).
 
-    Read from the module's source when it says (no torch); otherwise the class is imported.
+    ``config`` names the class of the config object the target takes
+    (``ModelSpec(config=...)``): its fields are the keys. Read from the module's
+    source when it says (no torch); otherwise the class is imported.
     """
+    if config is not None:
+        return config_keys_from_source(config, own=True) or []
     keys = config_keys_from_source(target)
     if keys is not None:
         return keys
@@ -198,12 +202,13 @@ def config_keys(target: str) -> list[str]:
     return [f.name for f in dataclasses.fields(cls.Config) if f.init]
 
 
-def config_keys_from_source(target: str) -> list[str] | None:
+def config_keys_from_source(target: str, *, own: bool = False) -> list[str] | None:
     """Config field names found by parsing (not running) the module of ``target``, or None.
 
     Understands the usual shape: ``class Model(...)`` with ``Config = SomeConfig`` in its
     body, and ``SomeConfig`` a class in the same module whose annotated attributes are
     the fields (bases defined in the same module included, ``ClassVar`` left out).
+    With ``own``, ``target`` is the config class itself.
 
     >>> config_keys_from_source("zoo_cnn.model:SimpleCNN")  # doctest: +SKIP
     ['in_channels', 'image_size', 'channels', 'num_classes']
@@ -225,6 +230,8 @@ def config_keys_from_source(target: str) -> list[str] | None:
     model = classes.get(attr)
     if model is None:
         return None
+    if own:
+        return _fields(model, classes, set())
     config_name = _config_name(model)
     if config_name is None or config_name not in classes:
         return None

@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from zoo_core.cli._common import echo_json, json_option, registry, set_option, table
+from zoo_core.cli._common import (
+    echo_json,
+    json_option,
+    model_output_to_stderr,
+    registry,
+    set_option,
+    table,
+)
 from zoo_core.cli.complete import complete_architectures, complete_source
 from zoo_core.cli.variants import labels_text
 from zoo_core.models.config import parse_assignments
@@ -67,20 +74,22 @@ def push_command(
         target: object = source
         what = source
     else:
-        loaded = open_model(source, overrides=overrides, from_strings=True, seed=seed)
+        with model_output_to_stderr():
+            loaded = open_model(source, overrides=overrides, from_strings=True, seed=seed)
         if loaded.source_kind != "name":
             raise click.UsageError(f"{source} is not a directory or a model name")
         target = loaded.model
         what = f"{loaded.entry.name} (built fresh)"
-    info = push_to_hub(
-        target,
-        repo_id,
-        revision=revision,
-        private=private,
-        commit_message=message,
-        license=license_,
-        overwrite_card=overwrite_card,
-    )
+    with model_output_to_stderr():
+        info = push_to_hub(
+            target,
+            repo_id,
+            revision=revision,
+            private=private,
+            commit_message=message,
+            license=license_,
+            overwrite_card=overwrite_card,
+        )
     name, _ = parse_hf_source(repo_id)
     click.echo(f"pushed {what} to {HF_PREFIX}{name}@{info.oid}")
     click.echo(f"  {info.commit_url}")

@@ -15,6 +15,10 @@ from zoo_core.cli.complete import complete_architectures, complete_plugin_names
 from zoo_core.errors import PluginError, ZooError
 from zoo_core.models.config import parse_assignments
 from zoo_core.plugins.registry import PluginInfo, Registry
+from zoo_core.untrusted import clean_text
+
+# How many distinct lines a model printed during its checks zoo check shows.
+_PRINTED_LINES = 5
 
 
 def _targets(
@@ -105,6 +109,16 @@ def check_command(
         )
     else:
         _print_human(reports, problems, verbose)
+    for report in reports:
+        # What the model's own code printed (once per line): never on stdout, never 20 times.
+        if report.output:
+            shown = report.output[:_PRINTED_LINES]
+            more = len(report.output) - len(shown)
+            click.echo(f"zoo: {report.label} printed while it was checked:", err=True)
+            for line in shown:
+                click.echo(f"  {clean_text(line)}", err=True)
+            if more:
+                click.echo(f"  ... and {more} more line(s)", err=True)
     if failed or problems:
         parts = []
         if failed:

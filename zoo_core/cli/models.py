@@ -11,7 +11,15 @@ from typing import Any
 
 import click
 
-from zoo_core.cli._common import echo_json, human_bytes, json_option, registry, set_option, table
+from zoo_core.cli._common import (
+    echo_json,
+    human_bytes,
+    json_option,
+    model_output_to_stderr,
+    registry,
+    set_option,
+    table,
+)
 from zoo_core.cli.complete import complete_architectures, complete_source
 from zoo_core.cli.hub import echo_card
 from zoo_core.cli.variants import echo_variant, list_pretrained, variant_rows_for, variants_table
@@ -43,11 +51,14 @@ def list_command(pattern: str | None, pretrained: bool, as_json: bool) -> None:
 
 
 def _tensor_stats(model: Any) -> dict[str, Any]:
+    from zoo_core.storage.aliases import tensor_bytes
+
     state = model.state_dict()
     floats = {str(t.dtype).removeprefix("torch.") for t in state.values() if t.is_floating_point()}
     return {
+        # parameters() and tensor_bytes count a tied tensor (shared embedding) once.
         "parameters": sum(p.numel() for p in model.parameters()),
-        "bytes": sum(t.numel() * t.element_size() for t in state.values()),
+        "bytes": tensor_bytes(state),
         "dtype": ",".join(sorted(floats)) or None,
     }
 
@@ -70,12 +81,13 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
     from zoo_core.sources.resolve import describe_source
 
     registry()
-    arch, config, origin, card = describe_source(source, parse_assignments(assignments))
+    with model_output_to_stderr():
+        arch, config, origin, card = describe_source(source, parse_assignments(assignments))
+        model = arch.build_meta(config, where=origin)
+        with torch.device("meta"):
+            example = arch.example_input(model, 1)
     entry = arch.entry
     assert entry is not None
-    model = arch.build_meta(config, where=origin)
-    with torch.device("meta"):
-        example = arch.example_input(model, 1)
     stats = _tensor_stats(model)
     plain = config_to_dict(config)
     fields = [
@@ -237,7 +249,7 @@ def load_command(
     parse_device(device)
     overrides = parse_assignments(assignments)
     registry()
-    with ProgressBar("reading weights", enabled=not as_json) as bar:
+    with ProgressBar("reading weights", enabled=not as_json) as bar, model_output_to_stderr():
         loaded = open_model(
             source,
             device=device,
@@ -253,7 +265,7 @@ def load_command(
     on_cuda = ref is not None and ref.device.type == "cuda"
     origin = origin_of(model)
     arch = origin.arch if origin is not None else Architecture.of(loaded.entry)
-    with torch.inference_mode():
+    with torch.inference_mode(), model_output_to_stderr():
         example = arch.example_input(model, 1)
         started = time.perf_counter()
         output = arch.forward(model, example)
@@ -328,7 +340,8 @@ def save_command(
 
     overrides = parse_assignments(assignments)
     registry()
-    loaded = open_model(name, overrides=overrides, from_strings=True, seed=seed)
+    with model_output_to_stderr():
+        loaded = open_model(name, overrides=overrides, from_strings=True, seed=seed)
     if loaded.source_kind != "name":
         raise click.UsageError(f"{name} is a saved model; 'zoo save' takes a model name")
     import warnings
@@ -342,7 +355,7 @@ def save_command(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ZooWarning)
-        with ProgressBar(f"saving {loaded.entry.name}") as bar:
+        with ProgressBar(f"saving {loaded.entry.name}") as bar, model_output_to_stderr():
             path = save_model(loaded.model, directory, max_shard_size=max_shard_size, progress=bar)
     for w in caught:
         if issubclass(w.category, ZooWarning):

@@ -11,7 +11,14 @@ from typing import Any
 
 import click
 
-from zoo_core.cli._common import echo_json, human_bytes, json_option, registry, table
+from zoo_core.cli._common import (
+    echo_json,
+    human_bytes,
+    json_option,
+    model_output_to_stderr,
+    registry,
+    table,
+)
 from zoo_core.cli.complete import complete_source
 from zoo_core.pretrained.metadata import plain_text
 
@@ -185,8 +192,9 @@ def predict_command(
 
     parse_device(device)
     registry()
-    loaded = open_model(source, device=device)
-    result = predict(loaded.model, list(inputs), top_k=top_k)
+    with model_output_to_stderr():
+        loaded = open_model(source, device=device)
+        result = predict(loaded.model, list(inputs), top_k=top_k)
     if as_json:
         echo_json(
             {

@@ -9,7 +9,13 @@ import os
 
 import click
 
-from zoo_core.cli._common import echo_json, json_option, registry, set_option
+from zoo_core.cli._common import (
+    echo_json,
+    json_option,
+    model_output_to_stderr,
+    registry,
+    set_option,
+)
 from zoo_core.cli.complete import complete_architectures
 from zoo_core.models.config import parse_assignments
 
@@ -58,15 +64,16 @@ def convert_command(
     registry()
     with warnings.catch_warnings(record=True) as caught, ProgressBar(f"writing {output}") as bar:
         warnings.simplefilter("always", ZooWarning)
-        path = convert_checkpoint(
-            checkpoint,
-            arch,
-            output,
-            overrides=overrides,
-            from_strings=True,
-            max_shard_size=max_shard_size,
-            progress=bar,
-        )
+        with model_output_to_stderr():
+            path = convert_checkpoint(
+                checkpoint,
+                arch,
+                output,
+                overrides=overrides,
+                from_strings=True,
+                max_shard_size=max_shard_size,
+                progress=bar,
+            )
     for w in caught:
         if issubclass(w.category, ZooWarning):
             click.echo(f"zoo: warning: {w.message}", err=True)
@@ -88,7 +95,7 @@ def verify_command(directory: str, no_hashes: bool, as_json: bool) -> None:
     from zoo_core.sources.verify import verify_source
 
     registry()
-    with ProgressBar(f"hashing {directory}", enabled=not as_json) as bar:
+    with ProgressBar(f"hashing {directory}", enabled=not as_json) as bar, model_output_to_stderr():
         path, problems = verify_source(directory, hashes=not no_hashes, progress=bar)
     errors = [p for p in problems if p.level == "error"]
     if as_json:

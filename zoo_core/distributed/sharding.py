@@ -22,13 +22,9 @@ alone (half a full load on two ranks, where the others take a whole one; see
 ``benchmarks/bench_distributed.py``). DTensor's placement (the chunk list DCP
 plans with) says which bytes those are.
 
-A tensor-parallel plan is data on the model class, in the spirit of
-transformers' ``base_model_tp_plan``: module name patterns (``*`` matches one
-name part) mapped to ``"colwise"``, ``"rowwise"`` or ``"replicate"``::
-
-    class TinyTransformer(ZooModel):
-        tp_plan = {"encoder.layers.*.linear1": "colwise",
-                   "encoder.layers.*.linear2": "rowwise"}
+How a model is cut (tensor-parallel plans, FSDP units) is
+:mod:`zoo_core.distributed.plans`; weights a model ties stay one Parameter
+through sharding, loading and saving.
 
 A mistake found on one rank (a file it cannot reach, a plan that does not
 fit) is shared with the others before any further collective, so every rank
@@ -44,7 +40,6 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +47,16 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from zoo_core.distributed.plans import (
+    PARALLEL_MODES,
+    TP_STYLES,
+    checked_parallel,
+    plan_problems,
+    shard_module,
+    tp_plan,
+)
 from zoo_core.errors import DistributedError, UsageError, WeightsError
+from zoo_core.models.tying import retie, tied_aliases, tied_groups
 from zoo_core.storage.safetensors_io import DTYPE_SIZES, Header, TensorInfo, read_header
 from zoo_core.storage.weights import SavedModel, check_structure
 from zoo_core.storage.writer import write_directory
@@ -75,8 +79,6 @@ __all__ = [
     "tp_plan",
 ]
 
-PARALLEL_MODES = ("fsdp", "tp")
-TP_STYLES = ("colwise", "rowwise", "replicate")
 #: How local shards are read: zoo's ``pread`` of owned byte ranges (the default),
 #: ``safe_open(...).get_slice(name)[...]``, or DCP's ``HuggingFaceStorageReader``.
 READERS = ("pread", "slice", "dcp")
@@ -104,83 +106,6 @@ class LoadStats:
 
     bytes_read: int = 0
     tensors: int = 0
-
-
-# --- plans --------------------------------------------------------------------
-
-
-def tp_plan(cls: type) -> dict[str, str]:
-    """The tensor-parallel plan a model class declares (``tp_plan``), or an empty one."""
-    plan = getattr(cls, "tp_plan", None)
-    return dict(plan) if isinstance(plan, Mapping) else {}
-
-
-def _matches(pattern: str, name: str) -> bool:
-    # parallelize_module matches one name part per pattern part, as fnmatch does here.
-    parts, names = pattern.split("."), name.split(".")
-    return len(parts) == len(names) and all(map(fnmatchcase, names, parts))
-
-
-def plan_problems(
-    model: nn.Module, plan: Mapping[str, str] | None = None, *, mesh_size: int = 2
-) -> list[str]:
-    """Every way a tensor-parallel plan does not fit ``model`` on a mesh of ``mesh_size``.
-
-    Checked: the plan maps strings to a style in :data:`TP_STYLES`; each pattern
-    names at least one module; sharded modules are ``nn.Linear`` or
-    ``nn.Embedding`` (what torch's styles support); the sharded dimension
-    divides by ``mesh_size``. Works on a model built on ``meta``.
-
-    >>> plan_problems(model, {"encoder.layers.*.linear9": "colwise"})   # doctest: +SKIP
-    ["'encoder.layers.*.linear9' matches no module"]
-    """
-    if plan is None:
-        plan = tp_plan(type(model))
-    if not isinstance(plan, Mapping):
-        return [f"tp_plan must be a dict of module patterns to styles, not {type(plan).__name__}"]
-    problems = []
-    modules = dict(model.named_modules())
-    for pattern, style in plan.items():
-        if not isinstance(pattern, str) or not isinstance(style, str):
-            problems.append(f"entry {pattern!r}: {style!r} must map a string to a string")
-            continue
-        if style not in TP_STYLES:
-            problems.append(f"{pattern!r} has style {style!r}; use one of {', '.join(TP_STYLES)}")
-            continue
-        names = [n for n in modules if n and _matches(pattern, n)]
-        if not names:
-            problems.append(f"{pattern!r} matches no module")
-            continue
-        if style == "replicate":
-            continue
-        for name in names:
-            problem = _shard_problem(name, modules[name], style, mesh_size)
-            if problem:
-                problems.append(problem)
-    return problems
-
-
-def _shard_problem(name: str, module: nn.Module, style: str, mesh_size: int) -> str | None:
-    if isinstance(module, nn.Linear):
-        # colwise splits the output features (weight dim 0), rowwise the inputs (dim 1).
-        what, size = (
-            ("out_features", module.out_features)
-            if style == "colwise"
-            else ("in_features", module.in_features)
-        )
-    elif isinstance(module, nn.Embedding):
-        what, size = (
-            ("embedding_dim", module.embedding_dim)
-            if style == "colwise"
-            else ("num_embeddings", module.num_embeddings)
-        )
-    else:
-        return (
-            f"{name} is a {type(module).__name__}; {style} shards only nn.Linear and nn.Embedding"
-        )
-    if size % mesh_size:
-        return f"{name}: {style} splits {what}={size}, which a mesh of {mesh_size} does not divide"
-    return None
 
 
 # --- agreeing on failure ------------------------------------------------------------
@@ -259,56 +184,28 @@ def _target_device(mesh: DeviceMesh, device: torch.device | None) -> torch.devic
     return torch.device(kind)
 
 
-def _check_parallel(parallel: str) -> None:
-    if parallel not in PARALLEL_MODES:
-        raise UsageError(
-            f"unknown parallel {parallel!r}", hint=f"use one of {', '.join(PARALLEL_MODES)}"
-        )
-
-
-def _checked_plan(model: nn.Module, parallel: str, mesh_size: int) -> dict[str, str]:
+def _checked_plan(arch: Any, model: nn.Module, parallel: str, mesh_size: int) -> dict[str, str]:
     if parallel != "tp":
         return {}
     cls = type(model)
-    plan = tp_plan(cls)
+    plan = arch.tp_plan(model)
     if not plan:
         raise UsageError(
             f"{cls.__qualname__} declares no tensor-parallel plan (tp_plan)",
-            hint='load it with parallel="fsdp", or declare tp_plan on the class',
+            hint='load it with parallel="fsdp", or declare tp_plan on the class or its ModelSpec',
         )
     problems = plan_problems(model, plan, mesh_size=mesh_size)
     if problems:
         raise UsageError(
             f"the tensor-parallel plan of {cls.__qualname__} does not fit: " + "; ".join(problems),
-            hint="fix tp_plan on the class, or use a mesh size that divides the sharded sizes",
+            hint="fix tp_plan, or use a mesh size that divides the sharded sizes",
         )
     return plan
 
 
-def _shard(model: nn.Module, mesh: DeviceMesh, parallel: str, plan: Mapping[str, str]) -> None:
-    """Apply FSDP2 or tensor parallelism; on ``meta`` neither moves any data."""
-    if parallel == "tp":
-        from torch.distributed.tensor.parallel import (
-            ColwiseParallel,
-            RowwiseParallel,
-            parallelize_module,
-        )
-
-        styles = {"colwise": ColwiseParallel, "rowwise": RowwiseParallel}
-        torch_plan = {k: styles[v]() for k, v in plan.items() if v in styles}
-        # src_data_rank=None: keep local (meta) data instead of scattering from rank 0.
-        parallelize_module(model, mesh, torch_plan, src_data_rank=None)
-        return
-    from torch.distributed.fsdp import fully_shard
-
-    # One FSDP group per repeated block (each item of a ModuleList), as torchtitan
-    # does, so a forward all-gathers one block at a time; the root takes the rest.
-    for module in list(model.modules()):
-        if isinstance(module, nn.ModuleList):
-            for block in module:
-                if any(True for _ in block.parameters()):
-                    fully_shard(block, mesh=mesh)
-    fully_shard(model, mesh=mesh)
+def shard(arch: Any, model: nn.Module, mesh: DeviceMesh, parallel: str, plan: Any) -> None:
+    """Shard ``model`` (of ``arch``, on ``meta``) as a load does: the plan, or FSDP units."""
+    shard_module(model, mesh, parallel, plan, arch.fsdp_units(model), label=arch.name)
 
 
 def is_sharded(model: nn.Module) -> bool:
@@ -345,21 +242,23 @@ def load_sharded(
         DistributedError: another rank failed.
     """
     _group(mesh)  # a mistake every rank makes alike: raised before any collective
-    _check_parallel(parallel)
+    checked_parallel(parallel)
     if reader not in READERS:
         raise UsageError(f"unknown reader {reader!r}", hint=f"use one of {', '.join(READERS)}")
     target = _target_device(mesh, device)
     with agreement(mesh):
         model = arch.build_meta(config, where=saved.path)
+        ties = tied_groups(model)
         check_structure(saved, model.state_dict())
-        plan = _checked_plan(model, parallel, mesh.size())
+        plan = _checked_plan(arch, model, parallel, mesh.size())
         if dtype is not None:
             model.to(dtype)
         computed = _unsaved_buffers(arch, model, config, target, dtype)
-    _shard(model, mesh, parallel, plan)
+    shard(arch, model, mesh, parallel, plan)
     stats = stats if stats is not None else LoadStats()
     with agreement(mesh):
         model.to_empty(device=target)  # each rank allocates its local shards only
+        retie(model, ties)  # to_empty gives each unsharded module a Parameter of its own
         for name, value in computed.items():
             module_name, _, buffer_name = name.rpartition(".")
             model.get_submodule(module_name).register_buffer(buffer_name, value, persistent=False)
@@ -460,7 +359,7 @@ def create_sharded(
     import torch.distributed as dist
 
     group = _group(mesh)
-    _check_parallel(parallel)
+    checked_parallel(parallel)
     target = _target_device(mesh, device)
     if seed is None:
         drawn = [int(torch.randint(0, 2**62, ()).item())]
@@ -468,8 +367,8 @@ def create_sharded(
         seed = drawn[0]
     with agreement(mesh):
         model = arch.build(config, seed=seed, device=target, dtype=dtype)
-        plan = _checked_plan(model, parallel, mesh.size())
-    _shard(model, mesh, parallel, plan)
+        plan = _checked_plan(arch, model, parallel, mesh.size())
+    shard(arch, model, mesh, parallel, plan)
     return model
 
 
@@ -478,7 +377,11 @@ def _fill(
 ) -> None:
     """Read every rank-local part of ``state`` from the files of ``saved``."""
     by_file: dict[Path, list[tuple[str, str]]] = {}
-    for key in state:
+    filled: set[int] = set()
+    for key, value in state.items():
+        if id(value) in filled:
+            continue  # a tied tensor, already filled under another name
+        filled.add(id(value))
         stored = saved.aliases.get(key, key)
         by_file.setdefault(saved.key_to_file[stored], []).append((key, stored))
     for file, keys in by_file.items():
@@ -656,10 +559,13 @@ def save_sharded(
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     mesh = _mesh_of(model)
+    aliases = tied_aliases(model)  # gathered, tied tensors come back as separate copies
     # full_state_dict + cpu_offload: all-gathered tensor by tensor, kept on rank 0 only.
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     full = get_model_state_dict(model, options=options)
     with agreement(mesh):
         if dist.get_rank() == 0:
-            write_directory(full, record, Path(directory), max_shard_size=max_shard_size)
+            write_directory(
+                full, record, Path(directory), max_shard_size=max_shard_size, aliases=aliases
+            )
     return Path(os.path.abspath(directory))

@@ -26,9 +26,11 @@ And from the shell: ``zoo check [NAME...] [--plugin DIST] [--json]``.
 from __future__ import annotations
 
 import dataclasses
+import io
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import redirect_stdout
 from typing import Any
 
 # Importing these declares the checks; a check's ``needs`` name earlier ones, so order matters.
@@ -101,7 +103,8 @@ def _run_one(check: Check, subject: Subject, done: dict[str, CheckResult]) -> Ch
     except Skipped as err:
         return result("skip", str(err))
     except Failed as err:
-        return result("warn" if check.level == "warning" else "fail", str(err))
+        found = result("warn" if check.level == "warning" else "fail", str(err))
+        return found if err.hint is None else dataclasses.replace(found, hint=err.hint)
     except Exception as err:  # a plugin's code can fail in any way: that is a finding
         return result("warn" if check.level == "warning" else "fail", describe_error(err))
 
@@ -123,8 +126,12 @@ def run_checks(
         only: run just these checks (and the checks they need, unreported).
         expected_failures: ``{check: reason}`` for checks known to fail: their
             failures are reported as ``xfail`` (with the reason) and do not fail
-            the model.
+            the model. Those the model's ``ModelSpec(expected_failures=...)``
+            declares count too (``zoo check`` honours them the same way).
         progress: called as ``progress(done, total)`` after each check.
+
+    Whatever the model's own code prints while it is checked is kept off
+    stdout; ``report.output`` has each distinct line once.
 
     Raises:
         ModelNotFoundError, AmbiguousModelError: ``model`` names nothing, or several things.
@@ -138,10 +145,14 @@ def run_checks(
         if name not in _BY_NAME:
             raise ValueError(f"no check named {name!r}; the checks are {', '.join(_BY_NAME)}")
     subject = Subject(model, config)
+    expected = {**subject.expected_failures, **expected}
     selected = _closure(only) if only is not None else list(CHECKS)
     done: dict[str, CheckResult] = {}
+    printed = io.StringIO()
     for one in selected:
-        result = _run_one(one, subject, done)
+        # A model that prints in __init__ or forward would print once per build.
+        with redirect_stdout(printed):
+            result = _run_one(one, subject, done)
         if result.status == "fail" and one.name in expected:
             result = dataclasses.replace(
                 result, status="xfail", message=f"{result.message} (expected: {expected[one.name]})"
@@ -151,7 +162,8 @@ def run_checks(
             progress(len(done), len(selected))
     reported = [done[n] for n in (only if only is not None else list(done))]
     plugin = subject.entry.plugin.name if subject.entry is not None else None
-    return ModelReport(subject.label, plugin, tuple(reported))
+    output = tuple(dict.fromkeys(line for line in printed.getvalue().splitlines() if line.strip()))
+    return ModelReport(subject.label, plugin, tuple(reported), output)
 
 
 def check_model(
@@ -192,6 +204,8 @@ class _CheckRunner:
             )
         if result.status == "skip":
             pytest.skip(f"{self.name}: {result.message}")
+        if result.status == "xfail":  # declared in the model's ModelSpec
+            pytest.xfail(f"{self.name}: {result.message}")
         if result.status == "warn":
             warnings.warn(
                 f"zoo check {self.name}: {result.message} (fix: {result.hint})",
@@ -217,7 +231,9 @@ def parametrize_with_checks(
     does not apply skips it, a warning-level failure warns).
     ``expected_failures={check: reason}`` marks those checks' tests as expected
     to fail (strict ``xfail``): the reason is shown, and a check that starts to
-    pass is reported so that the entry can be removed.
+    pass is reported so that the entry can be removed. Failures the model's
+    ``ModelSpec(expected_failures=...)`` declares are reported as ``xfail`` too,
+    as ``zoo check`` reports them.
 
     >>> @parametrize_with_checks(["my_model"],                 # doctest: +SKIP
     ...                          expected_failures={"export": "uses a Python loop"})

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
+from zoo_core.distributed.fake import shard_on_fake_mesh
 from zoo_core.distributed.sharding import plan_problems
+from zoo_core.errors import ZooError
 from zoo_core.kit.framework import (
     SEED,
     Failed,
@@ -22,6 +25,8 @@ from zoo_core.kit.framework import (
     shape_text,
 )
 from zoo_core.models.build import config_of
+from zoo_core.models.tying import tied_groups
+from zoo_core.storage.safetensors_io import read_header
 
 
 @check(
@@ -53,13 +58,46 @@ def _check_build_meta(s: Subject) -> str:
     needs=("build-meta",),
 )
 def _check_tp_plan(s: Subject) -> str:
-    plan = getattr(s.cls, "tp_plan", None)
-    if plan is None:
+    model = s.arch.build_meta(s.config())
+    # The built model's class (a factory's too) or the spec: where a load looks for it.
+    spec_plan = s.entry.spec.tp_plan if s.entry is not None else {}
+    plan = spec_plan or getattr(type(model), "tp_plan", None)
+    if plan is None or (isinstance(plan, Mapping) and not plan):
         return "declares no tensor-parallel plan (parallel='tp' is not offered)"
-    problems = plan_problems(s.arch.build_meta(s.config()), plan, mesh_size=2)
+    problems = plan_problems(model, plan, mesh_size=2)
     if problems:
         raise Failed("; ".join(problems))
-    return f"{len(plan)} patterns fit a mesh of 2"
+    return f"{len(plan)} patterns fit a mesh of 2" + (" (in its ModelSpec)" if spec_plan else "")
+
+
+@check(
+    "sharding",
+    reason="load_model(..., mesh=mesh) shards the model with FSDP2 (and its tp_plan with tensor "
+    "parallelism); checked here on torch's fake process group, in this one process",
+    hint="FSDP shards blocks that implement forward (a ModuleList's items); name others with "
+    "fsdp_units=('blocks.*', ...) on the class or in its ModelSpec, and keep every layer's "
+    "weights inside the module whose forward uses them",
+    needs=("build-meta", "tp-plan"),
+)
+def _check_sharding(s: Subject) -> str:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        raise Skipped("this process already belongs to a torch.distributed job")
+    config = s.config()
+    done = []
+    has_plan = bool(s.arch.tp_plan(s.arch.build_meta(config)))
+    for parallel in ("fsdp", "tp") if has_plan else ("fsdp",):
+        label = "FSDP" if parallel == "fsdp" else "tensor parallelism"
+        try:
+            result = shard_on_fake_mesh(s.arch, config, parallel, world_size=2)
+        except ZooError as err:
+            raise Failed(f"{label} on a fake mesh of 2: {err.message}", hint=err.hint) from err
+        except Exception as err:
+            raise Failed(f"{label} on a fake mesh of 2 raised {describe_error(err)}") from err
+        units = f"{len(result.units)} unit(s)" if parallel == "fsdp" else "its plan"
+        done.append(f"{label} ({units}, {result.sharded} sharded parameters)")
+    return " and ".join(done) + " shard and run forward on a fake mesh of 2"
 
 
 @check(
@@ -216,3 +254,44 @@ def _check_save_load(s: Subject) -> str:
     ):
         raise Failed("the loaded model's outputs differ from the saved model's")
     return f"{len(saved)} tensors and the outputs are bit-identical after loading"
+
+
+@check(
+    "tied-weights",
+    reason="weights a model ties (an embedding shared with its output layer) must come back "
+    "as one Parameter: two copies are trained apart and counted twice",
+    hint="tie in __init__ by giving both modules one Parameter (self.head.weight = "
+    "self.embed.weight), whatever the device: zoo sees ties on the meta device, before loading",
+    needs=("save-load-exact",),
+)
+def _check_tied_weights(s: Subject) -> str:
+    from zoo_core.api import load_model, save_model
+
+    model = s.build().eval()
+    groups = tied_groups(model)
+    on_meta = tied_groups(s.arch.build_meta(s.config()))
+    if groups != on_meta:
+        raise Failed(
+            f"built normally the model ties {_ties(groups)}, but on meta {_ties(on_meta)}; "
+            "load_model builds on meta, so these ties do not survive loading"
+        )
+    if not groups:
+        return "no tied weights"
+    with tempfile.TemporaryDirectory(prefix="zoo-check-") as tmp:
+        path = save_model(model, Path(tmp) / "model")
+        stored = {k for f in path.glob("*.safetensors") for k in read_header(f).tensors}
+        loaded = load_model(path)
+    twice = [names for names in groups if len(stored & set(names)) > 1]
+    if twice:
+        raise Failed(f"the saved file holds {_ties(twice)} more than once")
+    after = tied_groups(loaded)
+    if after != groups:
+        raise Failed(f"after loading, the model ties {_ties(after)} instead of {_ties(groups)}")
+    counts = sum(p.numel() for p in model.parameters()), sum(p.numel() for p in loaded.parameters())
+    if counts[0] != counts[1]:
+        raise Failed(f"{counts[0]:,} parameters before saving, {counts[1]:,} after loading")
+    return f"{_ties(groups)}: one tensor in the file, one Parameter after loading"
+
+
+def _ties(groups: list[tuple[str, ...]]) -> str:
+    return ", ".join(" = ".join(names) for names in groups) or "nothing"

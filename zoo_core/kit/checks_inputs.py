@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
 
-from zoo_core.errors import ConfigError, ZooError
+from zoo_core.errors import ConfigError, PluginCodeError, ZooError
 from zoo_core.kit.framework import (
     Failed,
     Skipped,
@@ -37,6 +38,8 @@ def _check_wrong_shape(s: Subject) -> str:
     model = s.build().eval()
     x = s.example(model)
     bad = _with_first(x, lambda t: t.unsqueeze(-1))  # one trailing dimension too many
+    # A class one cannot edit gets its shape declared in its spec; zoo checks it.
+    hint = None if s.arch.native else _DECLARE_SHAPE
     try:
         with torch.no_grad():
             call_model(model, bad)
@@ -44,9 +47,19 @@ def _check_wrong_shape(s: Subject) -> str:
         return f"{input_shapes(bad)} -> {type(err).__name__}: {err}"
     except Exception as err:
         raise Failed(
-            f"input {input_shapes(bad)} raised {describe_error(err)}, not a zoo error"
+            f"input {input_shapes(bad)} raised {describe_error(err)}, not a zoo error", hint=hint
         ) from err
-    raise Failed(f"input {input_shapes(bad)} was accepted (example_input is {input_shapes(x)})")
+    raise Failed(
+        f"input {input_shapes(bad)} was accepted (example_input is {input_shapes(x)})", hint=hint
+    )
+
+
+_DECLARE_SHAPE = (
+    "declare the input's shape in the ModelSpec and zoo checks it before forward, with no "
+    "change to the class: input_shape=('batch', 'seq') for the first argument, or "
+    "input_shape={'input': ('seq', 'batch')} by forward's parameter names (a field name "
+    "stands for its value, any other name for a free size)"
+)
 
 
 def _with_first(inputs: Any, change: Callable[[torch.Tensor], torch.Tensor]) -> Any:
@@ -156,62 +169,152 @@ def _check_export(s: Subject) -> str:
 
 # --- contract v2: the seed's classic mistakes ------------------------------------
 
-#: How far the size-variants check moves each integer field: the first of these
-#: that the config accepts is used.
-_SIZE_STEPS = (1, 2, -1)
+
+def _candidates(value: int) -> list[int]:
+    """Values to try for an integer field, in order: x2 and /2 keep divisibility constraints."""
+    if value <= 0:
+        return [value + 1, value + 2]
+    steps = [value * 2, value // 2, value + 1, value - 1]
+    return [v for v in dict.fromkeys(steps) if v != value and v > 0]
 
 
-def _size_variants(s: Subject) -> Iterator[tuple[str, int, int, Any]]:
-    """(field, default, new value, config) for each integer field the config lets vary."""
+def _size_variants(
+    s: Subject, refused: dict[str, list[str]]
+) -> Iterator[tuple[str, int, int, Any, Any]]:
+    """(field, default, new value, config, model) for each integer field's first value that builds.
+
+    A value the config or the constructor refuses (an assert, a ValueError) is
+    the model validating its sizes, not a bug: it is noted in ``refused`` and
+    the next value is tried.
+    """
     base = s.config()
     for f in dataclasses.fields(base):
         value = getattr(base, f.name)
         if not isinstance(value, int) or isinstance(value, bool):
             continue
-        for step in _SIZE_STEPS:
-            new = value + step if value > 0 else value + abs(step)
+        for new in _candidates(value):
             try:
                 config = s.arch.config({f.name: new}, base=base)
-            except ConfigError:
+                model = s.build(config=config).eval()
+            except (ConfigError, PluginCodeError):
+                refused.setdefault(f.name, []).append(str(new))
                 continue
-            yield f.name, value, new, config
+            yield f.name, value, new, config, model
             break
+
+
+def _batch_dims(outputs: list[torch.Tensor], other: list[torch.Tensor]) -> list[tuple[bool, ...]]:
+    """Per output, which dimensions change with the batch size (outputs at two batch sizes)."""
+    return [
+        tuple(a != b for a, b in zip(x.shape, y.shape, strict=False))
+        for x, y in zip(outputs, other, strict=False)
+    ]
+
+
+def _shapes(outputs: list[torch.Tensor]) -> list[int]:
+    return [t.dim() for t in outputs]
+
+
+# Fields whose value is, by their name, an output width (a classifier's classes, a vocabulary).
+_OUTPUT_FIELD = re.compile(
+    r"(^|_)(n_?classes|num_classes|classes|n_?labels|num_labels|labels|vocab|vocab_size|"
+    r"n_?tokens?|out_features|out_dim|output_dim|output_size|out_size|n_?outputs|num_outputs)$"
+)
+
+
+def _stuck_output(
+    name: str, old: int, new: int, defaults: dict[str, int], before: Any, after: list[torch.Tensor]
+) -> str | None:
+    """The output shape if an output-width field changed and the output did not follow it.
+
+    Only for fields named like an output width whose default value no other
+    integer field shares (so the size in the output is surely theirs).
+    """
+    if before is None or not _OUTPUT_FIELD.search(name.lower()):
+        return None
+    if sum(v == old for v in defaults.values()) != 1:
+        return None
+    for was, now in zip(before, after, strict=False):
+        if old in was and new not in now.shape and was == tuple(now.shape):
+            return str(tuple(now.shape))
+    return None
 
 
 @check(
     "size-variants",
     reason="users change sizes with --set; a size written as a number instead of read from "
     "the config breaks every config but the default",
-    hint="compute every layer size and input shape from self.config (nn.Linear(c.in_features, "
-    "...), not nn.Linear(8, ...)); the message names the field whose change broke the model",
+    hint="compute every layer size and output size from the config (nn.Linear(c.in_features, "
+    "...), not a number written in the code); the message names the field whose change broke "
+    "the model (sizes the constructor refuses with an assert or an error are not failures)",
     needs=("forward-finite", "build-meta"),
 )
 def _check_size_variants(s: Subject) -> str:
+    refused: dict[str, list[str]] = {}
     tried = []
-    for name, old, new, config in _size_variants(s):
+    reference = None
+    base = s.config()
+    defaults = {
+        f.name: getattr(base, f.name)
+        for f in dataclasses.fields(base)
+        if isinstance(getattr(base, f.name), int) and not isinstance(getattr(base, f.name), bool)
+    }
+    for name, old, new, config, model in _size_variants(s, refused):
         where = f"with {name}={new} (default {old})"
-        try:
-            model = s.build(config=config).eval()
-        except Exception as err:
-            raise Failed(f"{where}, building raised {describe_error(err)}") from err
         try:
             s.arch.build_meta(config)
         except Exception as err:
             raise Failed(f"{where}, building on meta raised {describe_error(err)}") from err
-        x = s.example(model)
         with torch.no_grad():
             try:
-                outputs = forward_tensors(model, x)
+                outputs = forward_tensors(model, s.example(model, 2))
+                bigger = forward_tensors(model, s.example(model, 3))
             except Failed as err:
                 raise Failed(
                     f"{where}: {err}; is a size hard-coded instead of read from {name!r}?"
                 ) from err
         if not_finite(outputs):
             raise Failed(f"{where}, forward gave NaN or infinity")
+        if reference is None:
+            reference = _reference_batch_dims(s)
+        stuck = _stuck_output(name, old, new, defaults, reference and reference[2], outputs)
+        if stuck is not None:
+            raise Failed(
+                f"{where}, the output is still {stuck} (at batch size 2): is the output's "
+                f"size hard-coded instead of read from {name!r}?"
+            )
+        same_ranks = reference is not None and _shapes(outputs) == reference[0]
+        if same_ranks and _batch_dims(outputs, bigger) != reference[1]:  # type: ignore[index]
+            raise Failed(
+                f"{where}, the output's batch dimension moved (shapes "
+                f"{', '.join(str(tuple(t.shape)) for t in outputs)} at batch size 2); "
+                f"is a size hard-coded instead of read from {name!r}?"
+            )
         tried.append(name)
-    if not tried:
+    if not tried and not refused:
         return "no integer fields to vary"
-    return f"builds and runs with each of {few_names(tried, 6)} changed"
+    text = f"builds and runs with each of {few_names(tried, 6)} changed" if tried else ""
+    fixed = [f"{k} ({', '.join(v)})" for k, v in refused.items() if k not in tried]
+    if fixed:
+        text += (
+            ("; " if text else "") + "the model refuses every tried value of " + ", ".join(fixed)
+        )
+    return text
+
+
+def _reference_batch_dims(
+    s: Subject,
+) -> tuple[list[int], list[tuple[bool, ...]], list[tuple[int, ...]]] | None:
+    """For the default config: the output ranks, which output dimensions follow the batch
+    size, and the output shapes at batch size 2."""
+    model = s.build().eval()
+    try:
+        with torch.no_grad():
+            two = forward_tensors(model, s.example(model, 2))
+            three = forward_tensors(model, s.example(model, 3))
+    except Failed:
+        return None
+    return _shapes(two), _batch_dims(two, three), [tuple(t.shape) for t in two]
 
 
 # Tensor methods that turn tensor values into Python values inside forward. A

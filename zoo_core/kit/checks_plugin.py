@@ -17,6 +17,7 @@ from zoo_core.errors import ConfigError, PluginError, ZooError
 from zoo_core.kit.framework import (
     HEAVY_MODULES,
     HOOK_IMPORT_BUDGET_SECONDS,
+    REGISTERED,
     UNKNOWN_FIELD,
     Failed,
     Skipped,
@@ -115,6 +116,26 @@ def _check_plugin_api(s: Subject) -> str:
 
 
 @check(
+    "expected-failures",
+    reason="a ModelSpec may declare checks known to fail; each must name a real check and say why",
+    hint="write ModelSpec(expected_failures={'check-name': 'why it fails'}) with names from "
+    "'zoo check -v', or drop the entry",
+)
+def _check_expected_failures(s: Subject) -> str:
+    declared = s.expected_failures
+    if not declared:
+        return "declares none"
+    names = {c.name for c in REGISTERED}
+    unknown = sorted(set(declared) - names)
+    if unknown:
+        raise Failed(f"expected_failures names no check: {', '.join(unknown)}")
+    empty = sorted(k for k, why in declared.items() if not why.strip())
+    if empty:
+        raise Failed(f"expected_failures gives no reason for {', '.join(empty)}")
+    return f"declares {', '.join(f'{k} ({why})' for k, why in declared.items())}"
+
+
+@check(
     "target-class",
     reason="the ModelSpec's target is what create_model and load_model build",
     hint="make the target 'package.module:Name' name a ZooModel subclass (or an nn.Module "
@@ -133,6 +154,8 @@ def _check_target_class(s: Subject) -> str:
         raise Failed(f"{target.__qualname__} has no Config dataclass")
     if arch.entry is None or arch.entry.spec.example_input is None:
         raise Failed(f"{where} is an nn.Module, and no ModelSpec says how to make its input")
+    if arch.config_object is not None:
+        return f"{where} (an nn.Module; config from {arch.config_object.__qualname__})"
     return f"{where} (an nn.Module; config from its signature)"
 
 

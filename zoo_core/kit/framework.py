@@ -20,9 +20,9 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from zoo_core.errors import PluginError, ZooError
+from zoo_core.errors import PluginError, ZooError, error_text
 from zoo_core.models.build import Architecture
-from zoo_core.models.model import call_model, input_tensors
+from zoo_core.models.model import call_model, input_tensors, output_tensors
 from zoo_core.plugins.registry import ModelEntry, get_registry
 
 __all__ = [
@@ -77,7 +77,15 @@ class ZooCheckWarning(UserWarning):
 
 
 class Failed(Exception):
-    """Raised by a check function: the check failed, with this message."""
+    """Raised by a check function: the check failed, with this message.
+
+    ``hint`` replaces the check's own fix when this failure needs another one
+    (a class one cannot edit is fixed in its spec, not in its code).
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 class Skipped(Exception):
@@ -123,6 +131,8 @@ class ModelReport:
     label: str
     plugin: str | None
     results: tuple[CheckResult, ...]
+    #: Distinct lines the model's own code printed while it was checked (kept off stdout).
+    output: tuple[str, ...] = ()
 
     @property
     def failures(self) -> list[CheckResult]:
@@ -155,6 +165,7 @@ class ModelReport:
             "passed": self.passed,
             "counts": self.counts(),
             "checks": [r.as_dict() for r in self.results],
+            "output": list(self.output),
         }
 
     def __repr__(self) -> str:
@@ -198,6 +209,11 @@ class Subject:
     def cls(self) -> Any:
         return self.arch.cls
 
+    @property
+    def expected_failures(self) -> dict[str, str]:
+        """``{check: reason}`` the model's spec declares (``ModelSpec(expected_failures=...)``)."""
+        return dict(self.entry.spec.expected_failures) if self.entry is not None else {}
+
     def config(self) -> Any:
         if self.config_arg is None or isinstance(self.config_arg, Mapping):
             return self.arch.config(self.config_arg)
@@ -225,25 +241,13 @@ class Subject:
 # --- helpers -----------------------------------------------------------------
 
 
-def output_tensors(output: Any) -> Iterator[torch.Tensor]:
-    if isinstance(output, torch.Tensor):
-        yield output
-    elif isinstance(output, (list, tuple)):
-        for item in output:
-            yield from output_tensors(item)
-    elif isinstance(output, Mapping):
-        for item in output.values():
-            yield from output_tensors(item)
-
-
 def shape_text(x: torch.Tensor) -> str:
     return str(tuple(x.shape))
 
 
 def describe_error(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(err).__name__}: {first[:200]}"
+    """``TypeName: first line`` of an error, shortened between words for a one-line finding."""
+    return error_text(err, lines=1, chars=200)
 
 
 def few_names(names: Sequence[str], limit: int = 4) -> str:

@@ -23,7 +23,9 @@ torch.Size([2, 5])
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import inspect
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -41,9 +43,11 @@ from zoo_core.errors import (
     PluginError,
     WeightsError,
     ZooError,
+    error_text,
 )
 from zoo_core.models.config import build_config, config_kwargs, signature_config
 from zoo_core.models.model import ZooModel, call_model
+from zoo_core.models.tying import assign_tensors
 from zoo_core.plugins.registry import ModelEntry, get_registry
 
 __all__ = ["ORIGIN_ATTRIBUTE", "Architecture", "Origin", "config_of", "origin_of"]
@@ -52,8 +56,10 @@ __all__ = ["ORIGIN_ATTRIBUTE", "Architecture", "Origin", "config_of", "origin_of
 ORIGIN_ATTRIBUTE = "zoo_origin"
 #: Free dimensions of a declared input shape other than "batch" get this size.
 FREE_DIMENSION_SIZE = 8
-# Config classes captured from signatures, by (target, defaults as JSON).
-_CONFIG_CLASSES: dict[tuple[Any, str], type] = {}
+# Config classes captured from signatures, by (target, config class, defaults as JSON).
+_CONFIG_CLASSES: dict[tuple[Any, Any, str], type] = {}
+#: A shape zoo checks before ``forward``: by argument position (0) or name.
+Shapes = dict[int | str, tuple[int | str, ...]]
 
 
 @dataclass(frozen=True)
@@ -97,24 +103,74 @@ class Architecture:
     cls: Any
     entry: ModelEntry | None = None
     Config: type = field(init=False, repr=False, compare=False)
+    #: The class of the one config object the target takes (``ModelSpec(config=...)``).
+    config_object: type | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
+        spec = self.entry.spec if self.entry is not None else None
         if self.native:
-            config_cls = self.cls.Config
-        else:
-            spec = self.entry.spec if self.entry is not None else None
-            defaults = dict(spec.defaults) if spec is not None else {}
-            # One class per target and defaults: configs of two builds must compare equal.
-            key = (self.cls, json.dumps(defaults, sort_keys=True))
-            try:
-                config_cls = _CONFIG_CLASSES.get(key) or signature_config(self.cls, defaults)
-            except TypeError as err:
+            if spec is not None and spec.config is not None:
                 raise PluginError(
-                    f"{self._where()} cannot be used as a zoo model: {err}",
-                    hint="give required parameters values with ModelSpec(defaults={...})",
-                ) from None
-            _CONFIG_CLASSES[key] = config_cls
+                    f"{self._where()} is a ZooModel, which defines its own Config; "
+                    f"the spec's config={spec.config!r} does not apply",
+                    hint="drop config= from the ModelSpec",
+                )
+            object.__setattr__(self, "Config", self.cls.Config)
+            return
+        if spec is not None and spec.config is not None:
+            object.__setattr__(self, "config_object", self._config_class(spec.config))
+        defaults = dict(spec.defaults) if spec is not None else {}
+        source = self.config_object or self.cls
+        # One class per target and defaults: configs of two builds must compare equal.
+        key = (self.cls, self.config_object, json.dumps(defaults, sort_keys=True))
+        try:
+            config_cls = _CONFIG_CLASSES.get(key) or signature_config(
+                source, defaults, name=source.__name__ if self.config_object else ""
+            )
+        except (TypeError, ValueError) as err:
+            raise PluginError(
+                f"{self._where()} cannot be used as a zoo model: {err}", hint=self._config_hint()
+            ) from None
+        _CONFIG_CLASSES[key] = config_cls
         object.__setattr__(self, "Config", config_cls)
+
+    def _config_class(self, target: str) -> type:
+        try:
+            found = _import(target)
+        except Exception as err:  # a plugin's import can fail in any way
+            raise PluginError(
+                f"{self._where()}: cannot import its config class {target}: {error_text(err)}",
+                hint="config= names the class of the object the constructor takes, "
+                "as 'package.module:Class'",
+            ) from err
+        if not isinstance(found, type):
+            raise PluginError(f"{self._where()}: config {target} is not a class")
+        return found
+
+    def _config_hint(self) -> str:
+        """How to register a target whose parameters zoo cannot capture (a config object)."""
+        if self.config_object is not None:
+            return (
+                "give every config field a JSON type (int, float, bool, str, Literal, tuples, "
+                "lists, dicts, dataclasses) and a default, or a value in ModelSpec(defaults=...)"
+            )
+        try:
+            params = list(inspect.signature(self.cls).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        takes = None
+        if len(params) == 1:
+            annotation = params[0].annotation
+            if isinstance(annotation, type):
+                takes = f"{annotation.__module__}:{annotation.__qualname__}"
+            elif isinstance(annotation, str) and annotation.isidentifier():
+                takes = f"{getattr(self.cls, '__module__', 'package.module')}:{annotation}"
+        one = f"ModelSpec(..., config={takes or 'package.module:ConfigClass'!r})"
+        return (
+            f"a constructor that takes one config object registers with {one}; "
+            "otherwise give required parameters values with ModelSpec(defaults={...}), "
+            "or make the target a factory function with JSON-typed parameters that builds it"
+        )
 
     @classmethod
     def of(cls, entry: ModelEntry) -> Architecture:
@@ -175,10 +231,8 @@ class Architecture:
         dist = (plugin.distribution or plugin.name) if plugin is not None else None
         version = f" {plugin.version}" if plugin is not None and plugin.version else ""
         owner = f"plugin {dist}{version}" if dist else "the model's code"
-        text = str(err).strip().splitlines()
         return PluginCodeError(
-            f"{owner} failed in {doing} of {self.name}: "
-            f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": "),
+            f"{owner} failed in {doing} of {self.name}: {error_text(err)}",
             distribution=dist,
             model=self.name,
             hint=(
@@ -226,14 +280,19 @@ class Architecture:
         """Call the target with ``config`` under the current device; no seeding, no blame."""
         if self.native:
             return self.cls(config)
-        model = self.cls(**config_kwargs(config))
+        kwargs = config_kwargs(config)
+        if self.config_object is not None:
+            model = self.cls(self.config_object(**kwargs))
+        else:
+            model = self.cls(**kwargs)
         if not isinstance(model, nn.Module):
             raise TypeError(f"{self._where()} returned {type(model).__name__}, not an nn.Module")
         # Plain attribute, not a submodule: it stays out of state_dict and repr.
         model.__dict__[ORIGIN_ATTRIBUTE] = Origin(self, config)
-        shape = self.declared_shape(config)
-        if shape is not None:
-            model.register_forward_pre_hook(_shape_check(self.name, shape), with_kwargs=True)
+        shapes = self.input_shapes(config)
+        if shapes:
+            check = _shape_check(self.name, shapes, model)
+            model.register_forward_pre_hook(check, with_kwargs=True)
         return model
 
     def build(
@@ -281,10 +340,8 @@ class Architecture:
         except Exception as err:
             if where is None or not self.builds_on_meta(self.config()):
                 raise self.code_error("its constructor on the meta device", err) from err
-            text = str(err).strip().splitlines()
             raise WeightsError(
-                f"{where}: cannot build {self.name} with the config it records: "
-                f"{type(err).__name__}: {text[0] if text else ''}",
+                f"{where}: cannot build {self.name} with the config it records: {error_text(err)}",
                 hint="the config.json or metadata was damaged or edited by hand",
             ) from None
 
@@ -308,11 +365,12 @@ class Architecture:
     ) -> nn.Module:
         """Assign loaded ``tensors`` to a meta-built ``model`` and make it ready to run.
 
-        The tensors become the parameters themselves (no copy). Non-persistent
-        buffers, which no file holds, are computed by a real build, and RNN
-        weights are re-flattened for cuDNN. Returns the model in eval mode.
+        The tensors become the parameters themselves (no copy); weights the
+        model ties stay one Parameter. Non-persistent buffers, which no file
+        holds, are computed by a real build, and RNN weights are re-flattened
+        for cuDNN. Returns the model in eval mode.
         """
-        model.load_state_dict(dict(tensors), strict=True, assign=True)
+        assign_tensors(model, tensors)
         self.materialise_leftovers(model, config, device=device, dtype=dtype)
         for module in model.modules():
             if isinstance(module, nn.RNNBase):
@@ -349,7 +407,7 @@ class Architecture:
     # --- inputs and running ------------------------------------------------------
 
     def declared_shape(self, config: Any) -> tuple[int | str, ...] | None:
-        """The input shape a spec declares for an ``nn.Module`` target, fields resolved.
+        """The input shape a spec's ``example_input`` declares, fields resolved.
 
         Ints stay sizes, config field names become their values, other names
         stay free dimensions. None for ZooModels and specs without a shape.
@@ -357,10 +415,38 @@ class Architecture:
         spec = self.entry.spec if self.entry is not None else None
         if self.native or spec is None or not isinstance(spec.example_input, tuple):
             return None
-        return tuple(
-            getattr(config, d) if isinstance(d, str) and hasattr(config, d) else d
-            for d in spec.example_input
-        )
+        return _resolved(spec.example_input, config)
+
+    def input_shapes(self, config: Any) -> Shapes:
+        """The shapes zoo checks before ``forward``: the spec's ``input_shape``, else the
+        shape of its ``example_input``; by argument position (0) or name. Empty for ZooModels
+        (they check their own inputs) and for specs that declare no shape."""
+        spec = self.entry.spec if self.entry is not None else None
+        if self.native or spec is None:
+            return {}
+        declared = spec.input_shape
+        if isinstance(declared, Mapping):
+            return {k: _resolved(v, config) for k, v in declared.items()}
+        if declared is not None:
+            return {0: _resolved(declared, config)}
+        shape = self.declared_shape(config)
+        return {0: shape} if shape is not None else {}
+
+    def tp_plan(self, model: nn.Module) -> dict[str, str]:
+        """The tensor-parallel plan: the spec's, else the one the built model's class declares."""
+        spec = self.entry.spec if self.entry is not None else None
+        if spec is not None and spec.tp_plan:
+            return dict(spec.tp_plan)
+        plan = getattr(type(model), "tp_plan", None)
+        return dict(plan) if isinstance(plan, Mapping) else {}
+
+    def fsdp_units(self, model: nn.Module) -> tuple[str, ...]:
+        """Module patterns FSDP shards as units: the spec's, else the model class's (or none)."""
+        spec = self.entry.spec if self.entry is not None else None
+        if spec is not None and spec.fsdp_units:
+            return spec.fsdp_units
+        units = getattr(type(model), "fsdp_units", None)
+        return tuple(units) if isinstance(units, (tuple, list)) else ()
 
     def example_input(self, model: nn.Module, batch_size: int = 1) -> Any:
         """What ``forward`` accepts: the model's own ``example_input``, or the spec's recipe.
@@ -383,16 +469,18 @@ class Architecture:
                     hint="add example_input=('batch', 'field', ...) or 'module:function' "
                     "to its ModelSpec",
                 )
+            ref = _reference(model)
+            dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
+            device = ref.device if ref is not None else torch.device("cpu")
             if isinstance(recipe, str):
-                return _place(_import(recipe)(config, batch_size), model)
+                make = _import(recipe)
+                extra = {"dtype": dtype, "device": device}
+                return _place(make(config, batch_size, **_accepted(make, extra)), model)
             shape = self.declared_shape(config) or ()
             sizes = [
                 batch_size if d == "batch" else (d if isinstance(d, int) else FREE_DIMENSION_SIZE)
                 for d in shape
             ]
-            ref = _reference(model)
-            dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
-            device = ref.device if ref is not None else torch.device("cpu")
             return torch.randn(*sizes, device=device, dtype=dtype)
 
     def forward(self, model: nn.Module, inputs: Any) -> Any:
@@ -406,45 +494,81 @@ class Architecture:
 
 
 def _reference(model: nn.Module) -> torch.Tensor | None:
-    ref = next(model.parameters(), None)
-    return ref if ref is not None else next(model.buffers(), None)
+    """The tensor whose device and dtype inputs follow: a floating one where there is one."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return next((t for t in tensors if t.is_floating_point()), tensors[0] if tensors else None)
+
+
+def _resolved(shape: tuple[int | str, ...], config: Any) -> tuple[int | str, ...]:
+    return tuple(
+        getattr(config, d) if isinstance(d, str) and hasattr(config, d) else d for d in shape
+    )
+
+
+def _accepted(func: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments ``func`` takes (an input function may predate dtype and device)."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return {}
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
 
 
 def _place(inputs: Any, model: nn.Module) -> Any:
-    """Move a factory's inputs to the model's device, floating ones to its dtype."""
+    """Move a factory's inputs to the model's device, floating ones to its dtype.
+
+    Nested tuples and lists (an LSTM's ``(h, c)``) are followed; None stays None.
+    """
     ref = _reference(model)
     if ref is None:
         return inputs
 
     def move(t: Any) -> Any:
+        if isinstance(t, (tuple, list)):
+            return type(t)(move(item) for item in t)
+        if isinstance(t, Mapping):
+            return {k: move(v) for k, v in t.items()}
         if not isinstance(t, torch.Tensor):
             return t
         if t.is_floating_point() and ref.is_floating_point():
             return t.to(device=ref.device, dtype=ref.dtype)
         return t.to(device=ref.device)
 
-    if isinstance(inputs, tuple):
-        return tuple(move(t) for t in inputs)
-    if isinstance(inputs, Mapping):
-        return {k: move(t) for k, t in inputs.items()}
     return move(inputs)
 
 
-def _shape_check(name: str, shape: tuple[int | str, ...]) -> Callable[..., None]:
-    """A forward pre-hook raising InputShapeError unless the first input has ``shape``."""
-    want_text = ", ".join(str(d) for d in shape)
+def _shape_check(name: str, shapes: Shapes, model: nn.Module) -> Callable[..., None]:
+    """A forward pre-hook raising InputShapeError unless the declared inputs have their shapes."""
+    try:
+        signature: inspect.Signature | None = inspect.signature(model.forward)
+    except (TypeError, ValueError):
+        signature = None
 
     def check(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        x = args[0] if args else next(iter(kwargs.values()), None)
-        if not isinstance(x, torch.Tensor):
-            raise InputShapeError(f"{name} expects a tensor, got {type(x).__name__}")
-        ok = x.dim() == len(shape) and all(
-            not isinstance(want, int) or got == want
-            for got, want in zip(x.shape, shape, strict=False)
-        )
-        if not ok:
-            raise InputShapeError(
-                f"{name} expects input of shape ({want_text}), got {tuple(x.shape)}"
+        given: dict[int | str, Any] = {}
+        if 0 in shapes:
+            given[0] = args[0] if args else next(iter(kwargs.values()), None)
+        elif signature is not None:
+            # A call that does not bind: forward itself will say what is wrong with it.
+            with contextlib.suppress(TypeError):
+                given = dict(signature.bind_partial(*args, **kwargs).arguments)
+        for key, shape in shapes.items():
+            if key not in given:
+                continue
+            x = given[key]
+            what = "input" if key == 0 else f"{key!r}"
+            want_text = ", ".join(str(d) for d in shape)
+            if not isinstance(x, torch.Tensor):
+                raise InputShapeError(f"{name} expects a tensor as {what}, got {type(x).__name__}")
+            ok = x.dim() == len(shape) and all(
+                not isinstance(want, int) or got == want
+                for got, want in zip(x.shape, shape, strict=False)
             )
+            if not ok:
+                raise InputShapeError(
+                    f"{name} expects {what} of shape ({want_text}), got {tuple(x.shape)}"
+                )
 
     return check

@@ -556,9 +556,23 @@ def signature_config(
     func = target.__init__ if isinstance(target, type) else target  # type: ignore[misc]
     signature = inspect.signature(func)
     try:
-        hints = typing.get_type_hints(func)
+        # A dataclass's own annotations resolve in its module (its __init__'s may not).
+        hints = typing.get_type_hints(target if _is_dataclass_type(target) else func)
     except Exception:  # annotations of third-party code may not resolve; use defaults
         hints = {}
+    if _is_dataclass_type(target):
+        # default_factory fields show a sentinel in the signature: use the fields' defaults.
+        factories = {
+            f.name: f.default_factory()
+            for f in dataclasses.fields(target)
+            if f.init and f.default_factory is not dataclasses.MISSING
+        }
+        signature = signature.replace(
+            parameters=[
+                p.replace(default=factories[p.name]) if p.name in factories else p
+                for p in signature.parameters.values()
+            ]
+        )
     specs: list[tuple[str, Any, Any]] = []
     params = [
         p
@@ -580,17 +594,26 @@ def signature_config(
                 optional = value is None and hints.get(p.name) is None
                 if value is not inspect.Parameter.empty and (optional or p.name not in defaults):
                     continue  # keeps its own default: not part of the config
+                takes = hints.get(p.name)
                 raise TypeError(
                     f"parameter {p.name!r} of {target.__qualname__} has no JSON type; "
-                    f"annotate it or give it a default in the spec"
+                    "annotate it or give it a default in the spec"
+                    if takes is None
+                    else f"parameter {p.name!r} of {target.__qualname__} takes a "
+                    f"{type_name(takes)}, which is not a JSON type"
                 )
         if value is inspect.Parameter.empty:
             raise TypeError(
                 f"parameter {p.name!r} of {target.__qualname__} is required; "
                 f"give it a value in the spec's defaults"
             )
-        value = _coerce(value, tp, False) if value is not None else None
-        if isinstance(value, (list, dict)):
+        try:
+            value = _coerce(value, tp, False) if value is not None else None
+        except _Mismatch as err:
+            raise TypeError(
+                f"the default {value!r} of {p.name!r} ({target.__qualname__}) is not {err.expected}"
+            ) from None
+        if isinstance(value, (list, dict, set)) or _is_dataclass_instance(value):
             specs.append((p.name, tp, dataclasses.field(default_factory=lambda v=value: _copy(v))))
         else:
             specs.append((p.name, tp, dataclasses.field(default=value)))
@@ -602,7 +625,17 @@ def signature_config(
 
 
 def _copy(value: Any) -> Any:
+    if _is_dataclass_instance(value):
+        return dataclasses.replace(value)
     return json.loads(json.dumps(value))
+
+
+def _is_dataclass_type(value: Any) -> bool:
+    return isinstance(value, type) and dataclasses.is_dataclass(value)
+
+
+def _is_dataclass_instance(value: Any) -> bool:
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
 
 
 def config_kwargs(config: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from torch import nn
 
 from zoo_core.errors import WeightsError
 from zoo_core.models.build import Architecture
+from zoo_core.models.tying import assign_tensors
 from zoo_core.progress import ProgressCallback
 from zoo_core.storage import limits
 from zoo_core.storage.weights import SavedModel, check_structure, read_tensors, structure_problems
@@ -69,7 +70,7 @@ def load_finetuned(
         )
     keep = [k for k in expected if k not in changed]
     tensors = read_tensors(saved, keep, device=device, dtype=dtype)
-    model.load_state_dict(tensors, strict=False, assign=True)
+    assign_tensors(model, tensors, strict=False)
     if dtype is not None:
         model.to(dtype)  # the fresh head, in the dtype of the rest
     for module in model.modules():

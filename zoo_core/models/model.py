@@ -31,7 +31,7 @@ torch.Size([2, 1])
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -40,7 +40,7 @@ from torch import nn
 from zoo_core.errors import InputShapeError
 from zoo_core.models.config import build_config, config_from_dict
 
-__all__ = ["ZooModel", "call_model", "input_tensors"]
+__all__ = ["ZooModel", "call_model", "input_tensors", "output_tensors"]
 
 #: What ``example_input`` returns: one tensor, positional arguments or keyword arguments.
 Inputs = Any
@@ -71,6 +71,18 @@ def input_tensors(inputs: Inputs) -> list[tuple[str, torch.Tensor]]:
     if isinstance(inputs, Mapping):
         return [(str(k), t) for k, t in inputs.items() if isinstance(t, torch.Tensor)]
     return []
+
+
+def output_tensors(output: Any) -> Iterator[torch.Tensor]:
+    """Every tensor in a model's output: a tensor, or nested tuples, lists and dicts of them."""
+    if isinstance(output, torch.Tensor):
+        yield output
+    elif isinstance(output, (list, tuple)):
+        for item in output:
+            yield from output_tensors(item)
+    elif isinstance(output, Mapping):
+        for item in output.values():
+            yield from output_tensors(item)
 
 
 class ZooModel(nn.Module):

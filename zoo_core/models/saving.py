@@ -18,12 +18,44 @@ from zoo_core.errors import PluginCodeError, UsageError, WeightsError
 from zoo_core.models.build import Architecture, origin_of
 from zoo_core.models.config import config_to_dict
 from zoo_core.models.model import ZooModel
+from zoo_core.models.tying import tied_aliases
 from zoo_core.plugins.registry import get_registry
 from zoo_core.progress import ProgressCallback
 from zoo_core.storage.record import make_record
 from zoo_core.storage.writer import write_directory
 
-__all__ = ["check_reloadable", "identify", "model_record", "unwrapped_class", "write_model"]
+__all__ = [
+    "check_reloadable",
+    "identify",
+    "model_record",
+    "unwrap",
+    "unwrapped_class",
+    "write_model",
+]
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside ``torch.compile``'s and data parallelism's wrappers (else ``model``).
+
+    ``torch.compile(m)`` returns an ``OptimizedModule`` holding ``m`` as
+    ``_orig_mod``; ``DistributedDataParallel(m)`` and ``DataParallel(m)`` hold
+    it as ``module``. Their state dicts prefix every name (``_orig_mod.``,
+    ``module.``), so zoo saves the model inside, under the names it loads with.
+    """
+    seen = 0
+    while seen < 8:  # compile(DDP(m)) and the like nest
+        seen += 1
+        inner = model.__dict__.get("_modules", {}).get("_orig_mod")
+        dynamo = sys.modules.get("torch._dynamo.eval_frame")
+        if inner is not None and dynamo is not None and isinstance(model, dynamo.OptimizedModule):
+            model = inner
+            continue
+        parallel = (nn.DataParallel, nn.parallel.DistributedDataParallel)
+        if isinstance(model, parallel):
+            model = model.module
+            continue
+        break
+    return model
 
 
 def unwrapped_class(model: nn.Module) -> type:
@@ -42,6 +74,7 @@ def identify(model: nn.Module) -> tuple[Architecture, Any]:
         UsageError: the model is neither a ZooModel nor built by zoo.
         PluginError: its class is not registered by an installed plugin.
     """
+    model = unwrap(model)
     origin = origin_of(model)
     if origin is not None and origin.arch.entry is not None:
         return origin.arch, origin.config
@@ -118,6 +151,7 @@ def write_model(
     Raises:
         WeightsError: tensors without data (``meta``), or tensors that no longer fit the config.
     """
+    model = unwrap(model)
     state_dict: dict[str, torch.Tensor] = model.state_dict()
     on_meta = [k for k, t in state_dict.items() if t.is_meta]
     if on_meta:
@@ -126,5 +160,10 @@ def write_model(
         )
     check_reloadable(arch, config, state_dict)
     return write_directory(
-        state_dict, record, Path(directory), max_shard_size=max_shard_size, progress=progress
+        state_dict,
+        record,
+        Path(directory),
+        max_shard_size=max_shard_size,
+        progress=progress,
+        aliases=tied_aliases(model),
     )

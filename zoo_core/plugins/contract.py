@@ -118,13 +118,38 @@ class ModelSpec:
         example_input: for an ``nn.Module`` target, how to make an input: a
             shape over config fields (``("batch", "input_dim")``: an int is a
             size, a field name its value, any other name a free dimension), or
-            ``"package.module:function"`` called as ``function(config, batch_size)``
-            and returning a tensor, a tuple (positional) or a dict (keyword).
+            ``"package.module:function"`` called as
+            ``function(config, batch_size, dtype=..., device=...)`` (the keyword
+            arguments only if it takes them) and returning a tensor, a tuple
+            (positional; members may be None) or a dict (keyword).
+        config: for a target whose constructor takes one config object
+            (``GPT(config)``), that object's class as ``"package.module:Class"``:
+            a dataclass, or a class whose ``__init__`` has typed keyword
+            parameters. Its fields become the model's config (``defaults``
+            replaces their defaults, ``--set n_layer=4`` sets one) and the
+            target is called as ``GPT(GPTConfig(**fields))``.
+        input_shape: for an ``nn.Module`` target, the shape zoo checks before
+            each ``forward`` (an InputShapeError instead of an error deep in a
+            layer): a shape for the first argument, as in ``example_input``, or
+            ``{"argument": shape}`` by ``forward``'s parameter names. A shape
+            ``example_input`` is checked without this.
+        expected_failures: ``{check: reason}`` for conformance checks known to
+            fail (``zoo check`` and ``parametrize_with_checks`` report them as
+            expected failures, with the reason).
+        tp_plan: a tensor-parallel plan (module pattern to ``"colwise"``,
+            ``"rowwise"`` or ``"replicate"``) for a class that declares none.
+        fsdp_units: module name patterns (``"blocks.*"``, ``*`` one name part)
+            that FSDP shards as units; by default each block of a ``ModuleList``
+            that implements ``forward`` (containers are looked into).
 
     >>> ModelSpec("linear_regression", "seed.models:LinearRegression",
     ...           defaults={"input_dim": 1, "output_dim": 1},
     ...           example_input=("batch", "input_dim")).example_input
     ('batch', 'input_dim')
+    >>> ModelSpec("gpt", "nanogpt.model:GPT", config="nanogpt.model:GPTConfig",
+    ...           defaults={"n_layer": 4}, example_input="nanogpt.inputs:tokens",
+    ...           input_shape=("batch", "seq")).config
+    'nanogpt.model:GPTConfig'
     """
 
     name: str
@@ -133,6 +158,13 @@ class ModelSpec:
     tags: tuple[str, ...] = ()
     defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
     example_input: tuple[int | str, ...] | str | None = None
+    config: str | None = None
+    input_shape: tuple[int | str, ...] | Mapping[str, tuple[int | str, ...]] | None = field(
+        default=None, hash=False
+    )
+    expected_failures: Mapping[str, str] = field(default_factory=dict, hash=False)
+    tp_plan: Mapping[str, str] = field(default_factory=dict, hash=False)
+    fsdp_units: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Plugins are third-party code: check what they hand us here, so that a
@@ -170,6 +202,44 @@ class ModelSpec:
                 f"example_input of {self.name!r} must be a shape like ('batch', 'input_dim') "
                 "or 'package.module:function'"
             )
+        if self.config is not None and (
+            not isinstance(self.config, str) or not _TARGET.match(self.config)
+        ):
+            raise ValueError(
+                f"config {self.config!r} of {self.name!r} must look like 'package.module:Class'"
+            )
+        object.__setattr__(self, "input_shape", self._input_shape(self.input_shape))
+        for attr in ("expected_failures", "tp_plan"):
+            value = getattr(self, attr)
+            if not isinstance(value, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
+                raise ValueError(f"{attr} of {self.name!r} must be a dict of strings to strings")
+            object.__setattr__(self, attr, dict(value))
+        units = self.fsdp_units
+        if isinstance(units, str) or not all(isinstance(u, str) and u for u in units):
+            raise ValueError(f"fsdp_units of {self.name!r} must be a sequence of module patterns")
+        object.__setattr__(self, "fsdp_units", tuple(units))
+
+    def _input_shape(self, value: Any) -> Any:
+        """A declared input shape, checked, with lists (from the plugin cache's JSON) as tuples."""
+        if value is None:
+            return None
+        if isinstance(value, Mapping):
+            if value and all(isinstance(k, str) and _shape(v) for k, v in value.items()):
+                return {k: tuple(v) for k, v in value.items()}
+        elif _shape(value):
+            return tuple(value)
+        raise ValueError(
+            f"input_shape of {self.name!r} must be a shape like ('batch', 'seq') or "
+            "{'argument': shape, ...}"
+        )
+
+
+def _shape(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and all(
+        isinstance(d, (int, str)) and not isinstance(d, bool) for d in value
+    )
 
 
 @dataclass(frozen=True)

@@ -15,27 +15,33 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from zoo_core.errors import SourceNotFoundError, WeightsError
+from zoo_core.errors import SourceNotFoundError, WeightsError, ZooWarning
 from zoo_core.progress import ProgressCallback
+from zoo_core.storage.aliases import same_tensor_groups
 
 __all__ = ["convert_checkpoint", "read_checkpoint"]
 
 # Training scripts often wrap the state dict; these are the wrappers we unwrap.
 _WRAPPERS = ("state_dict", "model_state_dict", "model")
+# What wrapped modules put before every name: torch.compile's OptimizedModule holds the
+# model as _orig_mod, DistributedDataParallel and DataParallel as module.
+_PREFIXES = {"_orig_mod.": "torch.compile", "module.": "DistributedDataParallel or DataParallel"}
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """The tensors of a ``torch.save``-d state dict, read without full unpickling.
 
     A dict holding the state dict under ``state_dict``, ``model_state_dict`` or
-    ``model`` is unwrapped; a ``module.`` prefix on every key (DataParallel) is
-    dropped.
+    ``model`` is unwrapped; a ``_orig_mod.`` (``torch.compile``) or ``module.``
+    (DDP, DataParallel) prefix on every key is dropped, with a
+    :class:`~zoo_core.errors.ZooWarning` that says so.
 
     Raises:
         SourceNotFoundError: ``path`` does not exist.
@@ -131,9 +137,42 @@ def _state_dict_in(data: Any, path: Path) -> dict[str, torch.Tensor]:
             f"{path} holds a {kind}, not a state dict (a dict of names to tensors)",
             hint="save the model's weights with torch.save(model.state_dict(), PATH)",
         )
-    if all(k.startswith("module.") for k in data):
-        data = {k.removeprefix("module."): v for k, v in data.items()}
+    return _strip_wrappers(data, path)
+
+
+def _strip_wrappers(data: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    stripped = []
+    found = True
+    while found:  # torch.compile(DDP(model)) nests: _orig_mod.module.
+        found = False
+        for prefix, wrapper in _PREFIXES.items():
+            if all(k.startswith(prefix) for k in data):
+                data = {k.removeprefix(prefix): v for k, v in data.items()}
+                stripped.append(f"{prefix!r} ({wrapper})")
+                found = True
+    if stripped:
+        warnings.warn(
+            f"{path}: every key began with {' then '.join(stripped)}; "
+            "zoo removed the prefix to match the model's own names",
+            ZooWarning,
+            stacklevel=3,
+        )
     return data
+
+
+def _prefix_note(missing: list[str], unexpected: list[str]) -> str | None:
+    """What prefix, if any, stands between the checkpoint's keys and the model's."""
+    heads = {k.split(".", 1)[0] for k in unexpected if "." in k}
+    if len(heads) != 1 or len(unexpected) < len(missing) or not missing:
+        return None
+    prefix = heads.pop() + "."
+    if not {k.removeprefix(prefix) for k in unexpected} >= set(missing):
+        return None
+    return (
+        f"every unexpected key begins with {prefix!r}, and without it they are the model's "
+        "own names: the checkpoint was saved from a wrapper around the model; save "
+        "wrapper.<attribute>.state_dict() instead, or strip the prefix"
+    )
 
 
 def _is_state_dict(data: dict[Any, Any]) -> bool:
@@ -190,6 +229,12 @@ def convert_checkpoint(
     tensors = read_checkpoint(checkpoint)
     model = architecture.build_meta(config)
     expected = model.state_dict()
+    for names in same_tensor_groups(expected):
+        # Tied names: a checkpoint may hold the tensor under any one of them.
+        held = [n for n in names if n in tensors]
+        for name in names:
+            if held and name not in tensors:
+                tensors[name] = tensors[held[0]]
     problems = []
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -208,7 +253,8 @@ def convert_checkpoint(
     if problems:
         raise WeightsError(
             f"{checkpoint} does not fit {architecture.name}: " + "; ".join(problems),
-            hint="pick the architecture and --set values the checkpoint was trained with",
+            hint=_prefix_note(missing, unexpected)
+            or "pick the architecture and --set values the checkpoint was trained with",
         )
     tensors = {k: t if t.is_contiguous() else t.contiguous() for k, t in tensors.items()}
     architecture.fill(model, tensors, config)

@@ -406,7 +406,7 @@ def _header_bytes(
     codes = torch_codes()
     header: dict[str, Any] = {}
     if metadata:
-        header["__metadata__"] = metadata
+        header["__metadata__"] = dict(sorted(metadata.items()))  # the same bytes every time
     offset = 0
     for name in order:
         t = tensors[name]

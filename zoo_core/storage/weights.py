@@ -18,6 +18,7 @@ import torch
 from zoo_core.errors import WeightsError
 from zoo_core.progress import ProgressCallback
 from zoo_core.storage import limits
+from zoo_core.storage.aliases import same_tensor_groups
 from zoo_core.storage.hashes import Problem, check_opened
 from zoo_core.storage.record import (
     CONFIG_NAME,
@@ -335,7 +336,12 @@ def structure_problems(
     and not in a mix of them, which would load into a model whose forward
     fails; ``cast=True`` (a load that casts every float to one dtype) allows
     the mix. Integer and bool tensors must match exactly.
+
+    Names the model ties (one tensor in ``expected`` under several names) need
+    be stored once, under any of them: the others become aliases of it in
+    ``saved.aliases`` (how weights from tools that drop tied names load).
     """
+    _adopt_ties(saved, expected)
     available = set(saved.key_to_file) | set(saved.aliases)
     missing = sorted(set(expected) - available)
     unexpected = sorted(available - set(expected))
@@ -370,6 +376,18 @@ def structure_problems(
             mix = ", ".join(f"{code} ({key})" for code, key in sorted(seen.items()))
             problems.append(f"mixed floating dtypes: {mix}; load with a dtype to cast them to one")
     return problems
+
+
+def _adopt_ties(saved: SavedModel, expected: dict[str, torch.Tensor]) -> None:
+    for names in same_tensor_groups(expected):
+        stored = [n for n in names if n in saved.key_to_file]
+        if not stored:
+            stored = [saved.aliases[n] for n in names if n in saved.aliases]
+        if not stored:
+            continue
+        for name in names:
+            if name not in saved.key_to_file and name not in saved.aliases:
+                saved.aliases[name] = stored[0]
 
 
 def _dtype_code(dtype: torch.dtype) -> str:
@@ -419,10 +437,12 @@ def read_tensors(
     read (mapped, for a memory-mapped read: their pages are read on first use).
     """
     wanted = set(saved.key_to_file) | set(saved.aliases) if keys is None else set(keys)
+    # A wanted alias needs its kept tensor read, even when that name is not wanted itself.
+    needed = wanted | {saved.aliases[k] for k in wanted if k in saved.aliases}
     target = str(device) if device is not None else "cpu"
     by_file: dict[Path, list[str]] = {}
     for key, file in saved.key_to_file.items():
-        if key in wanted:
+        if key in needed:
             by_file.setdefault(file, []).append(key)
     out: dict[str, torch.Tensor] = {}
     if device is not None and device.type == "cuda":
@@ -461,7 +481,7 @@ def read_tensors(
     for alias, kept in saved.aliases.items():
         if alias in wanted and kept in out:
             out[alias] = out[kept]
-    return out
+    return {k: t for k, t in out.items() if k in wanted}
 
 
 def reads_on_first_use(device: torch.device | None, dtype: torch.dtype | None) -> bool:

@@ -16,6 +16,7 @@ import torch
 
 from zoo_core.errors import UsageError, WeightsError, ZooWarning
 from zoo_core.progress import ProgressCallback, part_of
+from zoo_core.storage.aliases import same_tensor_groups
 from zoo_core.storage.atomic import atomic_directory
 from zoo_core.storage.record import (
     CONFIG_NAME,
@@ -36,7 +37,10 @@ from zoo_core.storage.safetensors_io import (
 )
 from zoo_core.storage.snapshot import OpenedDirectory, Vanished
 
-__all__ = ["shard_limit", "write_directory"]
+__all__ = ["TIED_KEY", "shard_limit", "split_aliases", "write_directory"]
+
+#: The ``config.json`` entry that lists tied names, ``{alias: kept}`` (also in the header).
+TIED_KEY = "tied_weights"
 
 
 def _old_architecture(directory: Path) -> str | None:
@@ -56,6 +60,7 @@ def write_directory(
     *,
     max_shard_size: int | str | None = None,
     progress: ProgressCallback | None = None,
+    aliases: dict[str, str] | None = None,
 ) -> Path:
     """Write ``config.json`` and the weights atomically into ``directory``.
 
@@ -63,6 +68,12 @@ def write_directory(
     ``max_shard_size`` (default 5GB). ``config.json`` records the sha256 and
     size of every weight and index file under ``files``. ``progress(done, total)``
     counts tensor bytes written.
+
+    A tied tensor is written once: ``aliases`` (``{alias: kept}``, what the
+    model ties) and any names holding the very same tensor are left out of the
+    files and recorded in the header metadata (and the index's) as
+    ``"alias": "kept"``, and in ``config.json`` under ``tied_weights``. The
+    same tensors and record always give byte-identical files.
 
     Replacing an existing zoo model replaces only zoo's files (see
     :func:`is_zoo_file`): a model card, logs or folders the user added are
@@ -76,13 +87,15 @@ def write_directory(
         UsageError: ``max_shard_size`` is not a size.
     """
     directory = Path(directory)
-    metadata = record_to_metadata(record)
+    state_dict, tied = split_aliases(state_dict, aliases)
+    metadata = {**record_to_metadata(record), **tied}
     split = _split(state_dict, max_shard_size)
     try:
         with atomic_directory(directory, may_replace=is_zoo_directory, keep=_not_zoo_file) as tmp:
             old = _old_architecture(directory) if os.path.isdir(directory) else None
             files = _write_weights(state_dict, split, metadata, tmp, max_shard_size, progress)
-            full = {**record, FILES_KEY: {n: files[n].as_dict() for n in sorted(files)}}
+            full = {**record, **({TIED_KEY: tied} if tied else {})}
+            full[FILES_KEY] = {n: files[n].as_dict() for n in sorted(files)}
             with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as f:
                 json.dump(full, f, indent=2)
                 f.write("\n")
@@ -100,6 +113,42 @@ def write_directory(
             stacklevel=3,
         )
     return Path(os.path.abspath(directory))
+
+
+def split_aliases(
+    state_dict: dict[str, torch.Tensor], aliases: dict[str, str] | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors to write (each tied tensor once) and ``{alias: kept}``, sorted.
+
+    ``aliases`` names ties the caller knows (a sharded model's gathered tensors
+    are separate copies); names holding the very same tensor are found here.
+
+    Raises:
+        WeightsError: an alias names a tensor of another shape or dtype than its kept one.
+    """
+    tied = {a: k for a, k in (aliases or {}).items() if k in state_dict and a != k}
+    for names in same_tensor_groups(state_dict):
+        for alias in names[1:]:
+            tied.setdefault(alias, names[0])
+
+    def kept_of(name: str) -> str:
+        seen = {name}
+        while name in tied and tied[name] not in seen:
+            name = tied[name]
+            seen.add(name)
+        return name
+
+    tied = {alias: kept_of(alias) for alias in tied}
+    tied = {alias: kept for alias, kept in tied.items() if alias != kept}
+    for alias, kept in tied.items():
+        a, k = state_dict.get(alias), state_dict[kept]
+        if a is not None and (a.shape != k.shape or a.dtype != k.dtype):
+            raise WeightsError(
+                f"{alias} is tied to {kept} but has another shape or dtype "
+                f"({list(a.shape)} {a.dtype} and {list(k.shape)} {k.dtype})"
+            )
+    kept_only = {k: t for k, t in state_dict.items() if k not in tied}
+    return kept_only, dict(sorted(tied.items()))
 
 
 def _not_zoo_file(name: str) -> bool:
@@ -229,6 +278,6 @@ def _write_weights(
         # The same index huggingface_hub writes, so its loaders and transformers read it.
         index = {"metadata": {**split.metadata, **metadata}, "weight_map": split.tensor_to_filename}
         with open(tmp / INDEX_NAME, "w", encoding="utf-8") as f:
-            json.dump(index, f, indent=2)
+            json.dump(index, f, indent=2, sort_keys=True)
         files[INDEX_NAME] = hash_file(tmp / INDEX_NAME)
     return files

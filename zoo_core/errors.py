@@ -111,3 +111,23 @@ class HubError(ZooError):
 
 class DistributedError(ZooError):
     """Another rank of a ``torch.distributed`` job failed; its own message says why."""
+
+
+class ExportError(ZooError):
+    """A model could not be exported (``torch.export``, ONNX), or its export did not verify.
+
+    ``model`` names the model, ``operation`` the first operation that failed
+    (a line of the model's code, or an operator), when the exporter said which.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        operation: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.model = model
+        self.operation = operation

@@ -66,6 +66,7 @@ __all__ = [
     "TP_STYLES",
     "LoadStats",
     "agreement",
+    "apply_parallel",
     "create_sharded",
     "is_sharded",
     "load_sharded",
@@ -309,6 +310,16 @@ def _shard(model: nn.Module, mesh: DeviceMesh, parallel: str, plan: Mapping[str,
                 if any(True for _ in block.parameters()):
                     fully_shard(block, mesh=mesh)
     fully_shard(model, mesh=mesh)
+
+
+def apply_parallel(model: nn.Module, mesh: DeviceMesh, parallel: str) -> None:
+    """Shard a built model in place over ``mesh``, as loading does: FSDP2, or its ``tp_plan``.
+
+    Raises:
+        UsageError: an unknown ``parallel``, or a plan that is missing or does not fit.
+    """
+    _check_parallel(parallel)
+    _shard(model, mesh, parallel, _checked_plan(model, parallel, mesh.size()))
 
 
 def is_sharded(model: nn.Module) -> bool:

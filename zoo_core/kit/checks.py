@@ -36,6 +36,7 @@ from typing import Any
 from zoo_core.kit import checks_plugin  # noqa: F401
 from zoo_core.kit import checks_build  # noqa: F401
 from zoo_core.kit import checks_inputs  # noqa: F401
+from zoo_core.kit import checks_deploy  # noqa: F401
 
 # isort: on
 from zoo_core.kit.framework import (
@@ -48,6 +49,7 @@ from zoo_core.kit.framework import (
     Skipped,
     Status,
     Subject,
+    Undeclared,
     ZooCheckWarning,
     describe_error,
 )
@@ -100,6 +102,8 @@ def _run_one(check: Check, subject: Subject, done: dict[str, CheckResult]) -> Ch
         return result("pass", check.run(subject))
     except Skipped as err:
         return result("skip", str(err))
+    except Undeclared as err:
+        return result("warn", str(err))
     except Failed as err:
         return result("warn" if check.level == "warning" else "fail", str(err))
     except Exception as err:  # a plugin's code can fail in any way: that is a finding

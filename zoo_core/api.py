@@ -199,10 +199,11 @@ def save_model(
     arch, config = identify(model)
     record = model_record(arch, config)
     if weights is not None:
+        if isinstance(weights, dict):
+            weights = {k: v for k, v in weights.items() if k != "cost"}  # zoo counts it
         section = check_weights_section(weights, "save_model(weights=...)")
         # Counted here, when a variant is published, so that listings need no torch.
         cost = {k: v for k, v in model_cost(arch, config).items() if v is not None}
-        section.pop("cost", None)
         record["weights"] = {**section, "cost": cost} if cost else section
     if distributed.is_sharded(model):
         return distributed.save_sharded(

@@ -39,7 +39,7 @@ from zoo_core.deploy.exporting import (
     Traced,
     onnx_missing,
     onnxruntime_available,
-    run_onnxruntime,
+    onnxruntime_runner,
     to_onnx,
     trace,
     verify,
@@ -140,7 +140,11 @@ def verify_onnx(arch: Architecture, config: Any, traced: Traced | None = None) -
         with quiet():
             program.save(path)
         sizes = VERIFY_BATCH_SIZES if traced.dynamic else [traced.batch_size]
-        worst, _ = verify(traced, lambda x: run_onnxruntime(path, traced, x), "onnxruntime", sizes)
+        try:
+            runtime = onnxruntime_runner(path, traced)
+        except Exception as err:
+            raise export_error(traced.name, err, "onnxruntime") from err
+        worst, _ = verify(traced, runtime, "onnxruntime", sizes)
     shown = " and ".join(map(str, sizes))
     return f"ONNX runs in onnxruntime: outputs within {worst:.2g} of eager at batch {shown}"
 

@@ -74,7 +74,7 @@ __all__ = [
     "metadata_entries",
     "onnx_missing",
     "onnxruntime_available",
-    "run_onnxruntime",
+    "onnxruntime_runner",
     "to_onnx",
     "trace",
     "verify",
@@ -304,8 +304,8 @@ def to_onnx(traced: Traced) -> Any:
     return program
 
 
-def run_onnxruntime(path: Path, traced: Traced, inputs: Any) -> list[Any]:
-    """Run the ONNX file at ``path`` with onnxruntime on ``inputs`` (CPU)."""
+def onnxruntime_runner(path: Path, traced: Traced) -> Callable[[Any], list[Any]]:
+    """A function running the ONNX file at ``path`` with onnxruntime (CPU) on model inputs."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -313,19 +313,24 @@ def run_onnxruntime(path: Path, traced: Traced, inputs: Any) -> list[Any]:
     session = onnxruntime.InferenceSession(
         str(path), sess_options=options, providers=["CPUExecutionProvider"]
     )
-    args, kwargs = split_inputs(inputs)
-    tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
-    by_name = dict(zip(traced.input_names, tensors, strict=False))
     wanted = [i.name for i in session.get_inputs()]
-    if all(n in by_name for n in wanted):
-        feed = {n: by_name[n] for n in wanted}
-    elif len(wanted) == len(tensors):
-        feed = dict(zip(wanted, tensors, strict=True))
-    else:
-        raise ExportError(
-            f"the ONNX model of {traced.name} takes inputs {wanted}; zoo has {traced.input_names}"
-        )
-    return list(session.run(None, {n: t.detach().cpu().numpy() for n, t in feed.items()}))
+
+    def run(inputs: Any) -> list[Any]:
+        args, kwargs = split_inputs(inputs)
+        tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
+        by_name = dict(zip(traced.input_names, tensors, strict=False))
+        if all(n in by_name for n in wanted):
+            feed = {n: by_name[n] for n in wanted}
+        elif len(wanted) == len(tensors):
+            feed = dict(zip(wanted, tensors, strict=True))
+        else:
+            raise ExportError(
+                f"the ONNX model of {traced.name} takes inputs {wanted}; "
+                f"zoo has {traced.input_names}"
+            )
+        return list(session.run(None, {n: t.detach().cpu().numpy() for n, t in feed.items()}))
+
+    return run
 
 
 # --- metadata --------------------------------------------------------------------------
@@ -414,7 +419,10 @@ def _verify_file(
     if any(i["dtype"] == "bfloat16" for i in traced.inputs):
         traced.notes.append("onnxruntime was not run: numpy has no bfloat16 for its inputs")
         return worst, allowed, ["torch.export"]
-    runtime = lambda x: run_onnxruntime(path, traced, x)  # noqa: E731
+    try:
+        runtime = onnxruntime_runner(path, traced)
+    except Exception as err:
+        raise export_error(traced.name, err, "onnxruntime") from err
     more, limit = verify(traced, runtime, "onnxruntime", sizes, tolerance)
     return max(worst, more), max(allowed, limit), ["torch.export", "onnxruntime"]
 

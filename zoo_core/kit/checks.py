@@ -145,6 +145,8 @@ def run_checks(
     selected = _closure(only) if only is not None else list(CHECKS)
     done: dict[str, CheckResult] = {}
     for one in selected:
+        # Capability checks try undeclared capabilities only on a model that passes so far.
+        subject.memo["failed"] = [n for n, r in done.items() if r.status == "fail"]
         result = _run_one(one, subject, done)
         if result.status == "fail" and one.name in expected:
             result = dataclasses.replace(

@@ -7,7 +7,8 @@ of its own name that tries it for real (see :mod:`zoo_core.deploy.capabilities`)
 - declared and it does not: fail, naming what broke;
 - not declared but it works: a warning saying to declare it, so that
   ``zoo list --supports`` finds the model;
-- not declared and it does not work: skipped, with the reason.
+- not declared and it does not work: skipped, with the reason;
+- not declared, on a model that failed an earlier check: skipped untried.
 
 A class checked on its own (no spec) declares nothing.
 """
@@ -41,6 +42,11 @@ def _declared(s: Subject, capability: str) -> bool:
 
 def _capability(s: Subject, capability: str, verify: Callable[[], str]) -> str:
     declared = _declared(s, capability)
+    failed = s.memo.get("failed")
+    if not declared and failed:
+        # Trying export, ONNX or compile costs seconds; what a broken model could
+        # declare is worth knowing once it works.
+        raise Skipped(f"not declared; not tried while {', '.join(failed)} fail")
     try:
         found = verify()
     except Unavailable as err:

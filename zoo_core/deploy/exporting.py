@@ -100,6 +100,7 @@ class Traced:
     inputs: list[dict[str, Any]]
     outputs: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    keyword: bool = False  # inputs are passed by keyword (example_input is a dict)
 
     def example(self, batch_size: int) -> Any:
         """The model's example input at ``batch_size``, the same on every call (seeded)."""
@@ -215,7 +216,16 @@ def trace(
         )
     ]
     return Traced(
-        program, model, arch, name, dynamic, traced_batch, input_specs, output_specs, notes
+        program,
+        model,
+        arch,
+        name,
+        dynamic,
+        traced_batch,
+        input_specs,
+        output_specs,
+        notes,
+        keyword=bool(kwargs),
     )
 
 
@@ -366,6 +376,8 @@ def _metadata(
         "config": config_to_dict(identify(traced.model)[1]) if entry is not None else None,
         "dtype": ",".join(sorted(dtypes)) or None,
         "dynamic_batch": traced.dynamic,
+        # How the pt2 program takes its inputs: program(*tensors) or program(**tensors).
+        "inputs_by": "keyword" if traced.keyword else "position",
         "inputs": traced.inputs,
         "outputs": traced.outputs,
         "weights": weights or None,

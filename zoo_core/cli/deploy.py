@@ -143,6 +143,7 @@ def _batch_sizes(values: tuple[str, ...]) -> list[int]:
 @click.option(
     "--warmup",
     type=click.IntRange(min=0),
+    metavar="N",
     default=5,
     show_default=True,
     help="Untimed calls per mode.",
@@ -150,12 +151,14 @@ def _batch_sizes(values: tuple[str, ...]) -> list[int]:
 @click.option(
     "--iterations",
     type=click.IntRange(min=1),
+    metavar="N",
     default=50,
     show_default=True,
     help="Timed calls per mode.",
 )
 @click.option(
     "--backend",
+    metavar="NAME",
     default="inductor",
     show_default=True,
     help="torch.compile backend (aot_eager needs no C++ compiler).",

@@ -50,10 +50,14 @@ _LAZY = {
     "pull": "zoo_core.hub.download",
     "predict": "zoo_core.api",
     "preprocess": "zoo_core.pretrained.prediction",
+    "export_model": "zoo_core.deploy.exporting",
+    "benchmark": "zoo_core.deploy.bench",
 }
 
 if TYPE_CHECKING:
     from zoo_core.api import create_model, load_model, predict, push_to_hub, save_model
+    from zoo_core.deploy.bench import benchmark
+    from zoo_core.deploy.exporting import export_model
     from zoo_core.hub.download import pull
     from zoo_core.models.model import ZooModel, call_model
     from zoo_core.pretrained.prediction import preprocess
@@ -80,8 +84,10 @@ __all__ = [
     "ZooModel",
     "ZooWarning",
     "__version__",
+    "benchmark",
     "call_model",
     "create_model",
+    "export_model",
     "get_registry",
     "hookimpl",
     "list_models",

@@ -34,6 +34,7 @@ _ONNX_OP = re.compile(r"No ONNX function found for <OpOverload\(op='([^']+)'")
 _TARGET = re.compile(r"target=torch\.ops\.([\w.]+?)\.(?:default|\w+)\]")
 # Where torch's first lines turn into detail that says nothing to a user.
 _NOISE = re.compile(r"\s+\((?:unhinted|Size-like symbols).*$")
+_SPECIALIZED = re.compile(r"specialized it to be a constant \((\d+)\)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _HINTS = (
     re.compile(r"^\s*Hint: (.+)$", re.M),
@@ -82,16 +83,18 @@ def _text(err: BaseException) -> str:
 
 
 def _user_frame(tb: TracebackType | None) -> tuple[str, int, str] | None:
-    """The deepest frame of ``tb`` outside torch, zoo_core and the standard library."""
+    """The deepest frame of the model's own code in ``tb``: outside torch, zoo_core and
+    the standard library, and called from torch (frames above the exporter are the
+    caller's: a script, the command line, a test runner)."""
     found = None
+    inside = False
     while tb is not None:
         code = tb.tb_frame.f_code
-        path = (
-            code.co_filename
-            if code.co_filename.startswith("<")
-            else os.path.abspath(code.co_filename)
-        )
-        if not _library(path):
+        name = code.co_filename
+        path = name if name.startswith("<") else os.path.abspath(name)
+        if path.startswith(_torch_dir()):
+            inside = True
+        elif inside and not _library(path):
             found = (path, tb.tb_lineno, code.co_name)
         tb = tb.tb_next
     return found
@@ -154,6 +157,12 @@ def _summary(err: BaseException) -> str:
             return re.sub(
                 r"^<class '([\w.]+)'>: ", lambda m: m[1].rsplit(".", 1)[-1] + ": ", lines[0]
             )
+    specialized = _SPECIALIZED.search(text)
+    if specialized:
+        return (
+            f"the model's code fixes the batch size to {specialized[1]}, "
+            "so the batch dimension cannot be dynamic"
+        )
     for line in text.strip().splitlines():
         if line.strip():
             line = _NOISE.sub("", line).strip()

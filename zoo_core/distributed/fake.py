@@ -85,7 +85,7 @@ def verify_sharding(
     ``ModuleList`` item, as loading does) or ``"tp"`` (the class's ``tp_plan``).
     Checked: sharding applies, at least one parameter becomes a DTensor
     sharded over the mesh, forward gives outputs of the eager shapes and dtypes, and backward
-    reaches every trainable parameter.
+    reaches every parameter it reaches unsharded.
 
     Raises:
         UsageError: no ``tp_plan``, or one that does not fit a mesh of ``world_size``.
@@ -93,10 +93,15 @@ def verify_sharding(
     """
     from torch.distributed.tensor import DTensor, Shard
 
-    reference = build().eval()
+    reference = build().train()
     inputs = inputs_for(reference)
-    with torch.no_grad():
-        expected = [(tuple(t.shape), t.dtype) for t in _outputs(call_model(reference, inputs))]
+    outputs = _outputs(call_model(reference, inputs))
+    expected = [(tuple(t.shape), t.dtype) for t in outputs]
+    floats = [t for t in outputs if t.is_floating_point() and t.requires_grad]
+    if floats:
+        sum(t.float().sum() for t in floats).backward()  # type: ignore[union-attr]
+    # What learns unsharded must learn sharded; an unused layer is the gradients check's.
+    learning = {n for n, p in reference.named_parameters() if p.grad is not None}
     with fake_mesh(world_size) as mesh:
         model = build().train()
         apply_parallel(model, mesh, parallel)  # UsageError for a plan that does not fit
@@ -132,7 +137,7 @@ def verify_sharding(
                     f"backward through the {parallel}-sharded model raised {type(err).__name__}: "
                     + (str(err).strip().splitlines() or [""])[0][:200]
                 ) from err
-            missing = [n for n, p in params if p.requires_grad and p.grad is None]
+            missing = [n for n, p in params if n in learning and p.grad is None]
             if missing:
                 raise DistributedError(
                     f"after sharding ({parallel}), {len(missing)} parameter(s) got no gradient: "

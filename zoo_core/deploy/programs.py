@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from zoo_core.errors import ExportError
+from zoo_core.models.model import output_tensors
 
 __all__ = [
     "BATCH",
@@ -118,15 +119,8 @@ def input_names(model: nn.Module, inputs: Any) -> list[str]:
     return names
 
 
-def flat_outputs(value: Any) -> list[torch.Tensor]:
-    """The tensors of a model's output, in ``torch.utils._pytree``'s order (what exporters use)."""
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in flat_outputs(v)]
-    if isinstance(value, Mapping):
-        return [t for v in value.values() for t in flat_outputs(v)]
-    return []
+#: The tensors of a model's output, in the order exporters flatten them.
+flat_outputs = output_tensors
 
 
 def output_names(value: Any) -> list[str]:

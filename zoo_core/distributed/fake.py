@@ -20,12 +20,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-import torch
 from torch import nn
 
 from zoo_core.distributed.sharding import apply_parallel
 from zoo_core.errors import DistributedError
-from zoo_core.models.model import call_model
+from zoo_core.models.model import call_model, output_tensors
 
 if TYPE_CHECKING:
     from torch.distributed.device_mesh import DeviceMesh
@@ -60,16 +59,6 @@ def fake_mesh(world_size: int = 2) -> Iterator[DeviceMesh]:
         dist.destroy_process_group()
 
 
-def _outputs(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _outputs(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _outputs(v)]
-    return []
-
-
 def verify_sharding(
     build: Callable[[], nn.Module],
     inputs_for: Callable[[nn.Module], Any],
@@ -95,7 +84,7 @@ def verify_sharding(
 
     reference = build().train()
     inputs = inputs_for(reference)
-    outputs = _outputs(call_model(reference, inputs))
+    outputs = output_tensors(call_model(reference, inputs))
     expected = [(tuple(t.shape), t.dtype) for t in outputs]
     floats = [t for t in outputs if t.is_floating_point() and t.requires_grad]
     if floats:
@@ -117,7 +106,7 @@ def verify_sharding(
                 hint="the model has no parameters, or its plan names no layer that holds any",
             )
         try:
-            got = _outputs(call_model(model, inputs_for(reference)))
+            got = output_tensors(call_model(model, inputs_for(reference)))
         except Exception as err:
             raise DistributedError(
                 f"forward of the {parallel}-sharded model raised {type(err).__name__}: "

@@ -40,7 +40,7 @@ from torch import nn
 from zoo_core.errors import InputShapeError
 from zoo_core.models.config import build_config, config_from_dict
 
-__all__ = ["ZooModel", "call_model", "input_tensors"]
+__all__ = ["ZooModel", "call_model", "input_tensors", "output_tensors"]
 
 #: What ``example_input`` returns: one tensor, positional arguments or keyword arguments.
 Inputs = Any
@@ -70,6 +70,18 @@ def input_tensors(inputs: Inputs) -> list[tuple[str, torch.Tensor]]:
         return [(str(i), t) for i, t in enumerate(inputs) if isinstance(t, torch.Tensor)]
     if isinstance(inputs, Mapping):
         return [(str(k), t) for k, t in inputs.items() if isinstance(t, torch.Tensor)]
+    return []
+
+
+def output_tensors(output: Any) -> list[torch.Tensor]:
+    """The tensors of a model's output, in ``torch.utils._pytree``'s order (what exporters use):
+    a tensor, or tensors in (nested) tuples, lists and dicts."""
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, (list, tuple)):
+        return [t for item in output for t in output_tensors(item)]
+    if isinstance(output, Mapping):
+        return [t for item in output.values() for t in output_tensors(item)]
     return []
 
 

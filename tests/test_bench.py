@@ -36,7 +36,7 @@ def test_every_mode_is_measured_at_every_batch_size() -> None:
         assert 0 < r.median_ms <= r.p90_ms
         assert r.samples_per_second == pytest.approx(r.batch_size / (r.median_ms / 1e3))
         assert r.prepare_seconds is not None and r.prepare_seconds >= 0
-        assert r.peak_memory_bytes is None or r.peak_memory_bytes > 0
+        assert r.peak_memory_bytes is None or r.peak_memory_bytes >= 0
     eager = {r.batch_size: r for r in report.results if r.mode == "eager"}
     for r in report.results:
         assert r.speedup == pytest.approx(eager[r.batch_size].median_ms / r.median_ms)

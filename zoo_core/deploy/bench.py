@@ -8,8 +8,8 @@ reported with its ratio to eager. The method, after timm's ``benchmark.py``:
    batch, run as ``program.module()``) and warmed up; the first call's time is
    reported as ``prepare_seconds`` (compilation happens there);
 2. peak memory is read over a few calls of each mode alone (on CUDA the
-   allocator's peak; on a CPU the process's peak resident memory, which Linux
-   lets a process reset);
+   allocator's peak; on a CPU how far the process's peak resident memory,
+   which Linux lets a process reset, rose above what it held before them);
 3. the timed calls are interleaved (eager, compile, export, eager, ...), so a
    slow moment of the machine hits every mode alike; each call is timed alone
    (after ``torch.cuda.synchronize`` on a GPU). Latency is the median and the
@@ -95,7 +95,7 @@ class BenchReport:
                     _ms(r.median_ms),
                     _ms(r.p90_ms),
                     f"{r.samples_per_second:,.0f}" if r.samples_per_second else "-",
-                    human_bytes(r.peak_memory_bytes) if r.peak_memory_bytes else "-",
+                    human_bytes(r.peak_memory_bytes) if r.peak_memory_bytes is not None else "-",
                     f"{r.speedup:.2f}x" if r.speedup else "-",
                     f"{r.prepare_seconds:.2f} s" if r.prepare_seconds is not None else "-",
                 )
@@ -130,11 +130,12 @@ def _reset_cpu_peak() -> bool:
         return False
 
 
-def _cpu_peak() -> int | None:
+def _status(field: str) -> int | None:
+    """A memory line of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in bytes."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
@@ -142,20 +143,34 @@ def _cpu_peak() -> int | None:
 
 
 class _Memory:
+    """Peak memory of a few calls of one mode.
+
+    On CUDA, the allocator's peak (tensors alive at once). On a CPU, how far the
+    process's resident memory rose above what it held before the calls: the
+    memory the calls themselves need, not the libraries a mode loaded earlier
+    (inductor's compiler, say), which a process-wide peak would charge to every
+    later mode.
+    """
+
     def __init__(self, device: torch.device) -> None:
         self.cuda = device.type == "cuda"
-        self.kind = "CUDA memory allocated" if self.cuda else "process resident memory"
+        self.kind = "CUDA allocator peak" if self.cuda else "rise of the process's resident memory"
+        self.before: int | None = None
 
     def reset(self) -> bool:
         if self.cuda:
             torch.cuda.reset_peak_memory_stats()
             return True
-        return _reset_cpu_peak()
+        self.before = _status("VmRSS")
+        return self.before is not None and _reset_cpu_peak()
 
     def peak(self) -> int | None:
         if self.cuda:
             return int(torch.cuda.max_memory_allocated())
-        return _cpu_peak()
+        high = _status("VmHWM")
+        if high is None or self.before is None:
+            return None
+        return max(high - self.before, 0)
 
 
 # --- the runs ---------------------------------------------------------------------------

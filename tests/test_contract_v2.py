@@ -137,6 +137,7 @@ def test_item_in_forward_fails_with_its_own_hint(scaffold) -> None:
     assert failure.hint != {r.check: r for r in report.results}["size-variants"].hint
 
 
+@pytest.mark.slow  # the scaffold's model declares capabilities: each is exported or compiled
 def test_zoo_check_takes_set(scaffold) -> None:
     ok = run_zoo("check", "tiny_mlp", "--set", "hidden=3", "--json")
     assert ok.returncode == 0, ok.stdout + ok.stderr

@@ -33,7 +33,7 @@ from torch import nn
 
 from zoo_core.api import open_model
 from zoo_core.deploy.exporting import trace
-from zoo_core.deploy.programs import quiet
+from zoo_core.deploy.programs import quiet, seeded
 from zoo_core.errors import UsageError, ZooError
 from zoo_core.models.build import Architecture
 from zoo_core.models.model import call_model
@@ -274,8 +274,7 @@ def benchmark(
             progress(done, total)
 
     for batch in batch_sizes:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(batch)
+        with seeded(batch, model):
             inputs = arch.example_input(model, batch)
         results = {m: ModeResult(m, batch) for m in modes}
         runners: dict[str, Callable[[Any], Any]] = {}

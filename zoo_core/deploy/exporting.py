@@ -54,6 +54,7 @@ from zoo_core.deploy.programs import (
     input_names,
     output_names,
     quiet,
+    seeded,
     split_inputs,
     tensor_spec,
 )
@@ -158,8 +159,7 @@ class ExportReport:
 
 def _example(arch: Architecture, model: nn.Module, batch_size: int) -> Any:
     # Seeded: the two runs that are compared must see the same numbers.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(batch_size)
+    with seeded(batch_size, model):
         return arch.example_input(model, batch_size)
 
 

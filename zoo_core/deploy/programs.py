@@ -37,6 +37,7 @@ __all__ = [
     "input_names",
     "output_names",
     "quiet",
+    "seeded",
     "split_inputs",
     "tensor_spec",
 ]
@@ -180,6 +181,17 @@ def compare_outputs(expected: list[torch.Tensor], got: list[Any], what: str) -> 
             raise ExportError(f"{what}: output {i} holds NaN where eager does not")
         worst = max(worst, diff)
     return worst
+
+
+@contextmanager
+def seeded(seed: int, model: nn.Module) -> Iterator[None]:
+    """Draw from ``seed`` inside the block, leaving the caller's random state as it was
+    (the CPU's, and the model's GPU's when it is on one)."""
+    ref = next(model.parameters(), None)
+    devices = [ref.device] if ref is not None and ref.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 @contextmanager

@@ -60,11 +60,13 @@ def fixture_plugins(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     return use
 
 
-def run_zoo(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+def run_zoo(
+    *args: str, cwd: Path | None = None, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run the installed ``zoo`` console script and capture its output."""
     full_env = {**os.environ, **env}
     return subprocess.run(
-        [ZOO, *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=120
+        [ZOO, *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout
     )
 
 

@@ -29,7 +29,8 @@ def test_tuple_dict_and_factory_models_pass_the_whole_kit(fixture_plugins, name)
     statuses = {r.check: r.status for r in report.results}
     assert statuses["wrong-shape-error"] == "pass"
     assert statuses["save-load-exact"] == "pass"
-    assert statuses["export"] == "pass"
+    # They declare no capabilities; export works, so the kit says to declare it.
+    assert statuses["export"] == "warn" and "export" in report.undeclared
 
 
 def test_expected_failures_are_reported_not_failed(fixture_plugins) -> None:
@@ -136,6 +137,7 @@ def test_item_in_forward_fails_with_its_own_hint(scaffold) -> None:
     assert failure.hint != {r.check: r for r in report.results}["size-variants"].hint
 
 
+@pytest.mark.slow  # the scaffold's model declares capabilities: each is exported or compiled
 def test_zoo_check_takes_set(scaffold) -> None:
     ok = run_zoo("check", "tiny_mlp", "--set", "hidden=3", "--json")
     assert ok.returncode == 0, ok.stdout + ok.stderr

@@ -31,7 +31,7 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, text
 
 @pytest.mark.slow
 def test_check_passes_every_installed_model() -> None:
-    result = run_zoo("check")
+    result = run_zoo("check", timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["MODEL", "PLUGIN", "RESULT", "CHECKS"]
@@ -79,6 +79,7 @@ def test_check_flags_a_hook_module_that_imports_torch() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.slow  # zoo check of every model: export, ONNX, compile and sharding of each
 def test_an_incompatible_plugin_is_reported_by_plugins_list_and_check() -> None:
     env = fixture_env("future_api")
     needs = "needs plugin API 3, but zoo-core 0.1.0 provides plugin API 1 to 2"
@@ -100,7 +101,7 @@ def test_an_incompatible_plugin_is_reported_by_plugins_list_and_check() -> None:
     checked = run_zoo("check", "--plugin", "future_api", **env)
     assert_clean_error(checked, 1, "1 plugin(s) could not be loaded")
     assert f"future_api: plugin is incompatible: {needs}" in checked.stdout
-    everything = run_zoo("check", "--json", **env)
+    everything = run_zoo("check", "--json", timeout=600, **env)
     assert everything.returncode == 1
     data = json.loads(everything.stdout)
     assert [m["passed"] for m in data["models"]] == [True] * len(BUNDLED)

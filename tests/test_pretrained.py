@@ -124,7 +124,7 @@ def test_list_pretrained_lists_the_seed_variants_without_torch() -> None:
     assert cnn["license"] == "CC-BY-4.0" and cnn["default"] is True
     table = run_zoo("list", "--pretrained", "simple_*", **OFFLINE)
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "METRIC", "PARAMS", "SIZE", "LICENSE", "SUMMARY"]
+    assert lines[0].split() == ["NAME", "METRIC", "PARAMS", "FLOPS", "SIZE", "LICENSE", "SUMMARY"]
     assert [line.split()[0] for line in lines[1:3]] == ["simple_cnn.digits", "simple_rnn.digits"]
 
 

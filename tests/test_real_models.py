@@ -427,16 +427,16 @@ def test_a_torch_refusal_while_sharding_is_a_zoo_error_naming_the_module(real) -
         shard_on_fake_mesh(arch, arch.config(), "fsdp")
     assert "FSDP cannot shard its root module (ScaledByScalar)" in info.value.message
     assert "scalar parameters" in info.value.message and "fsdp_units" in info.value.hint
-    result = run_checks("scaled_by_scalar", only=["sharding"]).results[0]
-    assert result.status == "fail" and "ScaledByScalar" in result.message
+    results = {r.check: r for r in run_checks("scaled_by_scalar", only=["fsdp"]).results}
+    assert results["fsdp"].status == "fail" and "ScaledByScalar" in results["fsdp"].message
 
 
 def test_a_tp_plan_on_a_factory_built_class_is_reported(real) -> None:
     plan = run_checks("gpt_planned", only=["tp-plan"]).results[0]
     assert (plan.status, plan.message) == ("pass", "2 patterns fit a mesh of 2")
-    spec = run_checks("gpt_like", only=["tp-plan", "sharding"]).results
-    assert spec[0].message == "2 patterns fit a mesh of 2 (in its ModelSpec)"
-    assert "tensor parallelism" in spec[1].message and spec[1].status == "pass"
+    spec = {r.check: r for r in run_checks("gpt_like", only=["tp-plan", "tp"]).results}
+    assert spec["tp-plan"].message == "2 patterns fit a mesh of 2 (in its ModelSpec)"
+    assert spec["tp"].status == "pass" and "tp on a fake mesh of 2" in spec["tp"].message
 
 
 # --- 7. model output never reaches stdout -----------------------------------------------------
@@ -510,4 +510,4 @@ def test_every_real_model_passes_the_whole_kit_with_no_expected_failures(real, n
     assert report.passed, [(r.check, r.message) for r in report.results if r.status == "fail"]
     statuses = {r.check: r.status for r in report.results}
     assert "xfail" not in statuses.values()
-    assert statuses["sharding"] == statuses["tied-weights"] == statuses["size-variants"] == "pass"
+    assert statuses["fsdp"] == statuses["tied-weights"] == statuses["size-variants"] == "pass"

@@ -107,6 +107,7 @@ LAYERS = [
     ("hub",),
     ("sources",),
     ("api",),
+    ("deploy",),  # export, capability checks and benchmarks: they load models through api
     ("kit", "testing"),
     ("cli",),
 ]

@@ -22,6 +22,7 @@ from zoo_core.errors import (
     ConfigError,
     DeviceError,
     DistributedError,
+    ExportError,
     HubError,
     InputShapeError,
     ModelNotFoundError,
@@ -52,10 +53,14 @@ _LAZY = {
     # Not torch-backed, but huggingface_hub's listing is only needed when searching.
     "search": "zoo_core.hub.search",
     "SearchResult": "zoo_core.hub.search",
+    "export_model": "zoo_core.deploy.exporting",
+    "benchmark": "zoo_core.deploy.bench",
 }
 
 if TYPE_CHECKING:
     from zoo_core.api import create_model, load_model, predict, push_to_hub, save_model
+    from zoo_core.deploy.bench import benchmark
+    from zoo_core.deploy.exporting import export_model
     from zoo_core.hub.download import pull
     from zoo_core.hub.search import SearchResult, search
     from zoo_core.models.model import ZooModel, call_model
@@ -67,6 +72,7 @@ __all__ = [
     "ConfigError",
     "DeviceError",
     "DistributedError",
+    "ExportError",
     "HubError",
     "InputShapeError",
     "ModelNotFoundError",
@@ -83,8 +89,10 @@ __all__ = [
     "ZooModel",
     "ZooWarning",
     "__version__",
+    "benchmark",
     "call_model",
     "create_model",
+    "export_model",
     "get_registry",
     "hookimpl",
     "list_models",

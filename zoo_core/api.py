@@ -24,6 +24,7 @@ from zoo_core.distributed import sharding as distributed
 from zoo_core.errors import UsageError, WeightsError
 from zoo_core.hub.download import check_revision, parse_hf_source
 from zoo_core.hub.push import push_saved
+from zoo_core.models.cost import model_cost
 from zoo_core.models.loading import load_finetuned, load_weights
 from zoo_core.models.placement import parse_device, parse_dtype
 from zoo_core.models.saving import identify, model_record, unwrap, write_model
@@ -143,7 +144,8 @@ def save_model(
     or a string like ``"500MB"``) splits large weights into shards. ``weights``
     makes the directory a weights variant: its ``weights`` section (tag,
     metrics, labels, preprocessing, license, training; see
-    :mod:`zoo_core.pretrained.metadata`) is checked and written into ``config.json``.
+    :mod:`zoo_core.pretrained.metadata`) is checked and written into ``config.json``,
+    with the model's ``cost`` (parameters and FLOPs per sample) counted and added.
     Before writing, the model is rebuilt on ``meta`` (as loading will): what
     could not be loaded again is refused. A model sharded over a mesh is saved
     by calling this on every rank: rank 0 writes the same directory a single
@@ -164,7 +166,12 @@ def save_model(
     arch, config = identify(model)
     record = model_record(arch, config)
     if weights is not None:
-        record["weights"] = check_weights_section(weights, "save_model(weights=...)")
+        if isinstance(weights, dict):
+            weights = {k: v for k, v in weights.items() if k != "cost"}  # zoo counts it
+        section = check_weights_section(weights, "save_model(weights=...)")
+        # Counted here, when a variant is published, so that listings need no torch.
+        cost = {k: v for k, v in model_cost(arch, config).items() if v is not None}
+        record["weights"] = {**section, "cost": cost} if cost else section
     if distributed.is_sharded(model):
         return distributed.save_sharded(
             model, Path(directory), record, max_shard_size=max_shard_size
@@ -316,7 +323,8 @@ def open_model(
                     PretrainedHeadWarning,
                     stacklevel=4,
                 )
-                info = {k: v for k, v in info.items() if k not in ("labels", "metrics")}
+                # They describe the old head.
+                info = {k: v for k, v in info.items() if k not in ("labels", "metrics", "cost")}
                 info.update(reinitialised=renewed, finetuned_from=found.variant.qualified_name)
                 details["reinitialised"] = renewed
         else:

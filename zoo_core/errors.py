@@ -147,3 +147,23 @@ def shorten(text: str, chars: int) -> str:
     cut = text[:chars]
     head, space, _ = cut.rpartition(" ")
     return (head if space and len(head) > chars // 2 else cut).rstrip() + " …"
+
+
+class ExportError(ZooError):
+    """A model could not be exported (``torch.export``, ONNX), or its export did not verify.
+
+    ``model`` names the model, ``operation`` the first operation that failed
+    (a line of the model's code, or an operator), when the exporter said which.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        operation: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.model = model
+        self.operation = operation

@@ -39,6 +39,9 @@ def cli(debug: bool) -> None:
     zoo push ./cnn me/cnn-demo       share on the Hugging Face Hub
     zoo load hf://me/cnn-demo
     zoo search cnn                   zoo models others shared on the Hub
+    zoo export simple_cnn cnn.pt2    torch.export .pt2 (or .onnx), verified
+    zoo bench simple_cnn             eager vs compiled vs exported
+    zoo list --supports export       models that declare a capability
     zoo check                        conformance checks of every installed model
     zoo new-plugin zoo-mlp           start a plugin of your own
 
@@ -48,7 +51,7 @@ def cli(debug: bool) -> None:
 
 
 # Registering the commands: these modules import only click and zoo_core's light parts.
-from zoo_core.cli import docs, hub, kit, models, plugins, variants, weights  # noqa: E402
+from zoo_core.cli import deploy, docs, hub, kit, models, plugins, variants, weights  # noqa: E402
 
 for command in (
     *models.COMMANDS,
@@ -58,6 +61,7 @@ for command in (
     *weights.COMMANDS,
     *docs.COMMANDS,
     *variants.COMMANDS,
+    *deploy.COMMANDS,
 ):
     cli.add_command(command)
 

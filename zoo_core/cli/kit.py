@@ -71,7 +71,9 @@ def check_command(
 ) -> None:
     """Run the conformance checks on models (all installed models if none is named).
 
-    Exits 1 if any check fails; warning-level checks (torch.export) do not fail.
+    Exits 1 if any check fails; warnings (a capability that works but is not
+    declared in the model's ModelSpec(supports=...), placeholders left by
+    zoo new-plugin) do not fail.
     With --set, each model is checked with that config instead of its defaults.
     The plugin author's guide explains each check and how to fix it: 'zoo docs'
     prints where it is installed.
@@ -146,12 +148,21 @@ def _print_human(reports: list[Any], problems: list[PluginInfo], verbose: bool) 
             click.echo(f"\n{report.label}")
             for line in table(rows, ("CHECK", "RESULT", "DETAIL")).splitlines():
                 click.echo(f"  {line}")
+        undeclared = report.undeclared
         for r in report.results:
-            if r.status in ("fail", "warn"):
+            if r.status in ("fail", "warn") and r.check not in undeclared:
                 word = "FAILED" if r.status == "fail" else "warning"
                 click.echo(f"\n{report.label}: {r.check} {word}: {r.message}")
                 click.echo(f"  why: {r.reason}")
                 click.echo(f"  fix: {r.hint}")
+        if undeclared:
+            # One line for all of them: each is good news, not a problem to explain.
+            click.echo(
+                f"\n{report.label}: works with {', '.join(undeclared)}, which its ModelSpec "
+                "does not declare (warning)"
+            )
+            click.echo(f"  fix: add supports={tuple(undeclared)!r} to its ModelSpec, so that "
+                       "zoo list --supports finds it (-v shows what was verified)")  # fmt: skip
 
 
 @click.command("new-plugin", short_help="Start a plugin project of your own (e.g. zoo-mlp).")

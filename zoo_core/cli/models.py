@@ -24,6 +24,7 @@ from zoo_core.cli.complete import complete_architectures, complete_source
 from zoo_core.cli.hub import echo_card
 from zoo_core.cli.variants import echo_variant, list_pretrained, variant_rows_for, variants_table
 from zoo_core.models.config import parse_assignments
+from zoo_core.plugins.contract import CAPABILITIES
 
 
 @click.command("list", short_help="List installed models (name, plugin, summary).")
@@ -33,21 +34,56 @@ from zoo_core.models.config import parse_assignments
     is_flag=True,
     help="List weights variants (NAME.TAG) with their metric, size and license.",
 )
+@click.option(
+    "--supports",
+    metavar="CAPABILITY[,...]",
+    help="Only models that declare every capability named: "
+    + ", ".join(CAPABILITIES)
+    + " (e.g. --supports export,compile).",
+)
 @json_option
-def list_command(pattern: str | None, pretrained: bool, as_json: bool) -> None:
-    """List installed models, optionally filtered by an fnmatch PATTERN (e.g. 'simple_*')."""
+def list_command(
+    pattern: str | None, pretrained: bool, supports: str | None, as_json: bool
+) -> None:
+    """List installed models, optionally filtered by an fnmatch PATTERN (e.g. 'simple_*').
+
+    With --supports, only the models whose plugin declares those capabilities
+    (each verified by 'zoo check'); read from the plugins' specs, so this never
+    imports torch.
+    """
+    wanted = _capabilities(supports)
     if pretrained:
-        list_pretrained(pattern, as_json)
+        list_pretrained(pattern, as_json, supports=wanted)
         return
-    entries = registry().models(pattern)
+    entries = registry().models(pattern, supports=wanted)
     if as_json:
         echo_json([e.as_dict() for e in entries])
         return
     if not entries:
-        click.echo("no models match" if pattern else "no models installed (pip install zoo-cnn)")
+        if wanted:
+            click.echo(f"no models declare {', '.join(wanted)}" + (" and match" if pattern else ""))
+        else:
+            click.echo(
+                "no models match" if pattern else "no models installed (pip install zoo-cnn)"
+            )
         return
     rows = [(e.display_name, e.plugin.name, e.spec.summary) for e in entries]
     click.echo(table(rows, ("NAME", "PLUGIN", "SUMMARY")))
+
+
+def _capabilities(text: str | None) -> tuple[str, ...]:
+    """``--supports export,compile`` as capability names; unknown ones are a usage error."""
+    if text is None:
+        return ()
+    words = [w.strip().lower() for w in text.split(",") if w.strip()]
+    unknown = [w for w in words if w not in CAPABILITIES]
+    if unknown or not words:
+        raise click.BadParameter(
+            f"unknown capability {', '.join(map(repr, unknown)) or repr(text)}; "
+            f"use one or more of {', '.join(CAPABILITIES)}, separated by commas",
+            param_hint="'--supports'",
+        )
+    return tuple(c for c in CAPABILITIES if c in words)
 
 
 def _tensor_stats(model: Any) -> dict[str, Any]:
@@ -78,14 +114,18 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
     import torch
 
     from zoo_core.models.config import config_fields, config_to_dict, format_value
+    from zoo_core.models.cost import model_cost
     from zoo_core.sources.resolve import describe_source
 
     registry()
     with model_output_to_stderr():
-        arch, config, origin, card = describe_source(source, parse_assignments(assignments))
+        arch, config, origin, card, file_bytes = describe_source(
+            source, parse_assignments(assignments)
+        )
         model = arch.build_meta(config, where=origin)
         with torch.device("meta"):
             example = arch.example_input(model, 1)
+        cost = model_cost(arch, config)  # on meta: shapes only, however large the model
     entry = arch.entry
     assert entry is not None
     stats = _tensor_stats(model)
@@ -111,6 +151,8 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
         "config": plain,
         "fields": [{k: v for k, v in f.items() if not k.startswith("shown_")} for f in fields],
         **stats,
+        "flops_per_sample": cost["flops_per_sample"],
+        "file_bytes": None,
         **_input_summary(example),
     }
     if card is not None:
@@ -118,8 +160,11 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
     variant, variants = variant_rows_for(source, entry)
     if variant is not None:
         data["variant"] = variant
+        data["supports"] = variant["supports"]
+        data["file_bytes"] = variant["bytes"]
     else:
         data["variants"] = variants
+        data["file_bytes"] = file_bytes
     if as_json:
         echo_json(data)
         return
@@ -137,6 +182,8 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
     click.echo(
         f"  parameters  {stats['parameters']:,} ({human_bytes(stats['bytes'])} as {stats['dtype']})"
     )
+    click.echo(f"  cost        {_cost_text(data)}")
+    click.echo(f"  supports    {', '.join(data['supports']) or '-'} (verified by 'zoo check')")
     click.echo(f"  input       {_inputs_text(example)}")
     click.echo("  config")
     rows = []
@@ -152,6 +199,14 @@ def info_command(source: str, assignments: tuple[str, ...], as_json: bool) -> No
     if variants:
         click.echo("  pretrained weights (NAME.TAG; * default)")
         click.echo(variants_table(variants, indent="    "))
+
+
+def _cost_text(data: dict[str, Any]) -> str:
+    flops = data["flops_per_sample"]
+    parts = [f"{flops:,} FLOPs per sample" if flops is not None else "FLOPs not countable"]
+    if data["file_bytes"] is not None:
+        parts.append(f"{human_bytes(data['file_bytes'])} of weight files")
+    return "; ".join(parts)
 
 
 def _plain(value: Any) -> Any:

@@ -90,25 +90,28 @@ def variants_table(rows: list[dict[str, Any]], indent: str = "") -> str:
                 name,
                 r.get("headline") or "-",
                 _count(r["parameters"]),
+                _count(r.get("flops_per_sample")),
                 human_bytes(r["bytes"]) if r["bytes"] is not None else "-",
                 plain_text(r["license"] or "-", 40),
                 status + plain_text(r["summary"], 80),
             )
         )
-    text = table(lines, ("NAME", "METRIC", "PARAMS", "SIZE", "LICENSE", "SUMMARY"))
+    text = table(lines, ("NAME", "METRIC", "PARAMS", "FLOPS", "SIZE", "LICENSE", "SUMMARY"))
     return "\n".join(indent + line for line in text.splitlines())
 
 
-def list_pretrained(pattern: str | None, as_json: bool) -> None:
-    """The body of ``zoo list --pretrained``."""
+def list_pretrained(pattern: str | None, as_json: bool, supports: tuple[str, ...] = ()) -> None:
+    """The body of ``zoo list --pretrained``: variants, the ones with every capability named."""
     rows = variant_rows(_variants().find(pattern))
+    rows = [r for r in rows if all(c in r["supports"] for c in supports)]
     if as_json:
         for r in rows:
             r.pop("config", None)
         echo_json(rows)
         return
     if not rows:
-        click.echo("no weights variants match" if pattern else "no weights variants installed")
+        filtered = pattern or supports
+        click.echo("no weights variants match" if filtered else "no weights variants installed")
         return
     click.echo(variants_table(rows))
     click.echo("(* the model's default: create_model(NAME, pretrained=True))")
@@ -132,6 +135,8 @@ def echo_variant(row: dict[str, Any]) -> None:
         ("source", row["source"]),
         ("sha256", f"{row['sha256']} (config.json)"),
         ("parameters", _count(row["parameters"])),
+        ("FLOPs/sample", _count(row.get("flops_per_sample"))),
+        ("supports", ", ".join(row.get("supports") or []) or "-"),
         ("size", human_bytes(row["bytes"]) if row["bytes"] is not None else "-"),
         ("license", row["license"] or "-"),
         ("task", weights.get("task", "-")),

@@ -23,14 +23,24 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from zoo_core.distributed.plans import checked_parallel, fsdp_units, plan_problems, shard_module
-from zoo_core.errors import UsageError, ZooError
+from zoo_core.errors import DistributedError, UsageError, ZooError
 from zoo_core.models.model import output_tensors
 from zoo_core.models.tying import retie, tied_groups
 
 if TYPE_CHECKING:
     from torch.distributed.device_mesh import DeviceMesh
 
-__all__ = ["FakeSharding", "fake_mesh", "shard_on_fake_mesh"]
+__all__ = [
+    "AlreadyDistributed",
+    "FakeSharding",
+    "fake_mesh",
+    "shard_on_fake_mesh",
+    "verify_sharding",
+]
+
+
+class AlreadyDistributed(UsageError):
+    """This process already runs a ``torch.distributed`` job: no fake one beside it."""
 
 
 @dataclass
@@ -45,6 +55,9 @@ class FakeSharding:
     sharded: int = 0
     #: The shapes of forward's output tensors (None when forward was not run).
     output_shapes: list[tuple[int, ...]] | None = None
+    #: Their dtypes, and (with ``train``) the parameters backward gave no gradient.
+    output_dtypes: list[torch.dtype] | None = None
+    no_gradient: list[str] = field(default_factory=list)
 
 
 @contextmanager
@@ -62,9 +75,10 @@ def fake_mesh(world_size: int = 2) -> Iterator[DeviceMesh]:
     if not dist.is_available():
         raise UsageError("this torch build has no torch.distributed")
     if dist.is_initialized():
-        raise UsageError(
+        raise AlreadyDistributed(
             "a torch.distributed process group already exists in this process; "
-            "the fake one cannot be created beside it"
+            "the fake one cannot be created beside it",
+            hint="verify sharding in a process of its own (zoo check), not inside a job",
         )
     from torch.distributed.device_mesh import init_device_mesh
 
@@ -82,14 +96,16 @@ def shard_on_fake_mesh(
     *,
     world_size: int = 2,
     forward: bool = True,
+    train: bool = False,
 ) -> FakeSharding:
     """Shard a model of ``arch`` as ``load_model(..., mesh=mesh)`` would, on a fake mesh.
 
     The model is built on ``meta`` and sharded there (FSDP units, or the
     tensor-parallel plan of the class or spec), then given local memory; with
     ``forward`` it runs once on its example input (buffers hold their real
-    values, the sharded parameters hold noise). ``arch`` is a
-    :class:`zoo_core.models.build.Architecture`.
+    values, the sharded parameters hold noise); with ``train`` it runs in train
+    mode and backward too, noting the parameters that got no gradient. ``arch``
+    is a :class:`zoo_core.models.build.Architecture`.
 
     Raises:
         UsageError: ``parallel="tp"`` without a plan, a plan that does not fit
@@ -125,10 +141,60 @@ def shard_on_fake_mesh(
         model.to_empty(device="cpu")
         retie(model, ties)  # to_empty gives each unsharded module a Parameter of its own
         _fill_for_forward(arch, model, config)
-        with torch.no_grad():
-            output = arch.forward(model.eval(), arch.example_input(model, 2))
-        result.output_shapes = [tuple(t.shape) for t in output_tensors(output)]
+        inputs = arch.example_input(model, 2)
+        with torch.set_grad_enabled(train):
+            outputs = output_tensors(arch.forward(model.train(train), inputs))
+        result.output_shapes = [tuple(t.shape) for t in outputs]
+        result.output_dtypes = [t.dtype for t in outputs]
+        learning = [t for t in outputs if t.is_floating_point() and t.requires_grad]
+        if train and learning:
+            sum(t.float().sum() for t in learning).backward()  # type: ignore[union-attr]
+            result.no_gradient = [n for n, p in model.named_parameters() if p.grad is None]
     return result
+
+
+def verify_sharding(arch: Any, config: Any, parallel: str, *, world_size: int = 2) -> str:
+    """Shard a model on a fake mesh as a load would, train it one step; a one-line finding.
+
+    Checked against the same model unsharded: sharding applies and shards at
+    least one parameter, forward gives outputs of the same shapes and dtypes,
+    and backward reaches every parameter it reaches unsharded. This is what
+    the kit's ``fsdp`` and ``tp`` checks run.
+
+    Raises:
+        UsageError: no tensor-parallel plan, or one that does not fit ``world_size``.
+        PluginError: torch refused to shard a module (named in the message).
+        DistributedError: a process group already exists here, or the sharded
+            model shards nothing, gives other shapes, or does not learn.
+    """
+    reference = arch.build(config, seed=0).train()
+    outputs = output_tensors(arch.forward(reference, arch.example_input(reference, 2)))
+    expected = [(tuple(t.shape), t.dtype) for t in outputs]
+    floats = [t for t in outputs if t.is_floating_point() and t.requires_grad]
+    if floats:
+        sum(t.float().sum() for t in floats).backward()  # type: ignore[union-attr]
+    # What learns unsharded must learn sharded; an unused layer is the gradients check's.
+    learning = {n for n, p in reference.named_parameters() if p.grad is not None}
+    done = shard_on_fake_mesh(arch, config, parallel, world_size=world_size, train=True)
+    label = f"{parallel} on a fake mesh of {world_size}"
+    if not done.sharded:
+        raise DistributedError(
+            f"{label} sharded no parameter",
+            hint="the model has no parameters, or its plan names no layer that holds any",
+        )
+    got = list(zip(done.output_shapes or [], done.output_dtypes or [], strict=True))
+    if got != expected:
+        raise DistributedError(f"{label}: the sharded model returned {got}, unsharded {expected}")
+    missing = [n for n in done.no_gradient if n in learning]
+    if missing:
+        raise DistributedError(
+            f"{label}: {len(missing)} parameter(s) got no gradient: " + ", ".join(missing[:4])
+        )
+    units = f"{len(done.units)} unit(s)" if parallel == "fsdp" else "its plan"
+    return (
+        f"{label} ({units}): {done.sharded} parameters sharded, forward and backward run "
+        "with the unsharded shapes"
+    )
 
 
 def _fill_for_forward(arch: Any, model: torch.nn.Module, config: Any) -> None:

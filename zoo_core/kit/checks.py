@@ -38,6 +38,7 @@ from typing import Any
 from zoo_core.kit import checks_plugin  # noqa: F401
 from zoo_core.kit import checks_build  # noqa: F401
 from zoo_core.kit import checks_inputs  # noqa: F401
+from zoo_core.kit import checks_deploy  # noqa: F401
 
 # isort: on
 from zoo_core.kit.framework import (
@@ -50,6 +51,7 @@ from zoo_core.kit.framework import (
     Skipped,
     Status,
     Subject,
+    Undeclared,
     ZooCheckWarning,
     describe_error,
 )
@@ -102,6 +104,8 @@ def _run_one(check: Check, subject: Subject, done: dict[str, CheckResult]) -> Ch
         return result("pass", check.run(subject))
     except Skipped as err:
         return result("skip", str(err))
+    except Undeclared as err:
+        return result("warn", str(err))
     except Failed as err:
         found = result("warn" if check.level == "warning" else "fail", str(err))
         return found if err.hint is None else dataclasses.replace(found, hint=err.hint)
@@ -150,6 +154,8 @@ def run_checks(
     done: dict[str, CheckResult] = {}
     printed = io.StringIO()
     for one in selected:
+        # Capability checks try undeclared capabilities only on a model that passes so far.
+        subject.memo["failed"] = [n for n, r in done.items() if r.status == "fail"]
         # A model that prints in __init__ or forward would print once per build.
         with redirect_stdout(printed):
             result = _run_one(one, subject, done)

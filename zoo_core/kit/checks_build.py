@@ -8,9 +8,7 @@ from pathlib import Path
 
 import torch
 
-from zoo_core.distributed.fake import shard_on_fake_mesh
 from zoo_core.distributed.sharding import plan_problems
-from zoo_core.errors import ZooError
 from zoo_core.kit.framework import (
     SEED,
     Failed,
@@ -68,36 +66,6 @@ def _check_tp_plan(s: Subject) -> str:
     if problems:
         raise Failed("; ".join(problems))
     return f"{len(plan)} patterns fit a mesh of 2" + (" (in its ModelSpec)" if spec_plan else "")
-
-
-@check(
-    "sharding",
-    reason="load_model(..., mesh=mesh) shards the model with FSDP2 (and its tp_plan with tensor "
-    "parallelism); checked here on torch's fake process group, in this one process",
-    hint="FSDP shards blocks that implement forward (a ModuleList's items); name others with "
-    "fsdp_units=('blocks.*', ...) on the class or in its ModelSpec, and keep every layer's "
-    "weights inside the module whose forward uses them",
-    needs=("build-meta", "tp-plan"),
-)
-def _check_sharding(s: Subject) -> str:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        raise Skipped("this process already belongs to a torch.distributed job")
-    config = s.config()
-    done = []
-    has_plan = bool(s.arch.tp_plan(s.arch.build_meta(config)))
-    for parallel in ("fsdp", "tp") if has_plan else ("fsdp",):
-        label = "FSDP" if parallel == "fsdp" else "tensor parallelism"
-        try:
-            result = shard_on_fake_mesh(s.arch, config, parallel, world_size=2)
-        except ZooError as err:
-            raise Failed(f"{label} on a fake mesh of 2: {err.message}", hint=err.hint) from err
-        except Exception as err:
-            raise Failed(f"{label} on a fake mesh of 2 raised {describe_error(err)}") from err
-        units = f"{len(result.units)} unit(s)" if parallel == "fsdp" else "its plan"
-        done.append(f"{label} ({units}, {result.sharded} sharded parameters)")
-    return " and ".join(done) + " shard and run forward on a fake mesh of 2"
 
 
 @check(

@@ -1,4 +1,4 @@
-"""Checks of inputs and sizes: wrong shapes, dtypes, devices, export, size variants, scalars."""
+"""Checks of inputs and sizes: wrong shapes, dtypes, devices, size variants, scalars."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from zoo_core.kit.framework import (
     forward_tensors,
     input_shapes,
     not_finite,
-    quiet,
 )
 from zoo_core.kit.scaffold import PLACEHOLDER_MODEL_TEXT, PLACEHOLDER_SUMMARY
 from zoo_core.models.model import call_model, input_tensors
@@ -136,35 +135,6 @@ def _check_device_move(s: Subject) -> str:
     if not_finite(outputs):
         raise Failed(f"on {device}, forward gave NaN or infinity")
     return f"builds, moves and runs on {device}"
-
-
-@check(
-    "export",
-    reason="an exportable model can be deployed with torch.export (a warning, not a failure)",
-    hint="avoid Python control flow on tensor values in forward (if x.sum() > 0: ...)",
-    level="warning",
-    needs=("forward-finite",),
-)
-def _check_export(s: Subject) -> str:
-    model = s.build().eval()
-    x = s.example(model)
-    with quiet():
-        try:
-            if isinstance(x, Mapping):
-                torch.export.export(model, (), dict(x))
-            else:
-                torch.export.export(model, x if isinstance(x, tuple) else (x,))
-            return "torch.export succeeds"
-        except Exception as err:
-            export_error = err
-        try:
-            torch.jit.script(model)
-            return (
-                f"torch.export failed ({describe_error(export_error)}); torch.jit.script succeeds"
-            )
-        except Exception:
-            pass
-    raise Failed(f"torch.export failed: {describe_error(export_error)}")
 
 
 # --- contract v2: the seed's classic mistakes ------------------------------------

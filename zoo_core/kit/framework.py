@@ -1,19 +1,16 @@
 """The conformance kit's machinery: what a check is, its result, the model under test.
 
 Checks are declared with :func:`check` in :mod:`zoo_core.kit.checks_plugin`,
-:mod:`zoo_core.kit.checks_build` and :mod:`zoo_core.kit.checks_inputs` (run in
-that order); :mod:`zoo_core.kit.checks` runs them. The public face is
+:mod:`zoo_core.kit.checks_build`, :mod:`zoo_core.kit.checks_inputs` and
+:mod:`zoo_core.kit.checks_deploy` (run in that order); :mod:`zoo_core.kit.checks`
+runs them. The public face is
 :mod:`zoo_core.testing`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
-import logging
-import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, redirect_stderr
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,6 +20,7 @@ from torch import nn
 from zoo_core.errors import PluginError, ZooError, error_text
 from zoo_core.models.build import Architecture
 from zoo_core.models.model import call_model, input_tensors, output_tensors
+from zoo_core.plugins.contract import CAPABILITIES
 from zoo_core.plugins.registry import ModelEntry, get_registry
 
 __all__ = [
@@ -38,6 +36,7 @@ __all__ = [
     "Skipped",
     "Status",
     "Subject",
+    "Undeclared",
     "ZooCheckWarning",
     "check",
 ]
@@ -92,6 +91,10 @@ class Skipped(Exception):
     """Raised by a check function: the check does not apply here."""
 
 
+class Undeclared(Exception):
+    """Raised by a capability check: it works, but the spec does not declare it (a warning)."""
+
+
 @dataclass(frozen=True)
 class Check:
     """One contract check.
@@ -142,6 +145,11 @@ class ModelReport:
     def passed(self) -> bool:
         return not self.failures
 
+    @property
+    def undeclared(self) -> list[str]:
+        """Capabilities that work but the model's spec does not declare (``supports=``)."""
+        return [r.check for r in self.results if r.check in CAPABILITIES and r.status == "warn"]
+
     def counts(self) -> dict[str, int]:
         out = {"pass": 0, "fail": 0, "warn": 0, "skip": 0, "xfail": 0}
         for r in self.results:
@@ -164,6 +172,7 @@ class ModelReport:
             "plugin": self.plugin,
             "passed": self.passed,
             "counts": self.counts(),
+            "undeclared": self.undeclared,
             "checks": [r.as_dict() for r in self.results],
             "output": list(self.output),
         }
@@ -195,6 +204,8 @@ class Subject:
         else:
             raise TypeError(f"expected a model name or a model class, got {target!r}")
         self.config_arg = config
+        # What one check made and a later one reuses (the traced program, for ONNX).
+        self.memo: dict[str, Any] = {}
 
     @property
     def arch(self) -> Architecture:
@@ -280,20 +291,6 @@ def forward_tensors(model: nn.Module, x: Any) -> list[torch.Tensor]:
 
 def not_finite(tensors: Sequence[torch.Tensor]) -> bool:
     return any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in tensors)
-
-
-@contextmanager
-def quiet() -> Iterator[None]:
-    """Silence torch's own warnings and log lines while a check provokes them."""
-    logging.disable(logging.CRITICAL)
-    try:
-        # torch.export prints the graph it gave up on to stderr; the check's
-        # message already says what failed.
-        with warnings.catch_warnings(), redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(logging.NOTSET)
 
 
 # --- the checks ----------------------------------------------------------------

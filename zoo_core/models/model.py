@@ -31,7 +31,7 @@ torch.Size([2, 1])
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -73,16 +73,16 @@ def input_tensors(inputs: Inputs) -> list[tuple[str, torch.Tensor]]:
     return []
 
 
-def output_tensors(output: Any) -> Iterator[torch.Tensor]:
-    """Every tensor in a model's output: a tensor, or nested tuples, lists and dicts of them."""
+def output_tensors(output: Any) -> list[torch.Tensor]:
+    """The tensors of a model's output, in ``torch.utils._pytree``'s order (what exporters use):
+    a tensor, or tensors in (nested) tuples, lists and dicts."""
     if isinstance(output, torch.Tensor):
-        yield output
-    elif isinstance(output, (list, tuple)):
-        for item in output:
-            yield from output_tensors(item)
-    elif isinstance(output, Mapping):
-        for item in output.values():
-            yield from output_tensors(item)
+        return [output]
+    if isinstance(output, (list, tuple)):
+        return [t for item in output for t in output_tensors(item)]
+    if isinstance(output, Mapping):
+        return [t for item in output.values() for t in output_tensors(item)]
+    return []
 
 
 class ZooModel(nn.Module):

@@ -26,6 +26,7 @@ from typing import Any
 import pluggy
 
 __all__ = [
+    "CAPABILITIES",
     "ENTRY_POINT_GROUP",
     "MIN_PLUGIN_API_VERSION",
     "PLUGIN_API_ATTRIBUTE",
@@ -33,6 +34,7 @@ __all__ = [
     "PROJECT_NAME",
     "ModelSpec",
     "WeightsSpec",
+    "check_capabilities",
     "hookimpl",
     "hookspec",
     "plugin_api_problem",
@@ -89,6 +91,38 @@ _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z")
 
 _JSON = (str, int, float, bool, type(None))
 
+#: What a model may declare it supports (``ModelSpec(supports=...)``), each verified
+#: by the conformance kit (``zoo check``) and searchable with ``zoo list --supports``:
+#:
+#: - ``export``: ``torch.export`` with a dynamic batch dimension (``zoo export``, pt2);
+#: - ``onnx``: ONNX through ``torch.onnx.export(dynamo=True)`` (``zoo export --format onnx``);
+#: - ``compile``: ``torch.compile(fullgraph=True)``, no graph breaks;
+#: - ``fsdp``: sharding with FSDP2 (``load_model(..., mesh=mesh, parallel="fsdp")``);
+#: - ``tp``: tensor parallelism by the class's ``tp_plan`` (``parallel="tp"``).
+CAPABILITIES = ("export", "onnx", "compile", "fsdp", "tp")
+
+
+def check_capabilities(value: Any, owner: str) -> tuple[str, ...]:
+    """``value`` as a tuple of known capabilities in :data:`CAPABILITIES` order.
+
+    Raises:
+        ValueError: not a sequence of strings, or a name zoo does not know.
+
+    >>> check_capabilities(["compile", "export"], "simple_cnn")
+    ('export', 'compile')
+    """
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise ValueError(
+            f"supports of {owner} must be a tuple of capability names like ('export', 'compile')"
+        )
+    unknown = [v for v in value if v not in CAPABILITIES]
+    if unknown:
+        raise ValueError(
+            f"supports of {owner} names unknown capabilities {unknown!r}; "
+            f"the known ones are {', '.join(CAPABILITIES)}"
+        )
+    return tuple(c for c in CAPABILITIES if c in value)
+
 
 def _json_value(value: Any) -> bool:
     if isinstance(value, _JSON):
@@ -141,7 +175,13 @@ class ModelSpec:
         fsdp_units: module name patterns (``"blocks.*"``, ``*`` one name part)
             that FSDP shards as units; by default each block of a ``ModuleList``
             that implements ``forward`` (containers are looked into).
+        supports: what the model can be deployed with, from :data:`CAPABILITIES`
+            (``("export", "onnx", "compile", "fsdp")``). The kit verifies each
+            one declared and reports the ones that work but are not declared;
+            ``zoo list --supports export`` finds models by them without importing torch.
 
+    >>> ModelSpec("simple_cnn", "zoo_cnn.model:SimpleCNN", supports=("export", "compile")).supports
+    ('export', 'compile')
     >>> ModelSpec("linear_regression", "seed.models:LinearRegression",
     ...           defaults={"input_dim": 1, "output_dim": 1},
     ...           example_input=("batch", "input_dim")).example_input
@@ -165,6 +205,7 @@ class ModelSpec:
     expected_failures: Mapping[str, str] = field(default_factory=dict, hash=False)
     tp_plan: Mapping[str, str] = field(default_factory=dict, hash=False)
     fsdp_units: tuple[str, ...] = ()
+    supports: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Plugins are third-party code: check what they hand us here, so that a
@@ -181,6 +222,7 @@ class ModelSpec:
         if isinstance(self.tags, str) or not all(isinstance(t, str) for t in self.tags):
             raise ValueError(f"tags of {self.name!r} must be a sequence of strings")
         object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "supports", check_capabilities(self.supports, repr(self.name)))
         if not isinstance(self.defaults, Mapping) or not _json_value(self.defaults):
             raise ValueError(f"defaults of {self.name!r} must be a dict of JSON values")
         object.__setattr__(self, "defaults", dict(self.defaults))
@@ -256,6 +298,9 @@ class WeightsSpec:
             every weight file's sha256: this one hash pins the whole variant.
         summary: one line for ``zoo list --pretrained``.
         default: whether ``create_model(NAME, pretrained=True)`` picks it.
+        supports: the capabilities of these weights when they differ from the
+            model's ``ModelSpec.supports`` (a variant whose config does not
+            compile, say); None (the default) means the model's.
 
     >>> WeightsSpec("simple_cnn", "digits", "package://zoo_cnn/weights/digits", "0" * 64).tag
     'digits'
@@ -267,6 +312,7 @@ class WeightsSpec:
     sha256: str
     summary: str = ""
     default: bool = False
+    supports: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not _MODEL_REF.match(self.model):
@@ -289,6 +335,9 @@ class WeightsSpec:
             raise ValueError(f"summary of {self.model}.{self.tag} must be a string")
         if not isinstance(self.default, bool):
             raise ValueError(f"default of {self.model}.{self.tag} must be True or False")
+        if self.supports is not None:
+            supports = check_capabilities(self.supports, f"{self.model}.{self.tag}")
+            object.__setattr__(self, "supports", supports)
 
     @property
     def model_name(self) -> str:
@@ -308,6 +357,7 @@ class WeightsSpec:
             "sha256": self.sha256,
             "summary": self.summary,
             "default": self.default,
+            "supports": None if self.supports is None else list(self.supports),
         }
 
 

@@ -40,6 +40,7 @@ import os
 import re
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -61,6 +62,7 @@ from zoo_core.plugins.contract import (
     PROJECT_NAME,
     ModelSpec,
     WeightsSpec,
+    check_capabilities,
     plugin_api_problem,
 )
 from zoo_core.plugins.guard import run_guarded
@@ -208,6 +210,7 @@ class ModelEntry:
             "summary": self.spec.summary,
             "tags": list(self.spec.tags),
             "target": self.spec.target,
+            "supports": list(self.spec.supports),
         }
 
 
@@ -252,14 +255,22 @@ class Registry:
         """Plugins that were found but give no models: broken or incompatible."""
         return [p for p in self.plugins if p.status in ("broken", "incompatible")]
 
-    def models(self, pattern: str | None = None) -> list[ModelEntry]:
-        """Entries whose bare or qualified name matches the fnmatch ``pattern``, sorted."""
+    def models(
+        self, pattern: str | None = None, *, supports: Sequence[str] = ()
+    ) -> list[ModelEntry]:
+        """Entries whose bare or qualified name matches the fnmatch ``pattern``, sorted.
+
+        ``supports`` keeps the entries whose spec declares every capability named.
+        """
         found = [
             e
             for e in self.entries
-            if pattern is None
-            or fnmatch.fnmatchcase(e.name, pattern)
-            or fnmatch.fnmatchcase(e.qualified_name, pattern)
+            if (
+                pattern is None
+                or fnmatch.fnmatchcase(e.name, pattern)
+                or fnmatch.fnmatchcase(e.qualified_name, pattern)
+            )
+            and all(c in e.spec.supports for c in supports)
         ]
         return sorted(found, key=lambda e: (e.name, e.qualified_name))
 
@@ -648,14 +659,18 @@ def reset_registry() -> None:
     _REGISTRY = None
 
 
-def list_models(pattern: str | None = None) -> list[str]:
+def list_models(pattern: str | None = None, *, supports: Sequence[str] = ()) -> list[str]:
     """Names of the installed models, sorted, optionally filtered by an fnmatch pattern.
 
     A name registered by two plugins is listed once per plugin, qualified as
-    ``DIST:NAME``; every other name is listed bare.
+    ``DIST:NAME``; every other name is listed bare. ``supports`` keeps the
+    models that declare every capability named (see :data:`~zoo_core.ModelSpec`).
 
     >>> import zoo_core
     >>> zoo_core.list_models("simple_*")                  # doctest: +SKIP
     ['simple_cnn', 'simple_rnn']
+    >>> zoo_core.list_models(supports=["export", "compile"])   # doctest: +SKIP
+    ['linear_regression', 'simple_cnn', 'tiny_transformer']
     """
-    return [e.display_name for e in get_registry().models(pattern)]
+    wanted = check_capabilities(list(supports), "list_models")
+    return [e.display_name for e in get_registry().models(pattern, supports=wanted)]

@@ -22,7 +22,8 @@ weights={...})``. Every key is optional except ``tag``::
         "image": {"mode": "L", "resize": 8, "crop": 8, "invert": true, "max_value": 16}
       },
       "license": "CC-BY-4.0",
-      "training": {"script": "...", "command": "...", "seed": 0, "recipe": "...", "url": "..."}
+      "training": {"script": "...", "command": "...", "seed": 0, "recipe": "...", "url": "..."},
+      "cost": {"parameters": 5450, "flops_per_sample": 104960}   # written by save_model
     }
 
 ``head`` lists the modules a new class count may replace: ``create_model(
@@ -35,6 +36,12 @@ convert to ``mode`` (``L`` grey or ``RGB``), resize the shorter side to
 ``resize`` pixels, centre-crop to ``crop``, scale 0-255 to ``0..max_value``
 (``invert`` first flips dark and light); then the array steps above apply.
 The first metric is the headline ``zoo list --pretrained`` shows.
+
+``cost`` is not written by hand: ``save_model(..., weights=...)`` counts the
+parameters and the FLOPs of one sample of the model's example input (as
+``torch.utils.flop_counter.FlopCounterMode`` counts them, a multiply-add being
+2) when the variant is published, so that ``zoo list --pretrained`` can show
+them without importing torch.
 
 ``config.json`` is untrusted input: :func:`check_weights_section` checks every
 type and size before anything else reads the section. Nothing here imports torch.
@@ -143,7 +150,10 @@ _TOP = (
     "preprocessing",
     "license",
     "training",
+    "cost",
 )
+_COST = ("parameters", "flops_per_sample")
+_MAX_COUNT = 2**63 - 1
 _DATASET = ("name", "url", "license", "train_split", "test_split", "revision")
 _TRAINING = ("script", "command", "seed", "recipe", "url")
 _PREPROCESSING = ("layout", "reshape", "dtype", "scale", "mean", "std", "image")
@@ -203,6 +213,11 @@ def check_weights_section(section: Any, where: str) -> dict[str, Any]:
                 raise c.fail("head", "must hold module names like 'fc' or 'classifier.1'")
     if "preprocessing" in data:
         data["preprocessing"] = _check_preprocessing(c, data["preprocessing"])
+    if "cost" in data:
+        for key, value in c.mapping(data["cost"], "cost", _COST).items():
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if not whole or not 0 <= value <= _MAX_COUNT:
+                raise c.fail(f"cost.{key}", "must be a non-negative integer")
     return data
 
 

@@ -199,13 +199,26 @@ def _named(text: str, overrides: dict[str, Any], from_strings: bool) -> Source:
 
 
 class SourceDescription(NamedTuple):
-    """What :func:`describe_source` finds: architecture, config, where it came from, and for
-    ``hf://`` the model card's metadata (None elsewhere or when unreadable)."""
+    """What :func:`describe_source` finds: architecture, config, where it came from, for
+    ``hf://`` the model card's metadata (None elsewhere or when unreadable), and the bytes
+    of its weight files as ``config.json`` records them (None for a model name)."""
 
     architecture: Architecture
     config: Any
     origin: str
     card: dict[str, Any] | None = None
+    file_bytes: int | None = None
+
+
+def _file_bytes(saved: SavedModel | None) -> int | None:
+    if saved is None:
+        return None
+    files = saved.record.get("files")
+    if isinstance(files, dict):
+        sizes = [f.get("size") for f in files.values() if isinstance(f, dict)]
+        if sizes and all(isinstance(n, int) and not isinstance(n, bool) for n in sizes):
+            return sum(sizes)
+    return sum(f.stat().st_size for f in saved.files if f.exists()) or None
 
 
 def describe_source(
@@ -224,7 +237,8 @@ def describe_source(
         if found.variant is not None:
             return SourceDescription(found.arch, found.config, found.variant.spec.source)
         card = getattr(found.saved, "card", None)
-        return SourceDescription(found.arch, found.config, found.display, card)
+        size = _file_bytes(found.saved)
+        return SourceDescription(found.arch, found.config, found.display, card, size)
 
 
 def _refuse_for_saved(text: str, where: str, overrides: dict[str, Any], seed: int | None) -> None:

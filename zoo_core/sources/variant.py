@@ -26,7 +26,13 @@ from zoo_core.pretrained.metadata import check_weights_section, headline_metric,
 if TYPE_CHECKING:
     from zoo_core.storage.weights import SavedModel
 
-__all__ = ["LocatedVariant", "describe_variant", "locate", "package_directory"]
+__all__ = [
+    "LocatedVariant",
+    "describe_variant",
+    "locate",
+    "package_directory",
+    "variant_supports",
+]
 
 _CONFIG = "config.json"
 _MAX_CONFIG_BYTES = 16 * 1024 * 1024
@@ -240,6 +246,16 @@ def _header_counts(directory: Path, files: dict[str, Any]) -> int | None:
     return count
 
 
+def variant_supports(variant: Variant) -> list[str]:
+    """The capabilities of a variant: its own ``WeightsSpec.supports``, else its model's."""
+    if variant.spec.supports is not None:
+        return list(variant.spec.supports)
+    try:
+        return list(variant.model_entry().spec.supports)
+    except ZooError:  # the architecture's plugin is missing: nothing is known to work
+        return []
+
+
 def describe_variant(variant: Variant) -> dict[str, Any]:
     """What ``zoo list --pretrained`` and ``zoo info`` show, read from files already on disk.
 
@@ -263,6 +279,8 @@ def describe_variant(variant: Variant) -> dict[str, Any]:
         "parameters": None,
         "bytes": None,
         "license": None,
+        "flops_per_sample": None,
+        "supports": variant_supports(variant),
         "weights": None,
     }
     try:
@@ -286,6 +304,7 @@ def describe_variant(variant: Variant) -> dict[str, Any]:
             parameters=_header_counts(config.parent, files),
             bytes=sum(f.get("size", 0) for f in files.values() if isinstance(f, dict)),
             license=section.get("license"),
+            flops_per_sample=(section.get("cost") or {}).get("flops_per_sample"),
             weights=section,
             config=record.get("config"),
         )

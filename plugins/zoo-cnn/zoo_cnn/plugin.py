@@ -18,6 +18,8 @@ def zoo_register_models() -> list[ModelSpec]:
             target="zoo_cnn.model:SimpleCNN",
             summary="Image classifier: conv 3x3, ReLU, 2x2 max-pool, linear head.",
             tags=("vision", "classification", "seed"),
+            # Verified by `zoo check`; `zoo list --supports export` finds it.
+            supports=("export", "onnx", "compile", "fsdp"),
         )
     ]
 
@@ -29,7 +31,7 @@ def zoo_register_weights() -> list[WeightsSpec]:
             model="simple_cnn",
             tag="digits",
             source="package://zoo_cnn/weights/digits",
-            sha256="05af322490e0b0e11926d37a4fc36766891a81a2971be6975b687f504ad47e61",
+            sha256="09ec97136e6a210fe33cdf8165e2a794ca9c5a774c7ecd3532539ffc159c0a66",
             summary="8x8 handwritten digits, 10 classes (scikit-learn digits)",
             default=True,
         )

@@ -19,6 +19,8 @@ def zoo_register_models() -> list[ModelSpec]:
             target="zoo_linear.model:LinearRegression",
             summary="Linear regression: one nn.Linear layer, y = xW^T + b.",
             tags=("regression", "tabular", "seed"),
+            # Verified by `zoo check`; `zoo list --supports export` finds it.
+            supports=("export", "onnx", "compile", "fsdp"),
         )
     ]
 
@@ -30,7 +32,7 @@ def zoo_register_weights() -> list[WeightsSpec]:
             model="linear_regression",
             tag="diabetes",
             source="package://zoo_linear/weights/diabetes",
-            sha256="252d61dc51a627bb85359f5fc3b85bea801b3f1b06c11a4c7bc95bbdb59fd4e7",
+            sha256="d786f1337a761ea73ff2689fdd954d40a63258954261f846864867f1e61b962b",
             summary="Diabetes progression from 10 features (scikit-learn)",
             default=True,
         )

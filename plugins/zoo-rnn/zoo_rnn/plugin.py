@@ -18,6 +18,9 @@ def zoo_register_models() -> list[ModelSpec]:
             target="zoo_rnn.model:SimpleRNN",
             summary="Sequence model: RNN, LSTM or GRU, last time step into a linear head.",
             tags=("sequence", "classification", "seed"),
+            # Not "compile": torch.compile(fullgraph=True) cannot trace nn.RNN/LSTM/GRU
+            # (TorchDynamo stops at them); `zoo check` would report it if that changed.
+            supports=("export", "onnx", "fsdp"),
         )
     ]
 
@@ -29,7 +32,7 @@ def zoo_register_weights() -> list[WeightsSpec]:
             model="simple_rnn",
             tag="digits",
             source="package://zoo_rnn/weights/digits",
-            sha256="9a342ab6eb0acced0a90230b789787c1c86a9c5472d9b40c87146383007b8530",
+            sha256="1af66eeaa8e43038a0e252cd378e187c070d779ab7cc9073803166ba7d99bc6d",
             summary="8x8 handwritten digits read row by row, 10 classes",
             default=True,
         )

@@ -19,5 +19,7 @@ def zoo_register_models() -> list[ModelSpec]:
             target="zoo_transformer.model:TinyTransformer",
             summary="Transformer-encoder sequence classifier: embed, positions, encode, pool.",
             tags=("sequence", "classification", "transformer"),
+            # Verified by `zoo check`; "tp" follows TinyTransformer.tp_plan.
+            supports=("export", "onnx", "compile", "fsdp", "tp"),
         )
     ]

@@ -317,6 +317,8 @@ def open_model(
             details["memory_mapped"] = reads_on_first_use(target_device, target_dtype)
         if found.saved is not None:
             model.weights_info = info
+            if found.saved.realigned:
+                details["realigned"] = sorted(found.saved.realigned)
     seconds = time.perf_counter() - started
     return LoadedModel(model, entry, found.display, found.kind, seconds, details)
 

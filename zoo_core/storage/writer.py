@@ -30,6 +30,7 @@ from zoo_core.storage.record import (
 from zoo_core.storage.safetensors_io import (
     FileRecord,
     can_write,
+    drop_aliases,
     hash_file,
     separate_views,
     write_file,
@@ -77,6 +78,10 @@ def write_directory(
     """
     directory = Path(directory)
     metadata = record_to_metadata(record)
+    # Tied weights are written once; the other names are noted in the metadata.
+    unique, aliases = drop_aliases(state_dict)
+    if can_write(unique):
+        state_dict, metadata = unique, {**metadata, **aliases}
     split = _split(state_dict, max_shard_size)
     try:
         with atomic_directory(directory, may_replace=is_zoo_directory, keep=_not_zoo_file) as tmp:
@@ -208,7 +213,7 @@ def _write_weights(
 ) -> dict[str, FileRecord]:
     """Write shards (hashing as they are written) and the index; return each file's record."""
     if not can_write(state_dict):
-        # Tied aliases or exotic tensors: huggingface_hub's writer knows how to drop aliases.
+        # Exotic dtypes or a big-endian machine: huggingface_hub's writer (unaligned data).
         from huggingface_hub import save_torch_state_dict
 
         limit = shard_limit(max_shard_size)

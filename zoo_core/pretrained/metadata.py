@@ -22,8 +22,15 @@ weights={...})``. Every key is optional except ``tag``::
         "image": {"mode": "L", "resize": 8, "crop": 8, "invert": true, "max_value": 16}
       },
       "license": "CC-BY-4.0",
-      "training": {"script": "...", "command": "...", "seed": 0, "recipe": "...", "url": "..."}
+      "training": {"script": "...", "command": "...", "seed": 0, "recipe": "...", "url": "..."},
+      "base": {"name": "simple_cnn.digits", "publisher": "zoo-cnn",
+               "sha256": "05af...", "source": "package://zoo_cnn/weights/digits"}
     }
+
+``base`` records where derived weights came from: the variant (or Hub
+model) they were fine-tuned or trained further from, with the sha256 of its
+``config.json`` (the pin, which covers every weight file). ``save_model``
+writes it for a model whose weights changed since they were loaded.
 
 ``head`` lists the modules a new class count may replace: ``create_model(
 "simple_cnn.digits", num_classes=5)`` re-initialises the tensors under them
@@ -143,7 +150,10 @@ _TOP = (
     "preprocessing",
     "license",
     "training",
+    "base",
 )
+_BASE = ("name", "publisher", "sha256", "source")
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _DATASET = ("name", "url", "license", "train_split", "test_split", "revision")
 _TRAINING = ("script", "command", "seed", "recipe", "url")
 _PREPROCESSING = ("layout", "reshape", "dtype", "scale", "mean", "std", "image")
@@ -203,6 +213,10 @@ def check_weights_section(section: Any, where: str) -> dict[str, Any]:
                 raise c.fail("head", "must hold module names like 'fc' or 'classifier.1'")
     if "preprocessing" in data:
         data["preprocessing"] = _check_preprocessing(c, data["preprocessing"])
+    if "base" in data:
+        base = c.texts(c.mapping(data["base"], "base", _BASE), "base")
+        if "name" not in base or not _SHA256.match(base.get("sha256", "")):
+            raise c.fail("base", "needs a name and the sha256 (64 hex digits) of its config.json")
     return data
 
 

@@ -380,8 +380,12 @@ def push_to_hub(
     """Upload a model (a ZooModel, a directory saved by ``save_model``, ``NAME.TAG``) in one commit.
 
     The commit holds ``config.json``, the weights (single or sharded with the
-    index) and a model card; weight files of an earlier push that the new one
-    does not have are deleted in the same commit. The card is generated unless
+    index) and a model card. A variant ``NAME.TAG`` is uploaded as it is
+    installed (its pinned files, byte for byte); a model is saved first, with
+    the metadata it carries (see :func:`save_model`), which the card repeats:
+    license, labels, metrics as ``model-index`` where they still apply. Weight
+    files of an earlier push that the new one does not have are deleted in the
+    same commit. The card is generated unless
     the directory has its own ``README.md`` or the repository already has one
     (``overwrite_card=True`` regenerates it). ``revision`` names a branch,
     created from ``main`` if missing. The token comes from ``token``, else
@@ -391,7 +395,9 @@ def push_to_hub(
     as it was.
 
     Returns:
-        huggingface_hub's ``CommitInfo`` (``oid`` is the new commit's sha).
+        huggingface_hub's ``CommitInfo`` (``oid`` is the new commit's sha), with
+        ``unchanged`` True when the repository already held these very files:
+        then no commit is made and ``oid`` is the commit it was at.
 
     Raises:
         HubError: no permission, not found, network down, a time limit.
@@ -472,6 +478,7 @@ def predict(
     loaded = open_model(model_or_source, device=device, pretrained=weights)
     result = predict_with(loaded.model, inputs, top_k=top_k)
     result.source = loaded.source
+    result.architecture = loaded.entry.name
     result.variant = loaded.details.get("variant")
     result.random_weights = loaded.source_kind == "name"
     return result

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -651,6 +652,18 @@ def prepare_push(repo_id: str, revision: str | None, private: bool, token: str |
     return set(api.list_repo_files(repo_id, revision=revision))
 
 
+class _NothingToCommit(logging.Filter):
+    """Notices (and keeps off stderr) huggingface_hub's word that a commit would change nothing."""
+
+    seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("No files have been modified since last commit"):
+            self.seen = True
+            return False
+        return True
+
+
 def commit_operations(
     repo_id: str,
     revision: str | None,
@@ -659,7 +672,12 @@ def commit_operations(
     message: str,
     token: str | None,
 ) -> Any:
-    """One commit adding ``adds`` (name -> local path or bytes) and deleting ``deletes``."""
+    """One commit adding ``adds`` (name -> local path or bytes) and deleting ``deletes``.
+
+    Returns huggingface_hub's ``CommitInfo`` with one attribute of zoo's,
+    ``unchanged``: True when the repository already held exactly these files,
+    so no commit was made and ``oid`` is the commit it was already at.
+    """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     operations: list[Any] = [
@@ -667,9 +685,17 @@ def commit_operations(
     ]
     operations += [CommitOperationDelete(path_in_repo=name) for name in deletes]
     api = HfApi(token=token, library_name=LIBRARY_NAME)
-    return api.create_commit(
-        repo_id, operations=operations, commit_message=message, revision=revision
-    )
+    logger = logging.getLogger("huggingface_hub.hf_api")
+    nothing = _NothingToCommit()
+    logger.addFilter(nothing)
+    try:
+        info = api.create_commit(
+            repo_id, operations=operations, commit_message=message, revision=revision
+        )
+    finally:
+        logger.removeFilter(nothing)
+    info.unchanged = nothing.seen
+    return info
 
 
 def _ensure_branch(api: Any, repo_id: str, revision: str) -> None:

@@ -308,4 +308,9 @@ def card_metadata(section: dict[str, Any], model_name: str) -> dict[str, Any]:
         )
     if results:
         meta["model-index"] = [{"name": model_name, "results": results}]
+    base = section.get("base") or {}
+    source = base.get("source") or base.get("name") or ""
+    if source.startswith("hf://"):
+        # The Hub links a model to the one it was fine-tuned from by this field.
+        meta["base_model"] = plain_text(source.removeprefix("hf://").partition("@")[0], 200)
     return meta

@@ -43,7 +43,8 @@ class Prediction:
     of ``{"label", "index", "probability"}``, for a classifier with labels) or
     ``shape`` and ``values`` (the first values of that input's output) plus
     ``summary`` (min, max, mean) when the output is larger than a few numbers.
-    ``source`` says what was loaded (``None`` for a model passed in), ``variant``
+    ``source`` says what was loaded (``None`` for a model passed in) and
+    ``architecture`` the model it is, ``variant``
     which weights variant (qualified ``PUBLISHER:NAME.TAG``) when one was, and
     ``random_weights`` is true only when asked for (``pretrained=False``).
     """
@@ -52,6 +53,7 @@ class Prediction:
     rows: list[dict[str, Any]] = field(default_factory=list)
     labels: list[str] | None = None
     source: str | None = None
+    architecture: str | None = None
     variant: str | None = None
     random_weights: bool = False
 

@@ -88,7 +88,7 @@ def variants_table(rows: list[dict[str, Any]], indent: str = "") -> str:
                 status + plain_text(r["summary"], 80),
             )
         )
-    text = table(lines, ("NAME", "METRIC", "PARAMS", "SIZE", "LICENSE", "SUMMARY"))
+    text = table(lines, ("NAME", "METRIC", "PARAMS", "FILES", "LICENSE", "SUMMARY"))
     return "\n".join(indent + line for line in text.splitlines())
 
 
@@ -104,7 +104,11 @@ def list_pretrained(pattern: str | None, as_json: bool) -> None:
         click.echo("no weights variants match" if pattern else "no weights variants installed")
         return
     click.echo(variants_table(rows))
-    click.echo("(* the model's default: create_model(NAME, pretrained=True))")
+    click.echo("(* the model's default: create_model(NAME, pretrained=True); FILES: weight files)")
+
+
+def _bytes(n: int | None, what: str) -> str:
+    return "-" if n is None else f"{human_bytes(n)} ({what})"
 
 
 def labels_text(labels: list[str], clean: Callable[[str, int], str]) -> str:
@@ -125,7 +129,8 @@ def echo_variant(row: dict[str, Any]) -> None:
         ("source", row["source"]),
         ("sha256", f"{row['sha256']} (config.json)"),
         ("parameters", _count(row["parameters"])),
-        ("size", human_bytes(row["bytes"]) if row["bytes"] is not None else "-"),
+        ("tensors", _bytes(row.get("tensor_bytes"), "in memory as stored")),
+        ("files", _bytes(row["bytes"], "weight files on disk, headers included")),
         ("license", row["license"] or "-"),
         ("task", weights.get("task", "-")),
     ]

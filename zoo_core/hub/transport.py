@@ -514,10 +514,18 @@ def download(
 ) -> Path:
     """Fetch one file into huggingface_hub's cache, receiving at most ``max_bytes``."""
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.utils import tqdm as hub_bar
+
+    from zoo_core.progress import binary_bar
 
     with _capped(name, max_bytes):
         path = hf_hub_download(
-            repo_id, name, revision=revision, token=token, library_name=LIBRARY_NAME
+            repo_id,
+            name,
+            revision=revision,
+            token=token,
+            library_name=LIBRARY_NAME,
+            tqdm_class=binary_bar(hub_bar),  # MiB and MiB/s, as zoo says sizes
         )
     return Path(path)
 

@@ -32,6 +32,7 @@ import click
 from click.shell_completion import CompletionItem
 
 from zoo_core.plugins.registry import Registry, get_registry
+from zoo_core.pretrained.catalogue import is_variant_name
 
 __all__ = [
     "DEVICE_WORDS",
@@ -162,8 +163,8 @@ def complete_set_keys(
     if reg is None:
         return []
     try:
-        if "." in model.partition(":")[2] or ("." in model and ":" not in model):
-            from zoo_core.pretrained.catalogue import get_variants
+        if is_variant_name(model):
+            from zoo_core.pretrained.catalogue import get_variants  # hook modules only: no torch
 
             entry = get_variants().resolve(model).model_entry(reg)
         else:

@@ -249,7 +249,7 @@ class Transforms:
                     "this model declares no image preprocessing, so it takes no images",
                     hint="give an array or a tensor of raw values",
                 )
-            inputs = image_array(inputs, image)
+            return self.batch(image_array(inputs, image)[None])[0]  # one image, one sample
         data = _as_array(inputs)
         lead = self._batch_dims(data.shape)
         batch = data.reshape(math.prod(lead), *data.shape[len(lead) :])

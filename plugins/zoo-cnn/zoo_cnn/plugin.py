@@ -29,7 +29,7 @@ def zoo_register_weights() -> list[WeightsSpec]:
             model="simple_cnn",
             tag="digits",
             source="package://zoo_cnn/weights/digits",
-            sha256="05af322490e0b0e11926d37a4fc36766891a81a2971be6975b687f504ad47e61",
+            sha256="7b141e0cde5d1c1ca95826b98ae3667b91019988d50a4c8b0c73a8c5e226658c",
             summary="8x8 handwritten digits, 10 classes (scikit-learn digits)",
             default=True,
         )

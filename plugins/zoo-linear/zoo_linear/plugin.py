@@ -30,7 +30,7 @@ def zoo_register_weights() -> list[WeightsSpec]:
             model="linear_regression",
             tag="diabetes",
             source="package://zoo_linear/weights/diabetes",
-            sha256="252d61dc51a627bb85359f5fc3b85bea801b3f1b06c11a4c7bc95bbdb59fd4e7",
+            sha256="c8da30cfa004f7bad4f8b7558988c6689f889e98622a8783623c5806a80a2ece",
             summary="Diabetes progression from 10 features (scikit-learn)",
             default=True,
         )

@@ -29,7 +29,7 @@ def zoo_register_weights() -> list[WeightsSpec]:
             model="simple_rnn",
             tag="digits",
             source="package://zoo_rnn/weights/digits",
-            sha256="9a342ab6eb0acced0a90230b789787c1c86a9c5472d9b40c87146383007b8530",
+            sha256="da2d5d01f703ddbd750af73f75a10a8617cbc406efb4f3c4ad22a7f9150c7ce7",
             summary="8x8 handwritten digits read row by row, 10 classes",
             default=True,
         )

@@ -111,6 +111,11 @@ def test_every_tensor_zoo_writes_is_aligned(tmp_path: Path) -> None:
         assert assert_aligned(written) == 3  # block, row and the empty one
     # The same tensors in another order make the same bytes.
     assert (tmp_path / "t0.safetensors").read_bytes() == (tmp_path / "t1.safetensors").read_bytes()
+    # The shipped variants are zoo-written files too.
+    shipped = sorted(Path(__file__).parents[1].glob("plugins/*/*/weights/*/model.safetensors"))
+    assert len(shipped) == 3
+    for file in shipped:
+        assert_aligned(file)
     for name in bundled():
         for i, overrides in enumerate(CONFIGS.get(name, [{}])):
             path = zoo_core.save_model(

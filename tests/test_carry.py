@@ -124,6 +124,10 @@ def test_a_saved_variant_keeps_its_weights_section_and_predicts_the_same(
         assert result.returncode == 0, result.stderr
         runs[source] = json.loads(result.stdout)["predictions"]
     assert runs[str(saved)] == runs["simple_cnn.digits"]  # the same labels, the same numbers
+    # The lone weights file carries the same section in its header metadata.
+    lone = run_zoo("predict", str(saved / "model.safetensors"), str(tmp_path / "raw.npy"), "--json")
+    assert lone.returncode == 0, lone.stderr
+    assert json.loads(lone.stdout)["predictions"] == runs["simple_cnn.digits"]
     top1 = [int(row["top_k"][0]["label"]) for row in runs[str(saved)]]
     labels = sklearn_datasets.load_digits().target[1347:]
     assert round(float(np.mean(np.array(top1) == labels)), 4) == 0.9867

@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
-import logging
 import re
 import time
 from collections.abc import Iterator
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import HubError, UsageError
+from zoo_core.progress import binary_bar
 from zoo_core.storage.limits import env_seconds
 from zoo_core.untrusted import clean_text
 
@@ -516,16 +516,10 @@ def download(
     from huggingface_hub import hf_hub_download
     from huggingface_hub.utils import tqdm as hub_bar
 
-    from zoo_core.progress import binary_bar
-
+    bar = binary_bar(hub_bar)  # MiB and MiB/s, as zoo says sizes
     with _capped(name, max_bytes):
         path = hf_hub_download(
-            repo_id,
-            name,
-            revision=revision,
-            token=token,
-            library_name=LIBRARY_NAME,
-            tqdm_class=binary_bar(hub_bar),  # MiB and MiB/s, as zoo says sizes
+            repo_id, name, revision=revision, token=token, library_name=LIBRARY_NAME, tqdm_class=bar
         )
     return Path(path)
 
@@ -660,18 +654,6 @@ def prepare_push(repo_id: str, revision: str | None, private: bool, token: str |
     return set(api.list_repo_files(repo_id, revision=revision))
 
 
-class _NothingToCommit(logging.Filter):
-    """Notices (and keeps off stderr) huggingface_hub's word that a commit would change nothing."""
-
-    seen = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.getMessage().startswith("No files have been modified since last commit"):
-            self.seen = True
-            return False
-        return True
-
-
 def commit_operations(
     repo_id: str,
     revision: str | None,
@@ -680,12 +662,7 @@ def commit_operations(
     message: str,
     token: str | None,
 ) -> Any:
-    """One commit adding ``adds`` (name -> local path or bytes) and deleting ``deletes``.
-
-    Returns huggingface_hub's ``CommitInfo`` with one attribute of zoo's,
-    ``unchanged``: True when the repository already held exactly these files,
-    so no commit was made and ``oid`` is the commit it was already at.
-    """
+    """One commit adding ``adds`` (name -> local path or bytes) and deleting ``deletes``."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     operations: list[Any] = [
@@ -693,17 +670,9 @@ def commit_operations(
     ]
     operations += [CommitOperationDelete(path_in_repo=name) for name in deletes]
     api = HfApi(token=token, library_name=LIBRARY_NAME)
-    logger = logging.getLogger("huggingface_hub.hf_api")
-    nothing = _NothingToCommit()
-    logger.addFilter(nothing)
-    try:
-        info = api.create_commit(
-            repo_id, operations=operations, commit_message=message, revision=revision
-        )
-    finally:
-        logger.removeFilter(nothing)
-    info.unchanged = nothing.seen
-    return info
+    return api.create_commit(
+        repo_id, operations=operations, commit_message=message, revision=revision
+    )
 
 
 def _ensure_branch(api: Any, repo_id: str, revision: str) -> None:

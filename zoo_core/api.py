@@ -273,7 +273,10 @@ def open_model(
     as a model name or ``NAME.TAG``, never a path. ``progress(done, total)``
     counts the bytes of saved weights read (or mapped).
     ``details["memory_mapped"]`` says whether the weights' pages are read only
-    when first used (a plain CPU load), after ``load_seconds`` has been taken.
+    when first used (a plain CPU load), after ``load_seconds`` has been taken;
+    ``details["realigned"]`` names tensors copied because another tool's file
+    placed them off their element size. The model is in eval mode (as
+    :func:`load_model` returns it; :func:`create_model` switches to train).
     """
     started = time.perf_counter()
     # On a mesh, a rank that cannot resolve the source fails every rank (no hang).

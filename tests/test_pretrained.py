@@ -20,7 +20,7 @@ import torch
 import zoo_core
 from tests.conftest import run_zoo
 from tests.test_cli import imported_modules
-from zoo_core.errors import UsageError
+from zoo_core.errors import MissingDependencyError, UsageError
 from zoo_core.pretrained.transforms import load_input_file
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
@@ -124,7 +124,7 @@ def test_list_pretrained_lists_the_seed_variants_without_torch() -> None:
     assert cnn["license"] == "CC-BY-4.0" and cnn["default"] is True
     table = run_zoo("list", "--pretrained", "simple_*", **OFFLINE)
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "METRIC", "PARAMS", "FLOPS", "SIZE", "LICENSE", "SUMMARY"]
+    assert lines[0].split() == ["NAME", "METRIC", "PARAMS", "FLOPS", "FILES", "LICENSE", "SUMMARY"]
     assert [line.split()[0] for line in lines[1:3]] == ["simple_cnn.digits", "simple_rnn.digits"]
 
 
@@ -217,6 +217,7 @@ def test_images_without_pillow_say_which_extra_to_install(tmp_path: Path, monkey
     (tmp_path / "digit.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     monkeypatch.setitem(sys.modules, "PIL", None)  # as if Pillow were not installed
     pre = zoo_core.load_model("simple_cnn.digits").weights_info["preprocessing"]
-    with pytest.raises(UsageError, match="needs Pillow") as info:
+    with pytest.raises(MissingDependencyError, match="needs Pillow") as info:
         load_input_file(tmp_path / "digit.png", pre)
     assert "zoo-core[images]" in info.value.hint
+    assert info.value.exit_code == 1  # the environment lacks an extra: not a usage mistake

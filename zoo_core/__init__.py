@@ -25,6 +25,7 @@ from zoo_core.errors import (
     ExportError,
     HubError,
     InputShapeError,
+    MissingDependencyError,
     ModelNotFoundError,
     PluginCodeError,
     PluginError,
@@ -36,7 +37,8 @@ from zoo_core.errors import (
     ZooWarning,
 )
 from zoo_core.plugins.contract import PLUGIN_API_VERSION, ModelSpec, WeightsSpec, hookimpl
-from zoo_core.plugins.registry import get_registry, list_models
+from zoo_core.plugins.registry import get_registry
+from zoo_core.pretrained.catalogue import list_models
 from zoo_core.version import __version__
 
 # Public names that need torch, and the module each lives in.
@@ -50,6 +52,10 @@ _LAZY = {
     "pull": "zoo_core.hub.download",
     "predict": "zoo_core.api",
     "preprocess": "zoo_core.pretrained.prediction",
+    "Transforms": "zoo_core.pretrained.transforms",
+    # Not torch-backed either: reading a variant's record needs JSON and headers only.
+    "get_pretrained": "zoo_core.sources.variant",
+    "PretrainedInfo": "zoo_core.pretrained.info",
     # Not torch-backed, but huggingface_hub's listing is only needed when searching.
     "search": "zoo_core.hub.search",
     "SearchResult": "zoo_core.hub.search",
@@ -64,7 +70,10 @@ if TYPE_CHECKING:
     from zoo_core.hub.download import pull
     from zoo_core.hub.search import SearchResult, search
     from zoo_core.models.model import ZooModel, call_model
+    from zoo_core.pretrained.info import PretrainedInfo
     from zoo_core.pretrained.prediction import preprocess
+    from zoo_core.pretrained.transforms import Transforms
+    from zoo_core.sources.variant import get_pretrained
 
 __all__ = [
     "PLUGIN_API_VERSION",
@@ -75,13 +84,16 @@ __all__ = [
     "ExportError",
     "HubError",
     "InputShapeError",
+    "MissingDependencyError",
     "ModelNotFoundError",
     "ModelSpec",
     "PluginCodeError",
     "PluginError",
     "PluginNotInstalledError",
+    "PretrainedInfo",
     "SearchResult",
     "SourceNotFoundError",
+    "Transforms",
     "UsageError",
     "WeightsError",
     "WeightsSpec",
@@ -93,6 +105,7 @@ __all__ = [
     "call_model",
     "create_model",
     "export_model",
+    "get_pretrained",
     "get_registry",
     "hookimpl",
     "list_models",

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 import time
@@ -21,19 +22,19 @@ import torch
 from torch import nn
 
 from zoo_core.distributed import sharding as distributed
-from zoo_core.errors import UsageError, WeightsError
+from zoo_core.errors import ModelNotFoundError, UsageError, WeightsError
 from zoo_core.hub.download import check_revision, parse_hf_source
 from zoo_core.hub.push import push_saved
 from zoo_core.models.cost import model_cost
 from zoo_core.models.loading import load_finetuned, load_weights
 from zoo_core.models.placement import parse_device, parse_dtype
 from zoo_core.models.saving import identify, model_record, unwrap, write_model
-from zoo_core.plugins.registry import ModelEntry
-from zoo_core.pretrained.catalogue import is_variant_name
-from zoo_core.pretrained.metadata import check_weights_section
+from zoo_core.plugins.registry import ModelEntry, get_registry
+from zoo_core.pretrained.carry import remember, section_to_save
+from zoo_core.pretrained.catalogue import get_variants, is_variant_name
 from zoo_core.pretrained.prediction import Prediction, check_top_k, predict_with
 from zoo_core.progress import ProgressCallback
-from zoo_core.sources.resolve import resolve
+from zoo_core.sources.resolve import Source, resolve, source_kind
 from zoo_core.storage.weights import (
     reads_on_first_use,
 )
@@ -101,6 +102,11 @@ def create_model(
     other shape change is a :class:`WeightsError` naming the tensors. The model
     carries the variant's metadata in ``model.weights_info``.
 
+    The model is returned in train mode, in every form (fresh, pretrained,
+    fine-tuned), as a constructed ``nn.Module`` is: it is built to be trained
+    or fine-tuned. :func:`load_model` returns eval mode: it loads to use. Call
+    ``model.eval()`` before inference (:func:`predict` does it for you).
+
     Raises:
         ModelNotFoundError, AmbiguousModelError: the name does not resolve.
         ConfigError: an override is unknown or has the wrong type.
@@ -124,7 +130,7 @@ def create_model(
         mesh=mesh,
         parallel=parallel,
         names_only=True,
-    ).model
+    ).model.train()
 
 
 def save_model(
@@ -141,11 +147,21 @@ def save_model(
     :func:`load_model` built (they remember which spec and config it came from).
     The directory is written next to its final place and swapped in, so an
     interrupted save leaves the previous model intact. ``max_shard_size`` (bytes
-    or a string like ``"500MB"``) splits large weights into shards. ``weights``
-    makes the directory a weights variant: its ``weights`` section (tag,
-    metrics, labels, preprocessing, license, training; see
-    :mod:`zoo_core.pretrained.metadata`) is checked and written into ``config.json``,
-    with the model's ``cost`` (parameters and FLOPs per sample) counted and added.
+    or a string like ``"500MB"``) splits large weights into shards.
+
+    Metadata travels with the weights: a model loaded with a ``weights`` section
+    (a variant, or a saved model that has one) is saved with it, its labels,
+    preprocessing, license, dataset and metrics, so ``zoo predict`` on the copy
+    works as on the original. Once its weights changed (a new head, training,
+    any tensor replaced) the metrics are dropped, being measured on other
+    weights, and ``base`` records the variant it came from with its pinned
+    sha256 (see :mod:`zoo_core.pretrained.carry`). ``weights`` is merged over
+    that (``None`` removes a key): new ``labels`` after fine-tuning, new
+    ``metrics``, a ``tag``; for a model without one it makes the directory a
+    weights variant (see :mod:`zoo_core.pretrained.metadata`). Checked before
+    anything is written. A saved ``weights`` section also gets the model's
+    ``cost`` (parameters and FLOPs per sample), counted here so that listings
+    need no torch.
     Before writing, the model is rebuilt on ``meta`` (as loading will): what
     could not be loaded again is refused. A model sharded over a mesh is saved
     by calling this on every rank: rank 0 writes the same directory a single
@@ -161,15 +177,16 @@ def save_model(
 
     >>> save_model(create_model("linear_regression"), "lr/")   # doctest: +SKIP
     PosixPath('/home/me/lr')
+    >>> tuned = create_model("simple_cnn.digits", num_classes=2)       # doctest: +SKIP
+    >>> save_model(tuned, "odd-even/", weights={"labels": ["even", "odd"]})  # doctest: +SKIP
     """
     model = unwrap(model)  # torch.compile's, DDP's and DataParallel's wrappers: save what's inside
     arch, config = identify(model)
     record = model_record(arch, config)
-    if weights is not None:
-        if isinstance(weights, dict):
-            weights = {k: v for k, v in weights.items() if k != "cost"}  # zoo counts it
-        section = check_weights_section(weights, "save_model(weights=...)")
-        # Counted here, when a variant is published, so that listings need no torch.
+    section = section_to_save(model, weights)
+    if section is not None:
+        # Counted by zoo, never taken from the caller or an older file.
+        section = {k: v for k, v in section.items() if k != "cost"}
         cost = {k: v for k, v in model_cost(arch, config).items() if v is not None}
         record["weights"] = {**section, "cost": cost} if cost else section
     if distributed.is_sharded(model):
@@ -205,7 +222,8 @@ def load_model(
     (freshly initialised, as :func:`create_model`). Saved weights are read
     straight into a model built on the ``meta`` device, so no random
     initialisation is paid for and no second copy is made. Loaded models are
-    returned in ``eval()`` mode.
+    returned in ``eval()`` mode, whatever the source (a model name too);
+    :func:`create_model` returns train mode.
 
     ``arch`` names the architecture of weights saved by other tools (a
     ``PyTorchModelHubMixin.save_pretrained`` or ``save_torch_model`` directory,
@@ -271,7 +289,10 @@ def open_model(
     as a model name or ``NAME.TAG``, never a path. ``progress(done, total)``
     counts the bytes of saved weights read (or mapped).
     ``details["memory_mapped"]`` says whether the weights' pages are read only
-    when first used (a plain CPU load), after ``load_seconds`` has been taken.
+    when first used (a plain CPU load), after ``load_seconds`` has been taken;
+    ``details["realigned"]`` names tensors copied because another tool's file
+    placed them off their element size. The model is in eval mode (as
+    :func:`load_model` returns it; :func:`create_model` switches to train).
     """
     started = time.perf_counter()
     # On a mesh, a rank that cannot resolve the source fails every rank (no hang).
@@ -299,6 +320,8 @@ def open_model(
         assert entry is not None
         details = found.details()
         info = found.weights_info
+        base = _base_of(found)
+        renewed: list[str] = []
         if mesh is not None:
             model, sharded = distributed.open_sharded(
                 found.arch, found.config, found.saved, mesh, parallel, seed, target_device,
@@ -323,9 +346,11 @@ def open_model(
                     PretrainedHeadWarning,
                     stacklevel=4,
                 )
-                # They describe the old head.
+                # The labels named the old classes, the metrics measured the old head.
                 info = {k: v for k, v in info.items() if k not in ("labels", "metrics", "cost")}
-                info.update(reinitialised=renewed, finetuned_from=found.variant.qualified_name)
+                info.update(reinitialised=renewed)
+                if base is not None:
+                    info.setdefault("base", base)
                 details["reinitialised"] = renewed
         else:
             model = load_weights(
@@ -333,10 +358,31 @@ def open_model(
                 device=target_device, dtype=target_dtype, progress=progress,
             )  # fmt: skip
             details["memory_mapped"] = reads_on_first_use(target_device, target_dtype)
+        model.eval()  # one rule: what open_model gives is ready to use; create_model trains
         if found.saved is not None:
-            model.weights_info = info
+            remember(model, info, base=base, derived=bool(renewed))
+            if found.saved.realigned:
+                details["realigned"] = sorted(found.saved.realigned)
     seconds = time.perf_counter() - started
     return LoadedModel(model, entry, found.display, found.kind, seconds, details)
+
+
+def _base_of(found: Source) -> dict[str, str] | None:
+    """Where loaded weights come from, pinned: what a save of them once changed records."""
+    if found.variant is not None:
+        spec = found.variant.spec
+        return {
+            "name": found.variant.display_name,
+            "publisher": found.variant.publisher.name,
+            "sha256": spec.sha256,
+            "source": spec.source,
+        }
+    if found.kind == "hub" and found.saved is not None and found.saved.config_bytes:
+        # The Hub commit's config.json pins every weight file, as a variant's pin does.
+        digest = hashlib.sha256(found.saved.config_bytes).hexdigest()
+        return {"name": found.display, "sha256": digest}
+    carried = (found.weights_info or {}).get("base")
+    return dict(carried) if isinstance(carried, dict) else None
 
 
 def push_to_hub(
@@ -353,8 +399,12 @@ def push_to_hub(
     """Upload a model (a ZooModel, a directory saved by ``save_model``, ``NAME.TAG``) in one commit.
 
     The commit holds ``config.json``, the weights (single or sharded with the
-    index) and a model card; weight files of an earlier push that the new one
-    does not have are deleted in the same commit. The card is generated unless
+    index) and a model card. A variant ``NAME.TAG`` is uploaded as it is
+    installed (its pinned files, byte for byte); a model is saved first, with
+    the metadata it carries (see :func:`save_model`), which the card repeats:
+    license, labels, metrics as ``model-index`` where they still apply. Weight
+    files of an earlier push that the new one does not have are deleted in the
+    same commit. The card is generated unless
     the directory has its own ``README.md`` or the repository already has one
     (``overwrite_card=True`` regenerates it). ``revision`` names a branch,
     created from ``main`` if missing. The token comes from ``token``, else
@@ -364,7 +414,9 @@ def push_to_hub(
     as it was.
 
     Returns:
-        huggingface_hub's ``CommitInfo`` (``oid`` is the new commit's sha).
+        huggingface_hub's ``CommitInfo`` (``oid`` is the new commit's sha), with
+        ``unchanged`` True when the repository already held these very files:
+        then no commit is made and ``oid`` is the commit it was at.
 
     Raises:
         HubError: no permission, not found, network down, a time limit.
@@ -407,23 +459,61 @@ def predict(
     *,
     top_k: int = 5,
     device: str | torch.device | None = None,
+    pretrained: bool | str = True,
 ) -> Prediction:
-    """Run a model on raw inputs and say what it predicts.
+    """Run a model on raw inputs and say what it predicts, never from random weights by chance.
 
     Args:
         model_or_source: a loaded model, or anything :func:`~zoo_core.load_model`
-            takes (``"simple_cnn.digits"``, a directory, ``hf://...``).
+            takes (``"simple_cnn.digits"``, a directory, ``hf://...``). A bare
+            model name (``"simple_cnn"``) means its default weights variant, as
+            ``create_model(name, pretrained=True)`` does; ``result.variant``
+            says which.
         inputs: an array or tensor with a leading batch dimension, raw values as
             the data set stores them; or a list of file paths (``.npy`` batches,
             image files for variants that declare image preprocessing).
         top_k: how many labels to report per input for a classifier with labels.
+        pretrained: for a bare model name, which variant: ``True`` the default,
+            a tag another; ``False`` asks for freshly initialised (random)
+            weights on purpose (``result.random_weights`` is then true).
+
+    The inputs go through the weights' recorded preprocessing (the
+    :class:`~zoo_core.pretrained.transforms.Transforms` that
+    ``get_pretrained(NAME).transforms()`` returns), and the model runs in eval
+    mode (a model passed in is put back in its mode afterwards).
 
     Raises:
+        ModelNotFoundError: a bare model name without pretrained weights (and
+            ``pretrained`` not ``False``), or no such model.
         UsageError: inputs of the wrong size or kind, or ``top_k`` below 1.
+
+    >>> zoo_core.predict("simple_cnn", raw_digits).variant                 # doctest: +SKIP
+    'zoo-cnn:simple_cnn.digits'
     """
     check_top_k(top_k)
     if isinstance(model_or_source, nn.Module):
-        model = model_or_source
-    else:
-        model = load_model(model_or_source, device=device)
-    return predict_with(model, inputs, top_k=top_k)
+        return predict_with(model_or_source, inputs, top_k=top_k)
+    weights = _weights_for_name(model_or_source, pretrained)
+    loaded = open_model(model_or_source, device=device, pretrained=weights)
+    result = predict_with(loaded.model, inputs, top_k=top_k)
+    result.source = loaded.source
+    result.architecture = loaded.entry.name
+    result.variant = loaded.details.get("variant")
+    result.random_weights = loaded.source_kind == "name"
+    return result
+
+
+def _weights_for_name(source: str | os.PathLike[str], pretrained: bool | str) -> bool | str:
+    """``pretrained`` for :func:`open_model`: the variant a bare model name predicts with."""
+    if source_kind(source) != "name" or pretrained is False:
+        return False
+    entry = get_registry().resolve(os.fspath(source))
+    if not get_variants().for_model(entry):
+        raise ModelNotFoundError(
+            f"{entry.display_name} has no pretrained weights, so a prediction would come "
+            "from random weights",
+            hint="predict with trained weights: a variant NAME.TAG ('zoo list --pretrained'), "
+            "a saved model or hf://...; random weights only on purpose: pretrained=False "
+            "(zoo predict --random)",
+        )
+    return pretrained

@@ -101,6 +101,10 @@ class DeviceError(ZooError):
     """The requested device does not exist on this machine."""
 
 
+class MissingDependencyError(ZooError):
+    """An optional dependency (an extra, such as ``zoo-core[images]``) is not installed."""
+
+
 class ZooWarning(UserWarning):
     """Something the user should know that did not stop the work (the CLI prints one line)."""
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TextIO
 
-__all__ = ["DEFAULT_DELAY", "ProgressBar", "ProgressCallback", "part_of"]
+__all__ = ["DEFAULT_DELAY", "ProgressBar", "ProgressCallback", "binary_bar", "part_of"]
 
 #: ``progress(done, total)``: ``done`` units of ``total`` are finished (absolute, not a step).
 ProgressCallback = Callable[[int, int], None]
@@ -59,8 +59,8 @@ class ProgressBar:
     or when the work ends within :data:`DEFAULT_DELAY` seconds. The bar is
     cleared when the context exits, so the command's own output follows cleanly.
 
-    ``unit="B"`` counts bytes (shown as KiB, MiB, GiB); any other unit is a
-    plain count (``"check"``).
+    ``unit="B"`` counts bytes, shown as zoo shows sizes (KiB, MiB, GiB, and
+    MiB/s: see :func:`binary_bar`); any other unit is a plain count (``"check"``).
     """
 
     def __init__(
@@ -112,6 +112,7 @@ class ProgressBar:
     def _open(self, total: int) -> Any:
         from tqdm import tqdm  # imported only when a bar is really drawn
 
+        bar_class = binary_bar(tqdm) if self.unit == "B" else tqdm
         options: dict[str, Any] = {
             "desc": self.description,
             "total": total,
@@ -125,7 +126,50 @@ class ProgressBar:
             options.update(unit="B", unit_scale=True, unit_divisor=1024)
         else:
             options["unit"] = self.unit
-        return tqdm(**options)
+        return bar_class(**options)
+
+
+_BINARY_BARS: dict[type, type] = {}
+# tqdm's own right-hand side, with zoo's sizes in place of its counts and rate.
+_BINARY_FORMAT = "{l_bar}{bar}| {zoo_n}/{zoo_total} [{elapsed}<{remaining}, {zoo_rate}{postfix}]"
+
+
+def binary_bar(base: type) -> type:
+    """A subclass of the tqdm class ``base`` whose byte bars read as zoo's sizes do.
+
+    tqdm scales counts by ``unit_divisor`` but always scales the rate by 1000
+    and names both with SI prefixes (``kB``, ``MB/s``), where zoo says KiB and
+    MiB. For bars counting bytes (``unit="B"`` with ``unit_scale``), this one
+    shows :func:`zoo_core.units.human_bytes` for the counts and the rate
+    (``12.0 MiB/12.0 MiB [00:01<00:00, 9.5 MiB/s]``); other bars are tqdm's.
+    ``huggingface_hub`` downloads take it as ``tqdm_class``.
+    """
+    if base not in _BINARY_BARS:
+
+        class BinaryBar(base):  # type: ignore[misc,valid-type]
+            @property
+            def format_dict(self) -> dict[str, Any]:
+                data = super().format_dict
+                if data.get("unit") != "B" or not data.get("unit_scale"):
+                    return data
+                from zoo_core.units import human_bytes
+
+                n, total, elapsed = data["n"], data["total"], data["elapsed"]
+                rate = data.get("rate")
+                if rate is None and elapsed:
+                    rate = (n - data.get("initial", 0)) / elapsed
+                data.update(
+                    zoo_n=human_bytes(int(n)),
+                    zoo_total=human_bytes(int(total)) if total else "?",
+                    zoo_rate=f"{human_bytes(int(rate))}/s" if rate else "? B/s",
+                )
+                if data.get("bar_format") is None:
+                    data["bar_format"] = _BINARY_FORMAT
+                return data
+
+        BinaryBar.__name__ = BinaryBar.__qualname__ = f"Binary{base.__name__}"
+        _BINARY_BARS[base] = BinaryBar
+    return _BINARY_BARS[base]
 
 
 def _is_terminal(stream: TextIO) -> bool:

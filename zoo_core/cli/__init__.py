@@ -6,6 +6,7 @@ module level, so ``zoo --help``, ``zoo list`` and ``zoo plugins`` stay instant.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -15,6 +16,7 @@ import click
 
 from zoo_core.cli._common import echo_error, show_warning
 from zoo_core.errors import ZooError
+from zoo_core.untrusted import clean_lines
 from zoo_core.version import __version__
 
 __all__ = ["cli", "main"]
@@ -70,8 +72,31 @@ def _debug_enabled() -> bool:
     return _state["debug"] or os.environ.get("ZOO_DEBUG", "") not in ("", "0")
 
 
+def _wants_json(argv: list[str] | None) -> bool:
+    args = sys.argv[1:] if argv is None else argv
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+def _fail(
+    as_json: bool, kind: str, message: str, hint: str | None, code: int, **extra: str
+) -> None:
+    """Report an error and exit: JSON on stdout with ``--json``, else one or two lines on stderr.
+
+    With ``--json``, stdout holds JSON whatever happens (a script parses it and
+    reads the exit status): ``{"error": MESSAGE, "hint": HINT or null, "type":
+    CLASS, "exit_code": N}``.
+    """
+    if as_json:
+        data = {"error": clean_lines(message), "hint": hint, "type": kind, "exit_code": code}
+        click.echo(json.dumps(data, indent=2))
+    else:
+        echo_error(message, hint, **extra)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``zoo`` console script: runs a command, maps errors to exit codes."""
+    as_json = _wants_json(argv)
     if not sys.stderr.isatty():
         # Hub transfers draw huggingface_hub's progress bars on a terminal only; it reads
         # this at import, which no command has done yet. An explicit setting wins.
@@ -82,11 +107,16 @@ def main(argv: list[str] | None = None) -> None:
     except ZooError as err:
         if _debug_enabled():
             traceback.print_exc()
-        echo_error(err.message, err.hint)
-        sys.exit(err.exit_code)
+        _fail(as_json, type(err).__name__, err.message, err.hint, err.exit_code)
     except click.exceptions.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
+        if not as_json:
+            err.show()
+            sys.exit(err.exit_code)
+        usage = isinstance(err, click.exceptions.UsageError)
+        command = getattr(getattr(err, "ctx", None), "command_path", "zoo")
+        hint = f"see '{command} --help'" if usage else None
+        kind = "UsageError" if usage else type(err).__name__
+        _fail(True, kind, err.format_message(), hint, err.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("zoo: interrupted", err=True)
         sys.exit(130)
@@ -97,10 +127,12 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as err:
         if _debug_enabled():
             raise
-        echo_error(
+        _fail(
+            as_json,
+            "InternalError",
             f"{type(err).__name__}: {err}",
             "rerun with --debug to see the traceback, and please report it",
+            1,
             prefix="zoo: internal error: ",
         )
-        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

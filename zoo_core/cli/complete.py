@@ -1,4 +1,4 @@
-"""Shell completion of model names, plugin names and ``--set`` keys, without importing torch.
+"""Shell completion of names, ``--set`` keys and values, devices and dtypes, without torch.
 
 click drives completion (``eval "$(_ZOO_COMPLETE=bash_source zoo)"``); these are
 the ``shell_complete`` callbacks the commands attach to their parameters.
@@ -8,6 +8,12 @@ read them would import torch (a second or more on every Tab), so the keys are
 read from the source of the module that defines the class, with :mod:`ast`,
 without running it; only when the source does not say (a config class defined
 elsewhere, built dynamically, or no source at all) is the class imported.
+
+After ``KEY=``, the values a field allows are offered: a ``Literal``'s choices,
+``true``/``false`` for a ``bool``, ``none`` for an optional field (read the same
+way). ``--set`` after ``NAME.TAG`` offers the config keys of the variant's model.
+``--dtype`` and ``--device`` offer the words zoo accepts (a fixed list: asking
+torch which devices exist would cost a second per Tab).
 
 To complete more kinds of model names (``NAME.TAG`` variants of pretrained
 weights, say), append a function to :data:`NAME_SOURCES`.
@@ -26,17 +32,28 @@ import click
 from click.shell_completion import CompletionItem
 
 from zoo_core.plugins.registry import Registry, get_registry
+from zoo_core.pretrained.catalogue import is_variant_name
 
 __all__ = [
+    "DEVICE_WORDS",
+    "DTYPE_WORDS",
     "NAME_SOURCES",
     "complete_architectures",
+    "complete_device",
+    "complete_dtype",
     "complete_model_names",
     "complete_plugin_names",
     "complete_set_keys",
     "complete_source",
+    "config_choices",
     "config_keys",
     "config_keys_from_source",
 ]
+
+#: What ``--dtype`` accepts (zoo_core.models.placement), shortest spellings last.
+DTYPE_WORDS = ("float32", "float16", "bfloat16", "float64", "fp32", "fp16", "bf16", "fp64")
+#: What ``--device`` accepts, without asking torch which devices this machine has.
+DEVICE_WORDS = ("cpu", "cuda", "cuda:0", "cuda:1", "mps")
 
 
 def _model_names(reg: Registry) -> Iterable[tuple[str, str]]:
@@ -137,9 +154,8 @@ def complete_plugin_names(
 def complete_set_keys(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
-    """``KEY=`` for each config field of the model named earlier on the command line."""
-    if "=" in incomplete:
-        return []  # the key is typed; values are free-form
+    """``KEY=`` for each config field of the model named earlier on the command line
+    (a model name or a weights variant ``NAME.TAG``); after ``KEY=``, the values it allows."""
     model = _named_model(ctx)
     if model is None or _looks_like_path(model) or os.path.exists(model):
         return []  # a saved model's config comes from its files: it takes no --set
@@ -147,11 +163,34 @@ def complete_set_keys(
     if reg is None:
         return []
     try:
-        entry = reg.resolve(model)
+        if is_variant_name(model):
+            from zoo_core.pretrained.catalogue import get_variants  # hook modules only: no torch
+
+            entry = get_variants().resolve(model).model_entry(reg)
+        else:
+            entry = reg.resolve(model)
+        if "=" in incomplete:
+            key, _, value = incomplete.partition("=")
+            values = config_choices(entry.spec.target, entry.spec.config).get(key, [])
+            return [CompletionItem(f"{key}={v}") for v in values if v.startswith(value)]
         keys = config_keys(entry.spec.target, entry.spec.config)
     except Exception:
         return []
     return [CompletionItem(f"{k}=") for k in keys if k.startswith(incomplete)]
+
+
+def complete_dtype(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """The floating dtypes ``--dtype`` accepts."""
+    return [CompletionItem(w) for w in DTYPE_WORDS if w.startswith(incomplete)]
+
+
+def complete_device(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """The device words ``--device`` accepts (cpu, cuda, cuda:N, mps)."""
+    return [CompletionItem(w) for w in DEVICE_WORDS if w.startswith(incomplete)]
 
 
 _MODEL_PARAMS = ("arch", "source", "name")
@@ -202,6 +241,95 @@ def config_keys(target: str, config: str | None = None) -> list[str]:
     return [f.name for f in dataclasses.fields(cls.Config) if f.init]
 
 
+def config_choices(target: str, config: str | None = None) -> dict[str, list[str]]:
+    """The values each config field of ``target`` allows, where there are few: ``Literal``
+    choices, ``true``/``false`` for a ``bool``, ``none`` for an optional field.
+
+    ``config`` names the class of the config object the target takes, as for
+    :func:`config_keys`. Read from the module's source when it says (no torch);
+    otherwise the class is imported.
+
+    >>> config_choices("zoo_rnn.model:SimpleRNN")["cell"]   # doctest: +SKIP
+    ['rnn', 'lstm', 'gru']
+    """
+    nodes = _config_nodes(config or target, own=config is not None)
+    if nodes is not None:
+        return {name: values for name, node in nodes if (values := _choices(node))}
+    import dataclasses
+    import importlib
+    import typing
+
+    module_name, _, attr = (config or target).partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    config_cls = cls if config is not None else cls.Config
+    if not dataclasses.is_dataclass(config_cls):
+        return {}
+    hints = typing.get_type_hints(config_cls)
+    out = {}
+    for f in dataclasses.fields(config_cls):
+        values = _choices_of_type(hints.get(f.name))
+        if f.init and values:
+            out[f.name] = values
+    return out
+
+
+def _choices(node: ast.expr | None) -> list[str]:
+    """Values of an annotation read from source: Literal[...], bool, X | None, Optional[X]."""
+    if node is None:
+        return []
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:  # a string annotation: "Literal['a', 'b']"
+            node = ast.parse(node.value, mode="eval").body
+        except SyntaxError:
+            return []
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        left, right = _choices(node.left), _choices(node.right)
+        return list(dict.fromkeys([*left, *right])) if (left or right) else []
+    if isinstance(node, ast.Constant) and node.value is None:
+        return ["none"]
+    name = _annotation_name(node)
+    if name == "bool":
+        return ["true", "false"]
+    if isinstance(node, ast.Subscript):
+        head = _annotation_name(node.value)
+        args = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if head == "Literal":
+            return [
+                str(a.value).lower() if isinstance(a.value, bool) else str(a.value)
+                for a in args
+                if isinstance(a, ast.Constant) and a.value is not None
+            ]
+        if head == "Optional":
+            return [*_choices(args[0]), "none"] if args else []
+        if head == "Union":
+            found = [v for a in args for v in _choices(a)]
+            return list(dict.fromkeys(found))
+    return []
+
+
+def _annotation_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr  # typing.Literal, t.Optional
+    return None
+
+
+def _choices_of_type(tp: Any) -> list[str]:
+    import typing
+
+    if tp is bool:
+        return ["true", "false"]
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return [str(a).lower() if isinstance(a, bool) else str(a) for a in typing.get_args(tp)]
+    args = typing.get_args(tp)
+    if args and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return [*(v for a in rest for v in _choices_of_type(a)), "none"]
+    return []
+
+
 def config_keys_from_source(target: str, *, own: bool = False) -> list[str] | None:
     """Config field names found by parsing (not running) the module of ``target``, or None.
 
@@ -213,6 +341,12 @@ def config_keys_from_source(target: str, *, own: bool = False) -> list[str] | No
     >>> config_keys_from_source("zoo_cnn.model:SimpleCNN")  # doctest: +SKIP
     ['in_channels', 'image_size', 'channels', 'num_classes']
     """
+    nodes = _config_nodes(target, own=own)
+    return None if nodes is None else [name for name, _ in nodes]
+
+
+def _config_nodes(target: str, *, own: bool = False) -> list[tuple[str, ast.expr | None]] | None:
+    """Each config field of ``target``'s class with its annotation, parsed from source, or None."""
     module_name, _, attr = target.partition(":")
     try:
         # find_spec imports parent packages; a plugin's package __init__ is kept light.
@@ -254,19 +388,20 @@ def _config_name(cls: ast.ClassDef) -> str | None:
 
 def _fields(
     cls: ast.ClassDef, classes: dict[str, ast.ClassDef], seen: set[str]
-) -> list[str] | None:
+) -> list[tuple[str, ast.expr | None]] | None:
     if cls.name in seen:
         return None
     seen.add(cls.name)
-    names: list[str] = []
+    fields: list[tuple[str, ast.expr | None]] = []
     for base in cls.bases:
         if isinstance(base, ast.Name) and base.id in classes:
             inherited = _fields(classes[base.id], classes, seen)
             if inherited is None:
                 return None
-            names += inherited
+            fields += inherited
         elif not (isinstance(base, ast.Name) and base.id == "object"):
             return None  # a base from elsewhere may add fields the source here cannot show
+    names = {name for name, _ in fields}
     for node in cls.body:
         if (
             isinstance(node, ast.AnnAssign)
@@ -275,8 +410,9 @@ def _fields(
             and not _is_init_false(node.value)
             and node.target.id not in names
         ):
-            names.append(node.target.id)
-    return names
+            fields.append((node.target.id, node.annotation))
+            names.add(node.target.id)
+    return fields
 
 
 def _is_init_false(value: Any) -> bool:

@@ -26,7 +26,7 @@ from zoo_core.models.config import parse_assignments
 from zoo_core.untrusted import clean_text
 
 
-@click.command("push", short_help="Upload a saved model (or a model name) to the Hub.")
+@click.command("push", short_help="Upload a saved model, a weights variant or a model name.")
 @click.argument("source", metavar="SOURCE", shell_complete=complete_source)
 @click.argument("repo_id")
 @click.option(
@@ -37,9 +37,7 @@ from zoo_core.untrusted import clean_text
 @click.option("--license", "license_", metavar="LICENSE", help="License for the card, e.g. mit.")
 @click.option("--overwrite-card", is_flag=True, help="Regenerate README.md even if one exists.")
 @set_option
-@click.option(
-    "--seed", type=int, metavar="N", help="Seed for a freshly built model (model names only)."
-)
+@click.option("--seed", type=int, metavar="N", help="Seed for a freshly built model or a new head.")
 def push_command(
     source: str,
     repo_id: str,
@@ -51,35 +49,49 @@ def push_command(
     assignments: tuple[str, ...],
     seed: int | None,
 ) -> None:
-    """Upload SOURCE to REPO_ID on the Hub: a saved model directory, or a model name built fresh.
+    """Upload SOURCE to REPO_ID on the Hub: a saved model directory, a weights variant
+    NAME.TAG (its installed files, as pinned), or a model name built fresh.
 
     \b
     zoo push ./cnn me/cnn-demo --license mit
     zoo push ./cnn me/cnn-demo --revision v2 -m "retrained"
+    zoo push simple_cnn.digits me/digits
+    zoo push simple_cnn.digits me/two-digits --set num_classes=2 --seed 0   a new head
 
     The commit holds config.json, the safetensors weights and a model card
-    (README.md, kept if the repository has one unless --overwrite-card). The
-    token comes from HF_TOKEN or 'hf auth login'.
+    (README.md, kept if the repository has one unless --overwrite-card), which
+    carries the weights' license, labels and metrics where they still apply.
+    Pushing files the repository already holds makes no commit: it says so and
+    exits 0. The token comes from HF_TOKEN or 'hf auth login'.
     """
     from zoo_core.api import open_model, push_to_hub
     from zoo_core.hub.download import HF_PREFIX, check_revision, parse_hf_source
+    from zoo_core.sources.resolve import source_kind
 
     parse_hf_source(repo_id)  # a malformed id or revision is a usage error before any work
     check_revision(revision)
     overrides = parse_assignments(assignments)
     registry()
+    kind = source_kind(source)
     if os.path.isdir(os.path.expanduser(source)):
         if overrides or seed is not None:
             raise click.UsageError("--set and --seed apply to model names, not saved directories")
         target: object = source
         what = source
+    elif kind == "variant" and not overrides and seed is None:
+        target = what = source  # the installed files, checked against their pin, as they are
     else:
         with model_output_to_stderr():
             loaded = open_model(source, overrides=overrides, from_strings=True, seed=seed)
-        if loaded.source_kind != "name":
-            raise click.UsageError(f"{source} is not a directory or a model name")
+        if loaded.source_kind not in ("name", "variant"):
+            raise click.UsageError(
+                f"{source} is not a directory, a weights variant NAME.TAG or a model name"
+            )
         target = loaded.model
-        what = f"{loaded.entry.name} (built fresh)"
+        if loaded.source_kind == "variant":
+            what = f"{loaded.source} (with a new config)"
+        else:
+            what = f"{loaded.entry.name} (built fresh)"
     with model_output_to_stderr():
         info = push_to_hub(
             target,
@@ -91,6 +103,11 @@ def push_command(
             overwrite_card=overwrite_card,
         )
     name, _ = parse_hf_source(repo_id)
+    if getattr(info, "unchanged", False):
+        click.echo(f"nothing to push: {HF_PREFIX}{name}@{info.oid} already holds {what}")
+        if message:
+            click.echo("  (no commit was made, so --message was not used)")
+        return
     click.echo(f"pushed {what} to {HF_PREFIX}{name}@{info.oid}")
     click.echo(f"  {info.commit_url}")
 

@@ -20,7 +20,13 @@ from zoo_core.cli._common import (
     set_option,
     table,
 )
-from zoo_core.cli.complete import complete_architectures, complete_source
+from zoo_core.cli.complete import (
+    complete_architectures,
+    complete_device,
+    complete_dtype,
+    complete_model_names,
+    complete_source,
+)
 from zoo_core.cli.hub import echo_card
 from zoo_core.cli.variants import echo_variant, list_pretrained, variant_rows_for, variants_table
 from zoo_core.models.config import parse_assignments
@@ -255,10 +261,16 @@ def _output_shape(output: Any) -> Any:
 @click.argument("source", shell_complete=complete_source)
 @set_option
 @click.option(
-    "--device", metavar="DEVICE", help="Where to put the weights: cpu, cuda, cuda:N, mps."
+    "--device",
+    metavar="DEVICE",
+    shell_complete=complete_device,
+    help="Where to put the weights: cpu, cuda, cuda:N, mps.",
 )
 @click.option(
-    "--dtype", metavar="DTYPE", help="Cast floating weights: float32, float16, bfloat16, float64."
+    "--dtype",
+    metavar="DTYPE",
+    shell_complete=complete_dtype,
+    help="Cast floating weights: float32, float16, bfloat16, float64.",
 )
 @click.option(
     "--seed", type=int, metavar="N", help="Seed for a freshly built model (model names only)."
@@ -353,7 +365,7 @@ def load_command(
     click.echo(f"{entry.name} ({entry.plugin.name}{version}), {where}")
     click.echo(f"  parameters     {stats['parameters']:,}")
     click.echo(
-        f"  size           {human_bytes(stats['bytes'])} ({stats['dtype']}) on {data['device']}"
+        f"  tensors        {human_bytes(stats['bytes'])} of {stats['dtype']} on {data['device']}"
     )
     if loaded.source_kind == "name":
         how = "built and initialised"
@@ -364,14 +376,19 @@ def load_command(
     click.echo(f"  ready in       {loaded.load_seconds:.3f} s ({how})")
     shapes = f"{_inputs_text(example)} -> {_shape_text(data['output_shape'])}"
     click.echo(f"  first forward  {forward_seconds:.3f} s ({shapes})")
+    if data.get("realigned"):
+        click.echo(
+            f"  realigned      {len(data['realigned'])} tensor(s) the file placed off their "
+            "element size, copied into aligned memory"
+        )
 
 
 def _shape_text(shape: Any) -> str:
     return str(tuple(shape)) if isinstance(shape, list) else str(shape)
 
 
-@click.command("save", short_help="Build a model by name and save it to a directory.")
-@click.argument("name", shell_complete=complete_architectures)
+@click.command("save", short_help="Save a model by name, or a weights variant, to a directory.")
+@click.argument("name", metavar="NAME", shell_complete=complete_model_names)
 @click.argument("directory", type=click.Path(file_okay=False))
 @set_option
 @click.option(
@@ -389,16 +406,32 @@ def save_command(
     seed: int | None,
     max_shard_size: str | None,
 ) -> None:
-    """Build model NAME (with --set overrides) and save it to DIRECTORY, atomically."""
+    """Save NAME to DIRECTORY, atomically: a model built fresh, or a weights variant.
+
+    \b
+    zoo save simple_cnn ./cnn --set num_classes=5 --seed 0    built fresh
+    zoo save simple_cnn.digits ./digits                       a variant, with its metadata
+    zoo save simple_cnn.digits ./two --set num_classes=2      fine-tuned: a new head
+
+    A variant is saved with its weights section (labels, preprocessing, license,
+    metrics), so 'zoo predict DIRECTORY' works as on the variant; a new head
+    drops the labels and metrics and records the variant as its base.
+    """
     from zoo_core.api import open_model, save_model
     from zoo_core.progress import ProgressBar
+    from zoo_core.sources.resolve import source_kind
 
     overrides = parse_assignments(assignments)
+    if source_kind(name) in ("path", "missing", "hub"):
+        raise click.UsageError(
+            f"{name} is a saved model; 'zoo save' takes a model name or a weights variant "
+            "NAME.TAG (copy a saved directory as it is, or 'zoo pull' a Hub model)"
+        )
     registry()
     with model_output_to_stderr():
-        loaded = open_model(name, overrides=overrides, from_strings=True, seed=seed)
-    if loaded.source_kind != "name":
-        raise click.UsageError(f"{name} is a saved model; 'zoo save' takes a model name")
+        loaded = open_model(
+            name, overrides=overrides, from_strings=True, seed=seed, names_only=True
+        )
     import warnings
 
     from zoo_core.errors import ZooWarning
@@ -408,9 +441,10 @@ def save_command(
     if max_shard_size is not None:
         shard_limit(max_shard_size, name="--max-shard-size")
 
+    what = loaded.source if loaded.source_kind == "variant" else loaded.entry.name
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ZooWarning)
-        with ProgressBar(f"saving {loaded.entry.name}") as bar, model_output_to_stderr():
+        with ProgressBar(f"saving {what}") as bar, model_output_to_stderr():
             path = save_model(loaded.model, directory, max_shard_size=max_shard_size, progress=bar)
     for w in caught:
         if issubclass(w.category, ZooWarning):
@@ -418,7 +452,7 @@ def save_command(
     # Only what this save wrote: files the user keeps in the directory are theirs.
     files = sorted(p.name for p in path.iterdir() if is_zoo_file(p.name))
     total = sum((path / f).stat().st_size for f in files)
-    click.echo(f"saved {loaded.entry.name} to {path} ({', '.join(files)}; {human_bytes(total)})")
+    click.echo(f"saved {what} to {path} ({', '.join(files)}; {human_bytes(total)} on disk)")
 
 
 COMMANDS = (list_command, info_command, load_command, save_command)

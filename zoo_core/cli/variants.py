@@ -19,7 +19,7 @@ from zoo_core.cli._common import (
     registry,
     table,
 )
-from zoo_core.cli.complete import complete_source
+from zoo_core.cli.complete import complete_device, complete_source
 from zoo_core.pretrained.metadata import plain_text
 
 __all__ = [
@@ -96,7 +96,7 @@ def variants_table(rows: list[dict[str, Any]], indent: str = "") -> str:
                 status + plain_text(r["summary"], 80),
             )
         )
-    text = table(lines, ("NAME", "METRIC", "PARAMS", "FLOPS", "SIZE", "LICENSE", "SUMMARY"))
+    text = table(lines, ("NAME", "METRIC", "PARAMS", "FLOPS", "FILES", "LICENSE", "SUMMARY"))
     return "\n".join(indent + line for line in text.splitlines())
 
 
@@ -114,7 +114,11 @@ def list_pretrained(pattern: str | None, as_json: bool, supports: tuple[str, ...
         click.echo("no weights variants match" if filtered else "no weights variants installed")
         return
     click.echo(variants_table(rows))
-    click.echo("(* the model's default: create_model(NAME, pretrained=True))")
+    click.echo("(* the model's default: create_model(NAME, pretrained=True); FILES: weight files)")
+
+
+def _bytes(n: int | None, what: str) -> str:
+    return "-" if n is None else f"{human_bytes(n)} ({what})"
 
 
 def labels_text(labels: list[str], clean: Callable[[str, int], str]) -> str:
@@ -137,7 +141,8 @@ def echo_variant(row: dict[str, Any]) -> None:
         ("parameters", _count(row["parameters"])),
         ("FLOPs/sample", _count(row.get("flops_per_sample"))),
         ("supports", ", ".join(row.get("supports") or []) or "-"),
-        ("size", human_bytes(row["bytes"]) if row["bytes"] is not None else "-"),
+        ("tensors", _bytes(row.get("tensor_bytes"), "in memory as stored")),
+        ("files", _bytes(row["bytes"], "weight files on disk, headers included")),
         ("license", row["license"] or "-"),
         ("task", weights.get("task", "-")),
     ]
@@ -179,33 +184,64 @@ def echo_variant(row: dict[str, Any]) -> None:
     show_default=True,
     help="Labels to show per input (classifiers with labels).",
 )
-@click.option("--device", metavar="DEVICE", help="Where to run: cpu, cuda, cuda:N, mps.")
+@click.option(
+    "--device",
+    metavar="DEVICE",
+    shell_complete=complete_device,
+    help="Where to run: cpu, cuda, cuda:N, mps.",
+)
+@click.option(
+    "--random",
+    "random_weights",
+    is_flag=True,
+    help="With a model name: predict with freshly initialised weights, on purpose.",
+)
 @json_option
 def predict_command(
-    source: str, inputs: tuple[str, ...], top_k: int, device: str | None, as_json: bool
+    source: str,
+    inputs: tuple[str, ...],
+    top_k: int,
+    device: str | None,
+    random_weights: bool,
+    as_json: bool,
 ) -> None:
     """Run a model on real inputs and print what it predicts.
 
-    SOURCE is a weights variant (simple_cnn.digits), a saved model directory or
-    hf://OWNER/REPO[@REVISION]. Each INPUT is a .npy array with a leading batch
-    dimension holding raw values as the data set stores them, or an image file
-    when the variant declares image preprocessing (needs zoo-core[images]).
-    The variant's recorded preprocessing is applied by zoo.
+    SOURCE is a weights variant (simple_cnn.digits), a saved model directory,
+    hf://OWNER/REPO[@REVISION], or a model name, which means its default
+    variant (said on stderr; 'variant' in --json): predictions never come from
+    random weights unless --random asks for them. Each INPUT is a .npy array
+    with a leading batch dimension holding raw values as the data set stores
+    them, or an image file when the variant declares image preprocessing
+    (needs zoo-core[images]). The recorded preprocessing is applied by zoo.
     """
-    from zoo_core.api import open_model, predict
+    from zoo_core.api import predict
     from zoo_core.models.placement import parse_device
+    from zoo_core.sources.resolve import source_kind
 
     parse_device(device)
     registry()
+    by_name = source_kind(source) == "name"
+    if random_weights and not by_name:
+        raise click.UsageError(f"--random applies to model names; {source} has its own weights")
     with model_output_to_stderr():
-        loaded = open_model(source, device=device)
-        result = predict(loaded.model, list(inputs), top_k=top_k)
+        result = predict(
+            source, list(inputs), top_k=top_k, device=device, pretrained=not random_weights
+        )
+    if by_name and not as_json:
+        if result.random_weights:
+            click.echo(f"zoo: warning: {source} predicts with random weights (--random)", err=True)
+        else:
+            click.echo(
+                f"zoo: predicting with {result.source}, the default weights of {source}", err=True
+            )
     if as_json:
         echo_json(
             {
-                "source": loaded.source,
-                "architecture": loaded.entry.name,
-                "variant": loaded.details.get("variant"),
+                "source": result.source,
+                "architecture": result.architecture,
+                "variant": result.variant,
+                "random_weights": result.random_weights,
                 "output_shape": list(result.outputs.shape),
                 "predictions": result.rows,
             }

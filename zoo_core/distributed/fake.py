@@ -51,8 +51,10 @@ class FakeSharding:
     world_size: int
     #: The FSDP units (module names) or the tensor-parallel plan's patterns.
     units: list[str] = field(default_factory=list)
-    #: How many parameters became DTensors.
+    #: How many parameters are split over the mesh (a DTensor placed ``Shard``, not replicated),
+    #: of how many in all.
     sharded: int = 0
+    parameters: int = 0
     #: The shapes of forward's output tensors (None when forward was not run).
     output_shapes: list[tuple[int, ...]] | None = None
     #: Their dtypes, and (with ``train``) the parameters backward gave no gradient.
@@ -134,7 +136,12 @@ def shard_on_fake_mesh(
         result.units = fsdp_units(model, arch.fsdp_units(model))[::-1]
     with fake_mesh(world_size) as mesh:
         shard_module(model, mesh, parallel, plan, arch.fsdp_units(model), label=arch.name)
-        result.sharded = sum(isinstance(p, DTensor) for p in model.parameters())
+        params = list(model.parameters())
+        result.parameters = len(params)
+        result.sharded = sum(
+            isinstance(p, DTensor) and any(place.is_shard() for place in p.placements)
+            for p in params
+        )
         if not forward:
             return result
         ties = tied_groups(model)
@@ -192,7 +199,8 @@ def verify_sharding(arch: Any, config: Any, parallel: str, *, world_size: int = 
         )
     units = f"{len(done.units)} unit(s)" if parallel == "fsdp" else "its plan"
     return (
-        f"{label} ({units}): {done.sharded} parameters sharded, forward and backward run "
+        f"{label} ({units}): {done.sharded} of {done.parameters} parameters sharded, "
+        "forward and backward run "
         "with the unsharded shapes"
     )
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from zoo_core.hub.card_data import CARD_NAME, LIBRARY_NAME, card_tags
-from zoo_core.pretrained.metadata import card_metadata, check_weights_section
+from zoo_core.pretrained.metadata import card_metadata, check_weights_section, plain_text
 from zoo_core.storage.record import INDEX_NAME, WEIGHTS_NAME
 from zoo_core.storage.weights import SavedModel
 from zoo_core.units import human_bytes
@@ -74,8 +75,10 @@ def render_card(saved: SavedModel, repo_id: str, *, license: str | None = None) 
     summary = _summary(arch, record.get("plugin"))
     # The Hub indexes these: 'zoo search' filters on them and reads them back.
     tags = card_tags(arch, record.get("plugin"))
-    # A weights variant's metrics, labels and license go into the card's metadata.
-    extra = {}
+    # A weights section's metrics, labels and license go into the card's metadata: a saved
+    # variant keeps them all, fine-tuned weights only those that still apply (see carry).
+    extra: dict[str, object] = {}
+    section: dict[str, object] = {}
     if "weights" in record:
         section = check_weights_section(record["weights"], str(saved.path))
         extra = card_metadata(section, repo_id.split("/")[-1])
@@ -106,6 +109,7 @@ def render_card(saved: SavedModel, repo_id: str, *, license: str | None = None) 
     ]
     if summary:
         lines += [f"> {summary}", ""]
+    lines += _weights_lines(section, repo_id)
     lines += [
         f"- Parameters: {params:,} ({human_bytes(size)})",
         f"- Weights: safetensors ({weights}); no pickle, no code",
@@ -134,3 +138,33 @@ def render_card(saved: SavedModel, repo_id: str, *, license: str | None = None) 
         "",
     ]
     return "\n".join(lines)
+
+
+def _weights_lines(section: dict[str, Any], repo_id: str) -> list[str]:
+    """What the card's text says of a weights section: origin, data, metrics, labels, inputs."""
+    if not section:
+        return []
+    lines = ["## Weights", ""]
+    if section.get("summary"):
+        lines += [plain_text(section["summary"], 300), ""]
+    base = section.get("base")
+    if base:
+        lines.append(
+            f"- Derived from `{plain_text(base['name'], 200)}` "
+            f"(its config.json sha256 `{base['sha256']}`)"
+        )
+    dataset = section.get("dataset") or {}
+    if dataset.get("name"):
+        lines.append(f"- Data: {plain_text(dataset['name'], 200)}")
+    for metric in section.get("metrics") or []:
+        split = f" ({plain_text(metric['split'], 60)})" if metric.get("split") else ""
+        lines.append(f"- {plain_text(metric['name'], 60)}: {metric['value']:.6g}{split}")
+    labels = section.get("labels")
+    if labels:
+        lines.append(f"- {len(labels)} labels (in the metadata above)")
+    if section.get("preprocessing"):
+        lines.append(
+            "- Inputs are raw values as the data set stores them: zoo applies the recorded "
+            f"preprocessing (`zoo predict hf://{repo_id} inputs.npy`)"
+        )
+    return [*lines, ""]

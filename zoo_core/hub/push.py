@@ -11,6 +11,7 @@ CommitInfo(commit_url='https://huggingface.co/me/cnn-demo/commit/1f0c...', ...)
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from zoo_core.errors import WeightsError
@@ -21,6 +22,18 @@ from zoo_core.storage.record import CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME
 from zoo_core.storage.weights import SavedModel
 
 __all__ = ["push_saved"]
+
+
+class _NothingToCommit(logging.Filter):
+    """Notices (and keeps off stderr) huggingface_hub's word that a commit would change nothing."""
+
+    seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("No files have been modified since last commit"):
+            self.seen = True
+            return False
+        return True
 
 
 def _is_weight_file(name: str) -> bool:
@@ -43,6 +56,9 @@ def push_saved(
     Everything uploaded is read through the snapshot's open files (see
     :mod:`zoo_core.storage.snapshot`): the bytes whose hashes were checked are
     the bytes that leave, even if a save replaces the directory meanwhile.
+
+    Returns huggingface_hub's ``CommitInfo``, plus ``unchanged``: True when the
+    repository already held exactly these files (no commit was made).
 
     Raises:
         WeightsError: not a directory, or files that do not match ``config.json``.
@@ -82,4 +98,13 @@ def push_saved(
             adds[CARD_NAME] = render_card(saved, repo_id, license=license).encode("utf-8")
         stale = sorted(n for n in existing if _is_weight_file(n) and n not in upload)
         message = commit_message or f"Upload {saved.architecture} with zoo"
-        return commit_operations(repo_id, revision, adds, stale, message, token)
+        logger = logging.getLogger("huggingface_hub.hf_api")
+        nothing = _NothingToCommit()
+        logger.addFilter(nothing)
+        try:
+            info = commit_operations(repo_id, revision, adds, stale, message, token)
+        finally:
+            logger.removeFilter(nothing)
+    # The repository held these very files: no commit was made, oid is where it already was.
+    info.unchanged = nothing.seen
+    return info

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import HubError, UsageError
+from zoo_core.progress import binary_bar
 from zoo_core.storage.limits import env_seconds
 from zoo_core.untrusted import clean_text
 
@@ -456,6 +457,11 @@ def hub_errors(repo_id: str, revision: str | None, *, writing: bool = False) -> 
             ) from None
         if _is_network_error(err):
             raise _network_error(where, err) from None
+        if err.errno is None and _raised_by_client(err):  # a download not what it announced
+            raise HubError(
+                f"the Hub at {endpoint()} sent {where} wrongly: {_first_line(err)}",
+                hint="run the command again; if it persists, the server is misbehaving",
+            ) from None
         raise
     except Exception as err:
         if _is_network_error(err):
@@ -513,10 +519,12 @@ def download(
 ) -> Path:
     """Fetch one file into huggingface_hub's cache, receiving at most ``max_bytes``."""
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.utils import tqdm as hub_bar
 
+    bar = binary_bar(hub_bar)  # MiB and MiB/s, as zoo says sizes
     with _capped(name, max_bytes):
         path = hf_hub_download(
-            repo_id, name, revision=revision, token=token, library_name=LIBRARY_NAME
+            repo_id, name, revision=revision, token=token, library_name=LIBRARY_NAME, tqdm_class=bar
         )
     return Path(path)
 

@@ -101,6 +101,7 @@ class ZooModel(nn.Module):
     config: Any
     #: The ``weights`` section (tag, metrics, labels, preprocessing, license) of the
     #: variant or saved model this model was loaded from; None for a fresh model.
+    #: ``save_model`` writes it back (see :mod:`zoo_core.pretrained.carry`).
     weights_info: dict[str, Any] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

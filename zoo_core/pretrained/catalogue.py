@@ -36,6 +36,7 @@ from zoo_core.plugins.registry import (
     canonical_name,
     get_registry,
 )
+from zoo_core.plugins.registry import list_models as list_architectures
 from zoo_core.pretrained.metadata import plain_text
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "VariantRegistry",
     "get_variants",
     "is_variant_name",
+    "list_models",
     "reset_variants",
     "split_variant_name",
 ]
@@ -313,3 +315,34 @@ def reset_variants() -> None:
     """Forget the collected variants; the next use collects them again."""
     global _VARIANTS
     _VARIANTS = None
+
+
+def list_models(pattern: str | None = None, *, pretrained: bool = False) -> list[str]:
+    """Names of the installed models, sorted, optionally filtered by an fnmatch ``pattern``.
+
+    A name registered by two plugins is listed once per plugin, qualified as
+    ``DIST:NAME``; every other name is listed bare. With ``pretrained=True``,
+    the weights variants instead, as ``NAME.TAG`` (qualified
+    ``PUBLISHER:NAME.TAG`` where two publishers offer one): ``pattern``
+    matches the variant's name, its qualified name or its model's name, so
+    ``list_models("simple_cnn", pretrained=True)`` lists that model's variants
+    (timm's convention). Nothing here imports torch.
+
+    >>> import zoo_core
+    >>> zoo_core.list_models("simple_*")                        # doctest: +SKIP
+    ['simple_cnn', 'simple_rnn']
+    >>> zoo_core.list_models("simple_*", pretrained=True)       # doctest: +SKIP
+    ['simple_cnn.digits', 'simple_rnn.digits']
+    """
+    if not pretrained:
+        return list_architectures(pattern)
+    found = [
+        v
+        for v in get_variants().find()
+        if pattern is None
+        or fnmatch.fnmatchcase(v.name, pattern)
+        or fnmatch.fnmatchcase(v.qualified_name, pattern)
+        or fnmatch.fnmatchcase(v.spec.model_name, pattern)
+        or fnmatch.fnmatchcase(v.spec.model, pattern)
+    ]
+    return sorted({v.display_name for v in found})

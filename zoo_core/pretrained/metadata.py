@@ -23,8 +23,15 @@ weights={...})``. Every key is optional except ``tag``::
       },
       "license": "CC-BY-4.0",
       "training": {"script": "...", "command": "...", "seed": 0, "recipe": "...", "url": "..."},
-      "cost": {"parameters": 5450, "flops_per_sample": 104960}   # written by save_model
+      "cost": {"parameters": 5450, "flops_per_sample": 104960},  # written by save_model
+      "base": {"name": "simple_cnn.digits", "publisher": "zoo-cnn",
+               "sha256": "05af...", "source": "package://zoo_cnn/weights/digits"}
     }
+
+``base`` records where derived weights came from: the variant (or Hub
+model) they were fine-tuned or trained further from, with the sha256 of its
+``config.json`` (the pin, which covers every weight file). ``save_model``
+writes it for a model whose weights changed since they were loaded.
 
 ``head`` lists the modules a new class count may replace: ``create_model(
 "simple_cnn.digits", num_classes=5)`` re-initialises the tensors under them
@@ -151,9 +158,12 @@ _TOP = (
     "license",
     "training",
     "cost",
+    "base",
 )
 _COST = ("parameters", "flops_per_sample")
 _MAX_COUNT = 2**63 - 1
+_BASE = ("name", "publisher", "sha256", "source")
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _DATASET = ("name", "url", "license", "train_split", "test_split", "revision")
 _TRAINING = ("script", "command", "seed", "recipe", "url")
 _PREPROCESSING = ("layout", "reshape", "dtype", "scale", "mean", "std", "image")
@@ -218,6 +228,10 @@ def check_weights_section(section: Any, where: str) -> dict[str, Any]:
             whole = isinstance(value, int) and not isinstance(value, bool)
             if not whole or not 0 <= value <= _MAX_COUNT:
                 raise c.fail(f"cost.{key}", "must be a non-negative integer")
+    if "base" in data:
+        base = c.texts(c.mapping(data["base"], "base", _BASE), "base")
+        if "name" not in base or not _SHA256.match(base.get("sha256", "")):
+            raise c.fail("base", "needs a name and the sha256 (64 hex digits) of its config.json")
     return data
 
 
@@ -309,4 +323,9 @@ def card_metadata(section: dict[str, Any], model_name: str) -> dict[str, Any]:
         )
     if results:
         meta["model-index"] = [{"name": model_name, "results": results}]
+    base = section.get("base") or {}
+    source = base.get("source") or base.get("name") or ""
+    if source.startswith("hf://"):
+        # The Hub links a model to the one it was fine-tuned from by this field.
+        meta["base_model"] = plain_text(source.removeprefix("hf://").partition("@")[0], 200)
     return meta

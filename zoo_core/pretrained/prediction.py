@@ -26,10 +26,9 @@ import torch
 from torch import nn
 
 from zoo_core.errors import UsageError
-from zoo_core.models.model import ZooModel
-from zoo_core.pretrained.transforms import load_input_file, preprocess_array
+from zoo_core.pretrained.transforms import Transforms, load_input_file
 
-__all__ = ["Prediction", "check_top_k", "predict_with", "preprocess"]
+__all__ = ["Prediction", "check_top_k", "predict_with", "preprocess", "transforms_of"]
 
 # Values shown per input before the summary takes over.
 _SHOWN = 10
@@ -44,36 +43,53 @@ class Prediction:
     of ``{"label", "index", "probability"}``, for a classifier with labels) or
     ``shape`` and ``values`` (the first values of that input's output) plus
     ``summary`` (min, max, mean) when the output is larger than a few numbers.
+    ``source`` says what was loaded (``None`` for a model passed in) and
+    ``architecture`` the model it is, ``variant``
+    which weights variant (qualified ``PUBLISHER:NAME.TAG``) when one was, and
+    ``random_weights`` is true only when asked for (``pretrained=False``).
     """
 
     outputs: torch.Tensor
     rows: list[dict[str, Any]] = field(default_factory=list)
     labels: list[str] | None = None
+    source: str | None = None
+    architecture: str | None = None
+    variant: str | None = None
+    random_weights: bool = False
 
 
-def preprocess(model: ZooModel, inputs: Any) -> torch.Tensor:
+def transforms_of(model: nn.Module) -> Transforms:
+    """The :class:`~zoo_core.pretrained.transforms.Transforms` of a loaded model's weights.
+
+    A model without a ``weights`` section gets the empty preprocessing (inputs
+    as given, floating values as float32).
+    """
+    info = getattr(model, "weights_info", None) or {}
+    return Transforms(info.get("preprocessing"))
+
+
+def preprocess(model: nn.Module, inputs: Any) -> torch.Tensor:
     """Raw inputs (leading batch dimension) as the tensor ``model`` expects.
 
     The steps come from ``model.weights_info["preprocessing"]`` (a loaded
     variant or saved model with a ``weights`` section); a model without one
     gets its inputs unchanged (floating values as float32, integers as int64).
 
+    It is :meth:`Transforms.batch` of ``transforms_of(model)`` (the same as
+    ``zoo_core.get_pretrained(NAME).transforms()`` for a variant), moved to the
+    model's device and floating dtype.
+
     >>> model = zoo_core.load_model("simple_cnn.digits")                 # doctest: +SKIP
     >>> preprocess(model, raw_digits).shape                               # doctest: +SKIP
     torch.Size([450, 1, 8, 8])
     """
-    info = getattr(model, "weights_info", None) or {}
-    tensor = preprocess_array(_as_array(inputs), info.get("preprocessing"))
+    tensor = transforms_of(model).batch(inputs)
+    reference = next(iter(model.parameters()), None)
+    device = reference.device if reference is not None else torch.device("cpu")
     floating = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
     if tensor.is_floating_point() and floating is not None:
-        return tensor.to(device=model.device, dtype=floating)  # a model loaded in bfloat16
-    return tensor.to(model.device)
-
-
-def _as_array(inputs: Any) -> np.ndarray:
-    if isinstance(inputs, torch.Tensor):
-        return inputs.detach().cpu().numpy()
-    return np.asarray(inputs)
+        return tensor.to(device=device, dtype=floating)  # a model loaded in bfloat16
+    return tensor.to(device)
 
 
 def _read_inputs(
@@ -108,15 +124,26 @@ def check_top_k(top_k: Any) -> None:
 
 
 def predict_with(model: nn.Module, inputs: Any, *, top_k: int = 5) -> Prediction:
-    """:func:`zoo_core.predict` on a model already loaded."""
+    """:func:`zoo_core.predict` on a model already loaded.
+
+    The model runs in eval mode (dropout off, running statistics used) and is
+    put back in the mode it was in.
+    """
     check_top_k(top_k)
     info = getattr(model, "weights_info", None) or {}
     names: list[str] | None = None
     if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], (str, os.PathLike)):
         inputs, names = _read_inputs(inputs, info.get("preprocessing"))
     batch = preprocess(model, inputs)
-    with torch.inference_mode():
-        outputs = torch.cat([model(chunk) for chunk in batch.split(_CHUNK)]) if len(batch) else None
+    training = model.training
+    try:
+        model.eval()
+        with torch.inference_mode():
+            outputs = (
+                torch.cat([model(chunk) for chunk in batch.split(_CHUNK)]) if len(batch) else None
+            )
+    finally:
+        model.train(training)
     if outputs is None:
         raise UsageError("no inputs: the batch is empty")
     labels = info.get("labels")

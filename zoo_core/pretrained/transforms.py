@@ -1,4 +1,4 @@
-"""Applying a variant's recorded preprocessing to raw inputs (arrays and image files).
+"""Applying a variant's recorded preprocessing to raw inputs (arrays, tensors, images).
 
 The ``preprocessing`` part of a variant's ``weights`` section (see
 :mod:`zoo_core.pretrained.metadata`) says what the weights expect; this module turns
@@ -7,23 +7,39 @@ cast, ``x * scale``, then ``(x - mean) / std`` per channel. Image files are
 first turned into the raw array the data set would hold (Pillow needed: the
 ``zoo-core[images]`` extra).
 
+:class:`Transforms` is that preprocessing as one picklable callable, for a
+``DataLoader`` (``get_pretrained(NAME).transforms()``); :func:`zoo_core.predict`
+and :func:`zoo_core.preprocess` run the very same object, so what a training
+loop feeds a model and what ``predict`` feeds it never disagree.
+
 >>> import numpy as np
 >>> pre = {"reshape": [1, 2, 2], "scale": 0.5, "mean": [1.0], "std": [2.0], "layout": "NCHW"}
 >>> preprocess_array(np.full((1, 4), 6.0), pre).tolist()
 [[[[1.0, 1.0], [1.0, 1.0]]]]
+>>> Transforms(pre)(np.full(4, 6.0)).shape          # one sample: no batch dimension
+torch.Size([1, 2, 2])
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from zoo_core.errors import UsageError
+from zoo_core.errors import MissingDependencyError, UsageError
 
-__all__ = ["IMAGE_SUFFIXES", "load_image", "load_input_file", "preprocess_array"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "Transforms",
+    "image_array",
+    "load_image",
+    "load_input_file",
+    "preprocess_array",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # An input file beyond this is a mistake, not one batch of inputs.
@@ -103,26 +119,46 @@ def _normalise(
     return tensor
 
 
+def _pillow(what: str) -> Any:
+    try:
+        import PIL.Image
+        import PIL.ImageOps
+    except ImportError:
+        # Not a mistake on the command line: the environment lacks an extra (exit 1).
+        raise MissingDependencyError(
+            f"{what} is an image, and reading images needs Pillow",
+            hint="pip install 'zoo-core[images]' (or give a .npy array)",
+        ) from None
+    return PIL
+
+
 def load_image(path: str | Path, image: dict[str, Any]) -> np.ndarray:
     """One image file as the raw array the data set stores (``image`` from the preprocessing).
 
     Raises:
-        UsageError: Pillow is missing, or the file is not an image it can read.
+        MissingDependencyError: Pillow is missing.
+        UsageError: the file is not an image Pillow can read.
     """
+    pil = _pillow(str(path))
     try:
-        from PIL import Image, ImageOps, UnidentifiedImageError
-    except ImportError:
-        raise UsageError(
-            f"{path} is an image, and reading images needs Pillow",
-            hint="pip install 'zoo-core[images]' (or give a .npy array)",
-        ) from None
-    mode = image.get("mode", "RGB")
-    try:
-        with Image.open(path) as opened:
+        with pil.Image.open(path) as opened:
             # Decompression bombs: Pillow's own pixel limit applies and raises here.
-            picture = ImageOps.exif_transpose(opened).convert(mode)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
+            picture = pil.ImageOps.exif_transpose(opened).convert(image.get("mode", "RGB"))
+    except (pil.UnidentifiedImageError, OSError, pil.Image.DecompressionBombError) as err:
         raise UsageError(f"cannot read {path} as an image: {err}") from None
+    return image_array(picture, image)
+
+
+def image_array(picture: Any, image: dict[str, Any]) -> np.ndarray:
+    """A Pillow image as the raw array the data set stores: mode, resize, crop, scale, invert.
+
+    Returns channels first: ``(C, H, W)``.
+    """
+    pil = _pillow("the input")
+    Image = pil.Image
+    mode = image.get("mode", "RGB")
+    if picture.mode != mode:
+        picture = picture.convert(mode)
     if "resize" in image:
         size = image["resize"]
         w, h = picture.size
@@ -176,3 +212,92 @@ def load_input_file(path: str | Path, preprocessing: dict[str, Any] | None) -> n
         f"{path}: zoo predict reads .npy arrays and image files, not {suffix or 'this file'}",
         hint="save inputs with numpy.save('inputs.npy', array) (leading batch dimension)",
     )
+
+
+class Transforms:
+    """A variant's recorded preprocessing as one callable: raw inputs in, model inputs out.
+
+    What torchvision's ``weights.transforms()`` and timm's ``create_transform``
+    are for their models: hand it to a data set or a ``DataLoader`` (it holds
+    only the preprocessing, a dict of plain values, so it pickles into worker
+    processes). It takes one sample or a batch, as a numpy array, a tensor or,
+    for variants that declare image preprocessing, a Pillow image (needs
+    ``zoo-core[images]``):
+
+    - with ``reshape`` recorded, the trailing dimensions holding one sample's
+      values are the sample and any dimensions before them are batch
+      dimensions: a raw digit ``(8, 8)`` becomes ``(1, 8, 8)``, a batch
+      ``(N, 8, 8)`` or ``(N, 64)`` becomes ``(N, 1, 8, 8)``;
+    - without it, an input with one dimension fewer than the recorded
+      ``layout`` is one sample, anything else a batch.
+
+    :meth:`batch` is the strict form :func:`zoo_core.predict` uses: the first
+    dimension is the batch, everything after it one sample.
+
+    >>> info = zoo_core.get_pretrained("simple_cnn.digits")             # doctest: +SKIP
+    >>> loader = DataLoader(MyDigits(transform=info.transforms()), num_workers=2)  # doctest: +SKIP
+    """
+
+    def __init__(self, preprocessing: Mapping[str, Any] | None = None) -> None:
+        self.preprocessing: dict[str, Any] = dict(preprocessing or {})
+
+    def __call__(self, inputs: Any) -> torch.Tensor:
+        if _is_image(inputs):
+            image = self.preprocessing.get("image")
+            if image is None:
+                raise UsageError(
+                    "this model declares no image preprocessing, so it takes no images",
+                    hint="give an array or a tensor of raw values",
+                )
+            return self.batch(image_array(inputs, image)[None])[0]  # one image, one sample
+        data = _as_array(inputs)
+        lead = self._batch_dims(data.shape)
+        batch = data.reshape(math.prod(lead), *data.shape[len(lead) :])
+        out = preprocess_array(batch, self.preprocessing)
+        return out.reshape(*lead, *out.shape[1:])
+
+    def batch(self, inputs: Any) -> torch.Tensor:
+        """A batch (leading batch dimension) as the tensor the model expects.
+
+        Raises:
+            UsageError: the samples do not have the size ``reshape`` asks for.
+        """
+        return preprocess_array(_as_array(inputs), self.preprocessing)
+
+    def _batch_dims(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        reshape = self.preprocessing.get("reshape")
+        if reshape is not None:
+            values = math.prod(reshape)
+            for k in range(1, len(shape) + 1):
+                if math.prod(shape[len(shape) - k :]) == values:
+                    return tuple(shape[: len(shape) - k])
+            raise UsageError(
+                f"an input of shape {list(shape)} does not end in samples of {values} values "
+                f"(the model expects {list(reshape)} per sample)",
+                hint="give one sample, or a batch of them with the batch dimensions first",
+            )
+        layout = self.preprocessing.get("layout")
+        if layout and len(shape) == len(layout) - 1:
+            return ()
+        return shape[:1]
+
+    def __repr__(self) -> str:
+        return f"Transforms({self.preprocessing!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Transforms) and other.preprocessing == self.preprocessing
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _is_image(inputs: Any) -> bool:
+    return type(inputs).__module__.startswith("PIL.") and hasattr(inputs, "getbands")
+
+
+def _as_array(inputs: Any) -> np.ndarray:
+    if isinstance(inputs, torch.Tensor):
+        tensor = inputs.detach().cpu()
+        if tensor.dtype == torch.bfloat16:
+            tensor = tensor.float()  # numpy has no bfloat16; float32 holds every value
+        return tensor.numpy()
+    return np.asarray(inputs)

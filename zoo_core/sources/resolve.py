@@ -40,6 +40,7 @@ __all__ = [
     "looks_like_path",
     "resolve",
     "saved_architecture",
+    "source_kind",
 ]
 
 #: The kinds of :attr:`Source.kind`.
@@ -114,6 +115,27 @@ def looks_like_path(source: str) -> bool:
     )
 
 
+def source_kind(source: str | os.PathLike[str], *, recover: bool = False) -> str:
+    """What ``source`` names, decided as :func:`resolve` decides it, before anything is read.
+
+    ``"variant"`` (``NAME.TAG``), ``"hub"`` (``hf://``), ``"path"`` (it exists
+    on disk), ``"missing"`` (meant as a path, absent) or ``"name"`` (a model
+    name, perhaps mistyped). ``recover`` first puts back a model an
+    interrupted save left aside (what a load does).
+    """
+    text = os.fspath(source)
+    if is_variant_name(text):
+        return "variant"
+    if text.startswith("hf://"):
+        return "hub"
+    path = Path(os.path.expanduser(text))
+    if recover:
+        try_recover(Path(os.path.abspath(path)))
+    if path.exists():
+        return "path"
+    return "missing" if looks_like_path(text) else "name"
+
+
 def saved_architecture(saved: SavedModel) -> tuple[Architecture, Any]:
     """The installed architecture and the config that a saved model records.
 
@@ -164,21 +186,21 @@ def resolve(
     overrides = dict(overrides or {})
     if arch is not None:
         return _foreign(text, arch, overrides, from_strings)
-    if pretrained is not False or is_variant_name(text):
+    if pretrained is not False:
+        return _variant(text, pretrained, overrides, from_strings, weights)
+    kind = "name" if names_only and not is_variant_name(text) else source_kind(text, recover=True)
+    if kind == "variant":
         return _variant(text, pretrained, overrides, from_strings, weights)
     if names_only:
         return _named(text, overrides, from_strings)
-    if text.startswith("hf://"):
+    if kind == "hub":
         _refuse_for_saved(text, "the Hub", overrides, seed)
         return _saved(text, "hub", open_hub_saved(text, weights=weights, card=card))
-    path = Path(os.path.expanduser(text))
-    # An interrupted save may have left the model aside; put it back before looking.
-    try_recover(Path(os.path.abspath(path)))
-    if path.exists():
+    if kind == "path":
         _refuse_for_saved(text, "the file", overrides, seed)
-        saved = read_saved(path)
+        saved = read_saved(Path(os.path.expanduser(text)))
         return _saved(text, saved.kind, saved)
-    if looks_like_path(text):
+    if kind == "missing":
         raise SourceNotFoundError(
             f"no such file or directory: {text}",
             hint="give a saved model directory, a .safetensors file, or a model name",

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo_core.errors import HubError, WeightsError, ZooError
-from zoo_core.plugins.registry import ModelEntry, Registry
-from zoo_core.pretrained.catalogue import PACKAGE_PREFIX, Variant
+from zoo_core.plugins.registry import ModelEntry, Registry, get_registry
+from zoo_core.pretrained.catalogue import PACKAGE_PREFIX, Variant, get_variants, is_variant_name
+from zoo_core.pretrained.info import PretrainedInfo
 from zoo_core.pretrained.metadata import check_weights_section, headline_metric, plain_text
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LocatedVariant",
     "describe_variant",
+    "get_pretrained",
     "locate",
     "package_directory",
     "variant_supports",
@@ -230,10 +232,11 @@ def _cached_hub_config(source: str) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
-def _header_counts(directory: Path, files: dict[str, Any]) -> int | None:
+def _header_counts(directory: Path, files: dict[str, Any]) -> tuple[int, int]:
+    """Tensor elements and tensor bytes of the weight files, from their headers alone."""
     from zoo_core.storage.safetensors_io import read_header
 
-    count = 0
+    count = size = 0
     for name in files:
         if not (isinstance(name, str) and name.endswith(".safetensors") and "/" not in name):
             continue
@@ -243,7 +246,8 @@ def _header_counts(directory: Path, files: dict[str, Any]) -> int | None:
             for dim in info.shape:
                 numel *= dim
             count += numel
-    return count
+            size += info.end - info.begin
+    return count, size
 
 
 def variant_supports(variant: Variant) -> list[str]:
@@ -261,7 +265,9 @@ def describe_variant(variant: Variant) -> dict[str, Any]:
 
     A Hub variant not yet downloaded is described by its spec alone
     (``status: "not downloaded"``). Only the config pin is checked here;
-    weight files are checked when the variant is loaded.
+    weight files are checked when the variant is loaded. ``bytes`` is the size
+    of the weight files (headers included: what a download costs),
+    ``tensor_bytes`` that of the tensors they hold (what a load takes in memory).
     """
     spec = variant.spec
     row: dict[str, Any] = {
@@ -277,6 +283,7 @@ def describe_variant(variant: Variant) -> dict[str, Any]:
         "status": "ok",
         "metric": None,
         "parameters": None,
+        "tensor_bytes": None,
         "bytes": None,
         "license": None,
         "flops_per_sample": None,
@@ -298,10 +305,12 @@ def describe_variant(variant: Variant) -> dict[str, Any]:
         record = _record_from(data, config)
         section = check_weights_section(record.get("weights", {"tag": spec.tag}), str(config))
         files = record.get("files") if isinstance(record.get("files"), dict) else {}
+        parameters, tensor_bytes = _header_counts(config.parent, files)
         row.update(
             metric=(section.get("metrics") or [None])[0],
             headline=headline_metric(section),
-            parameters=_header_counts(config.parent, files),
+            parameters=parameters,
+            tensor_bytes=tensor_bytes,
             bytes=sum(f.get("size", 0) for f in files.values() if isinstance(f, dict)),
             license=section.get("license"),
             flops_per_sample=(section.get("cost") or {}).get("flops_per_sample"),
@@ -311,3 +320,32 @@ def describe_variant(variant: Variant) -> dict[str, Any]:
     except (ZooError, OSError) as err:
         row["status"] = plain_text(getattr(err, "message", None) or str(err), 200)
     return row
+
+
+def get_pretrained(name: str) -> PretrainedInfo:
+    """A weights variant's record: labels, metrics, parameters, sizes, license, preprocessing.
+
+    ``name`` is a variant ``NAME.TAG`` (``PUBLISHER:NAME.TAG``), or a model
+    name for its default variant (as ``create_model(name, pretrained=True)``).
+    The record comes from the variant's ``config.json``, checked against its
+    pin; a Hub variant's ``config.json`` is fetched (nothing else) if it is
+    not cached yet. ``transforms()`` of the record is the preprocessing
+    :func:`zoo_core.predict` applies. No torch is imported.
+
+    Raises:
+        ModelNotFoundError, AmbiguousModelError: no such variant (or model), or
+            several and no default.
+        PluginError: the architecture's plugin is not installed.
+        WeightsError, HubError: the files do not match their pin.
+
+    >>> info = zoo_core.get_pretrained("simple_cnn.digits")              # doctest: +SKIP
+    >>> info.labels[7], info.metrics[0].value                             # doctest: +SKIP
+    ('7', 0.9867)
+    """
+    variants = get_variants()
+    if is_variant_name(name):
+        variant = variants.resolve(name)
+    else:
+        variant = variants.default_for(get_registry().resolve(name))
+    locate(variant, weights=False)  # the pin, checked (and a Hub config.json fetched)
+    return PretrainedInfo.from_row(describe_variant(variant))

@@ -101,7 +101,7 @@ def metadata_to_record(meta: dict[str, str], where: Path) -> dict[str, Any]:
         if not key.startswith(META_PREFIX):
             continue
         name = key[len(META_PREFIX) :]
-        if name in ("config", "zoo_format"):
+        if name in ("config", "zoo_format", "weights"):  # what record_to_metadata wrote as JSON
             try:
                 record[name] = json.loads(value)
             except (ValueError, RecursionError) as err:

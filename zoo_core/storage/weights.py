@@ -66,6 +66,9 @@ class SavedModel:
     opened: OpenedDirectory | None = field(default=None, repr=False, compare=False)
     # The bytes config.json was parsed from, so a pin is checked on exactly what was used.
     config_bytes: bytes | None = field(default=None, repr=False, compare=False)
+    # Tensors read_tensors copied because the file placed them at an address that is not a
+    # multiple of their element size (other tools' files; zoo's writer aligns every tensor).
+    realigned: list[str] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def architecture(self) -> str:
@@ -433,8 +436,12 @@ def read_tensors(
 
     Floating tensors are cast to ``dtype`` one at a time, so at most one extra
     copy of a single tensor exists during a cast. Integer and bool tensors keep
-    their dtype. ``progress(done, total)`` counts the stored bytes of the tensors
-    read (mapped, for a memory-mapped read: their pages are read on first use).
+    their dtype. A memory-mapped tensor that the file places at an address that
+    is not a multiple of its element size (possible in other tools' files, never
+    in zoo's) is copied into aligned memory and named in ``saved.realigned``:
+    kernels may not read misaligned elements, or read them another, slower way.
+    ``progress(done, total)`` counts the stored bytes of the tensors read
+    (mapped, for a memory-mapped read: their pages are read on first use).
     """
     wanted = set(saved.key_to_file) | set(saved.aliases) if keys is None else set(keys)
     # A wanted alias needs its kept tensor read, even when that name is not wanted itself.
@@ -474,6 +481,9 @@ def read_tensors(
                     raise WeightsError(f"cannot read tensor {key!r} from {file}: {err}") from None
                 if dtype is not None and tensor.is_floating_point() and tensor.dtype != dtype:
                     tensor = tensor.to(dtype)
+                if tensor.device.type == "cpu" and tensor.data_ptr() % tensor.element_size():
+                    tensor = tensor.clone()  # torch's allocator aligns to 64 bytes
+                    saved.realigned.append(key)
                 out[key] = tensor
                 if progress is not None:
                     done += sizes[key]

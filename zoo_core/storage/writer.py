@@ -257,7 +257,7 @@ def _write_weights(
 ) -> dict[str, FileRecord]:
     """Write shards (hashing as they are written) and the index; return each file's record."""
     if not can_write(state_dict):
-        # Tied aliases or exotic tensors: huggingface_hub's writer knows how to drop aliases.
+        # Exotic dtypes or a big-endian machine: huggingface_hub's writer (unaligned data).
         from huggingface_hub import save_torch_state_dict
 
         limit = shard_limit(max_shard_size)

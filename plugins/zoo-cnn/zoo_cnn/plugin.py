@@ -31,7 +31,7 @@ def zoo_register_weights() -> list[WeightsSpec]:
             model="simple_cnn",
             tag="digits",
             source="package://zoo_cnn/weights/digits",
-            sha256="09ec97136e6a210fe33cdf8165e2a794ca9c5a774c7ecd3532539ffc159c0a66",
+            sha256="c01f9a026a3e45aac3a7a907bfd961625a0413775a35a5028beeb5e2f0f9ce2a",
             summary="8x8 handwritten digits, 10 classes (scikit-learn digits)",
             default=True,
         )

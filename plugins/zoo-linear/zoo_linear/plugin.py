@@ -32,7 +32,7 @@ def zoo_register_weights() -> list[WeightsSpec]:
             model="linear_regression",
             tag="diabetes",
             source="package://zoo_linear/weights/diabetes",
-            sha256="d786f1337a761ea73ff2689fdd954d40a63258954261f846864867f1e61b962b",
+            sha256="0bfdb87f104d9d68c7c319f9c4f95095c57f010e1c79e30acf9bedfbccaaa0fc",
             summary="Diabetes progression from 10 features (scikit-learn)",
             default=True,
         )

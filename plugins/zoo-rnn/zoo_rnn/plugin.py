@@ -32,7 +32,7 @@ def zoo_register_weights() -> list[WeightsSpec]:
             model="simple_rnn",
             tag="digits",
             source="package://zoo_rnn/weights/digits",
-            sha256="1af66eeaa8e43038a0e252cd378e187c070d779ab7cc9073803166ba7d99bc6d",
+            sha256="32c22e0be2f2ea55b90ea21d1e1e84e0a3de24f2f0bb56df2880c915e8de66eb",
             summary="8x8 handwritten digits read row by row, 10 classes",
             default=True,
         )

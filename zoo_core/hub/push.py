@@ -17,7 +17,7 @@ from zoo_core.errors import WeightsError
 from zoo_core.hub.card import CARD_NAME, render_card
 from zoo_core.hub.transport import commit_operations, hub_errors, prepare_push
 from zoo_core.storage.hashes import check_opened
-from zoo_core.storage.record import CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME
+from zoo_core.storage.record import CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME, recorded_weights
 from zoo_core.storage.weights import SavedModel
 
 __all__ = ["push_saved"]
@@ -55,9 +55,15 @@ def push_saved(
             hint="push a directory written by 'zoo save' or zoo_core.save_model, or a ZooModel",
         )
     directory = saved.path
-    weight_names = [p.name for p in saved.files]
-    if opened.lexists(INDEX_NAME) and WEIGHTS_NAME not in weight_names:
-        weight_names.insert(0, INDEX_NAME)
+    # Exactly the weight files config.json records leave this machine (a stray
+    # model.safetensors beside recorded shards is not the model), each hash-checked below.
+    named = recorded_weights(saved.record)
+    if named is not None:
+        weight_names = sorted(named)
+    else:
+        weight_names = [p.name for p in saved.files]
+        if opened.lexists(INDEX_NAME) and WEIGHTS_NAME not in weight_names:
+            weight_names.insert(0, INDEX_NAME)
     recorded = saved.record.get("files")
     if isinstance(recorded, dict):
         problems = check_opened(opened, {n: recorded[n] for n in weight_names if n in recorded})

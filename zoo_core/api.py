@@ -33,9 +33,8 @@ from zoo_core.pretrained.metadata import check_weights_section
 from zoo_core.pretrained.prediction import Prediction, check_top_k, predict_with
 from zoo_core.progress import ProgressCallback
 from zoo_core.sources.resolve import resolve
-from zoo_core.storage.weights import (
-    reads_on_first_use,
-)
+from zoo_core.storage.snapshot import Vanished
+from zoo_core.storage.weights import reads_on_first_use
 
 if TYPE_CHECKING:
     from torch.distributed.device_mesh import DeviceMesh
@@ -378,9 +377,21 @@ def push_to_hub(
             hint="push a directory written by 'zoo save' or zoo_core.save_model, a weights "
             "variant NAME.TAG, or a ZooModel",
         )
-    with resolve(model_or_dir) as found:
-        assert found.saved is not None
-        return push_saved(found.saved, repo_id, revision, **options)
+    for _ in range(_PUSH_ATTEMPTS):
+        with resolve(model_or_dir) as found:
+            assert found.saved is not None
+            try:
+                return push_saved(found.saved, repo_id, revision, **options)
+            except Vanished:
+                continue  # a save replaced the directory before the push opened all of it
+    raise WeightsError(
+        f"{path} was replaced {_PUSH_ATTEMPTS} times while zoo opened it to push",
+        hint="wait until the saves into it finish, then push again",
+    )
+
+
+# How often a push opens the directory again because saves kept replacing it.
+_PUSH_ATTEMPTS = 20
 
 
 def predict(

@@ -45,6 +45,7 @@ def push_saved(
     the bytes that leave, even if a save replaces the directory meanwhile.
 
     Raises:
+        Vanished: a save replaced the directory before its card was opened: push again.
         WeightsError: not a directory, or files that do not match ``config.json``.
         HubError: the Hub refused or could not be reached.
     """
@@ -55,6 +56,10 @@ def push_saved(
             hint="push a directory written by 'zoo save' or zoo_core.save_model, or a ZooModel",
         )
     directory = saved.path
+    # The card is part of the snapshot too: opened now, before anything is checked or sent.
+    # If a save replaced the directory before it was opened, this raises Vanished and the
+    # caller pushes a fresh snapshot.
+    local_card = opened.check(CARD_NAME)
     # Exactly the weight files config.json records leave this machine (a stray
     # model.safetensors beside recorded shards is not the model), each hash-checked below.
     named = recorded_weights(saved.record)
@@ -78,7 +83,6 @@ def push_saved(
     # through the snapshot: a card linked to a file elsewhere (a token, say) is never uploaded.
     for name in upload:
         opened.check(name)
-    local_card = opened.check(CARD_NAME)
     with hub_errors(repo_id, revision, writing=True):
         existing = prepare_push(repo_id, revision, private, token)
         adds: dict[str, str | bytes] = {name: str(opened.readable_path(name)) for name in upload}

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo_core.errors import HubError, UsageError
+from zoo_core.errors import HubError, UsageError, ZooError
 from zoo_core.storage.limits import env_seconds
 from zoo_core.untrusted import clean_text
 
@@ -106,6 +106,7 @@ _ETAG_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # What huggingface_hub raises on an answer of the wrong shape (or nested too deep to parse).
 _PARSE_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, LookupError, AttributeError)
 _PARSE_ERRORS += (ArithmeticError, RecursionError)
+_AGAIN = "run the command again; if it persists, check the repository on the Hub"
 # Cache write failures that are the machine's state, not zoo's bug.
 _CACHE_ERRNOS = {
     errno.EROFS: "the file system is read-only",
@@ -388,89 +389,102 @@ def hub_errors(repo_id: str, revision: str | None, *, writing: bool = False) -> 
         HubError: not found, no permission, offline, network, a limit, or the cache unwritable.
         UsageError: huggingface_hub refused the repository id or a limit variable is malformed.
     """
-    from huggingface_hub import errors as hf
-
     where = f"{repo_id}@{revision}" if revision else repo_id
     deadline, stall = transfer_limits()
     token = _CURRENT.set(_Transfer(where, time.monotonic() + deadline, stall))
     try:
         _install_hooks()
         yield
-    except hf.HFValidationError as err:
-        raise UsageError(
+    except Exception as err:
+        mapped = _translate(err, repo_id, revision, where, writing)
+        # huggingface_hub wraps some failures (an LFS upload: a bare RuntimeError); the cause
+        # says what happened.
+        for cause in list(_chain(err))[1:]:
+            if mapped is not None:
+                break
+            mapped = _translate(cause, repo_id, revision, where, writing)
+        if mapped is None and _raised_by_client(err):
+            why = "; ".join(f"{type(e).__name__}: {_first_line(e)}" for e in list(_chain(err))[:2])
+            mapped = HubError(f"the Hub client failed on {where}: {why}", hint=_AGAIN)
+        if mapped is None:
+            raise
+        raise mapped from None
+    finally:
+        _CURRENT.reset(token)
+
+
+def _translate(
+    err: BaseException, repo_id: str, revision: str | None, where: str, writing: bool
+) -> ZooError | None:
+    """The zoo error for one exception of huggingface_hub or the network, or None."""
+    from huggingface_hub import errors as hf
+
+    if isinstance(err, hf.HFValidationError):
+        return UsageError(
             f"the Hub client refuses {clean_text(where, 120)!r}: {_first_line(err)}",
             hint="a repository id is OWNER/NAME of letters, digits, '-', '_' and '.', "
             "not starting or ending with '-' or '.', without '--' or '..', at most 96 each",
-        ) from None
-    except hf.RevisionNotFoundError:
-        raise HubError(
+        )
+    if isinstance(err, hf.RevisionNotFoundError):
+        return HubError(
             f"revision {revision or 'main'!r} does not exist in {repo_id}",
             hint="give a branch, a tag or a full commit sha of that repository",
-        ) from None
-    except hf.RepositoryNotFoundError:
-        raise HubError(
+        )
+    if isinstance(err, hf.RepositoryNotFoundError):
+        return HubError(
             f"no repository {repo_id} on {endpoint()}",
             hint="check the name; a private repository needs HF_TOKEN set to a token that can "
             "read it",
-        ) from None
-    except hf.OfflineModeIsEnabled:
-        raise offline_error(repo_id, revision) from None
-    except hf.LocalEntryNotFoundError as err:
+        )
+    if isinstance(err, hf.OfflineModeIsEnabled):
+        return offline_error(repo_id, revision)
+    if isinstance(err, hf.LocalEntryNotFoundError):
         aborted = next((e for e in _chain(err) if isinstance(e, TransferAborted)), None)
         if aborted is not None:
-            raise _limit_error(aborted) from None
+            return _limit_error(aborted)
         if offline():
-            raise offline_error(repo_id, revision) from None
-        raise HubError(
+            return offline_error(repo_id, revision)
+        return HubError(
             f"cannot reach the Hub at {endpoint()} to fetch {where}: {_first_line(err)}",
             hint="check the network (and HF_ENDPOINT); files already fetched stay in the cache",
-        ) from None
-    except hf.HfHubHTTPError as err:
+        )
+    if isinstance(err, hf.HfHubHTTPError):
         status = getattr(getattr(err, "response", None), "status_code", None)
         if status == 401:
-            raise HubError(
+            return HubError(
                 f"the Hub at {endpoint()} refused the credentials for {where} (401)",
                 hint="check HF_TOKEN or run 'hf auth login' (the token is never shown)",
-            ) from None
+            )
         if status == 403:
             action = "write to" if writing else "read"
-            raise HubError(
+            return HubError(
                 f"no permission to {action} {repo_id} (403)",
                 hint="use a token with write access to that namespace, or push under your own name",
-            ) from None
-        raise HubError(
-            f"the Hub answered {clean_text(status)} for {where}: {_server_message(err)}",
-            hint="run the command again; if it persists, check the repository on the Hub",
-        ) from None
-    except TransferFailed as err:
-        raise HubError(err.message, hint=err.hint) from None
-    except TransferAborted as err:
-        raise _limit_error(err) from None
-    except OSError as err:
-        if err.errno in _CACHE_ERRNOS and not _is_network_error(err):
-            raise HubError(
-                f"cannot write the Hugging Face cache ({_cache_dir()}) while fetching {where}: "
-                f"{_CACHE_ERRNOS[err.errno]} ({clean_text(err.strerror or err)})",
-                hint="free some space or fix the permissions, or point HF_HUB_CACHE (or HF_HOME) "
-                "at a writable folder",
-            ) from None
-        if _is_network_error(err):
-            raise _network_error(where, err) from None
-        raise
-    except Exception as err:
-        if _is_network_error(err):
-            raise _network_error(where, err) from None
-        if isinstance(err, _PARSE_ERRORS) and _raised_by_client(err):
-            # huggingface_hub parses the server's answers without checking their shape (nor
-            # their depth); the same exception raised by zoo's own code stays an internal error.
-            raise HubError(
-                f"the Hub at {endpoint()} sent an answer zoo cannot use for {where}: "
-                f"{type(err).__name__}: {_first_line(err)}",
-                hint="check HF_ENDPOINT; if it is right, the server is misbehaving",
-            ) from None
-        raise
-    finally:
-        _CURRENT.reset(token)
+            )
+        text = f"the Hub answered {clean_text(status)} for {where}: {_server_message(err)}"
+        return HubError(text, hint=_AGAIN)
+    if isinstance(err, TransferFailed):
+        return HubError(err.message, hint=err.hint)
+    if isinstance(err, TransferAborted):
+        return _limit_error(err)
+    if isinstance(err, OSError) and err.errno in _CACHE_ERRNOS and not _is_network_error(err):
+        return HubError(
+            f"cannot write the Hugging Face cache ({_cache_dir()}) while fetching {where}: "
+            f"{_CACHE_ERRNOS[err.errno]} ({clean_text(err.strerror or err)})",
+            hint="free some space or fix the permissions, or point HF_HUB_CACHE (or HF_HOME) "
+            "at a writable folder",
+        )
+    if _is_network_error(err):
+        return _network_error(where, err)
+    if isinstance(err, _PARSE_ERRORS) and _raised_by_client(err):
+        # huggingface_hub parses the server's answers without checking their shape (nor
+        # their depth); the same exception raised by zoo's own code stays an internal error.
+        return HubError(
+            f"the Hub at {endpoint()} sent an answer zoo cannot use for {where}: "
+            f"{type(err).__name__}: {_first_line(err)}",
+            hint="check HF_ENDPOINT; if it is right, the server is misbehaving",
+        )
+    return None
 
 
 def _raised_by_client(err: BaseException) -> bool:

@@ -82,7 +82,7 @@ may hold ``faults.json`` (written by the test, re-read on every request), a JSON
   follows unless ``"headers"`` sets it), ``"trickle": [BYTES, SECONDS]`` (send BYTES, then
   sleep SECONDS, until done);
 - ``"quote_auth"``: a list of route handler names (``repo_info``, ``preupload``, ``commit``,
-  ``resolve``, ...) that answer 500 with an error message quoting the request's
+  ``resolve``, ...) that answer 400 with an error message quoting the request's
   ``Authorization`` header, as a careless server might (tests of token redaction);
 - ``"upload"``: ``{"status": N, "message": TEXT}`` answers LFS uploads (the ``PUT`` of an
   object's bytes) with that error.
@@ -723,7 +723,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             raise repo_not_found(repo_id, status=401)
         if getattr(self, "handler_name", None) in repo.faults.get("quote_auth", ()):
             auth = self.headers.get("Authorization", "")
-            raise HubError(500, f"Internal error handling the request (Authorization={auth})")
+            raise HubError(400, f"Cannot handle the request (Authorization={auth})")
         return repo
 
     def _check_namespace(self, user: str, namespace: str) -> None:

@@ -35,6 +35,7 @@ from zoo_core.progress import ProgressCallback
 from zoo_core.sources.resolve import resolve
 from zoo_core.storage.snapshot import Vanished
 from zoo_core.storage.weights import reads_on_first_use
+from zoo_core.untrusted import remember_secret
 
 if TYPE_CHECKING:
     from torch.distributed.device_mesh import DeviceMesh
@@ -355,6 +356,7 @@ def push_to_hub(
 
     >>> zoo_core.push_to_hub(model, "me/cnn-demo", license="mit")          # doctest: +SKIP
     """
+    remember_secret(token)  # never shown, even when a server quotes it back
     repo_id, inline_revision = parse_hf_source(repo_id)
     revision = check_revision(revision) or inline_revision
     options = dict(

@@ -15,6 +15,7 @@ import click
 
 from zoo_core.cli._common import echo_error, show_warning
 from zoo_core.errors import ZooError
+from zoo_core.untrusted import redact
 from zoo_core.version import __version__
 
 __all__ = ["cli", "main"]
@@ -66,6 +67,11 @@ def _debug_enabled() -> bool:
     return _state["debug"] or os.environ.get("ZOO_DEBUG", "") not in ("", "0")
 
 
+def _print_traceback() -> None:
+    """The traceback of the exception being handled (``--debug``), credentials redacted."""
+    sys.stderr.write(redact(traceback.format_exc()))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``zoo`` console script: runs a command, maps errors to exit codes."""
     if not sys.stderr.isatty():
@@ -77,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=argv, prog_name="zoo", standalone_mode=False)
     except ZooError as err:
         if _debug_enabled():
-            traceback.print_exc()
+            _print_traceback()
         echo_error(err.message, err.hint)
         sys.exit(err.exit_code)
     except click.exceptions.ClickException as err:
@@ -92,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     except Exception as err:
         if _debug_enabled():
-            raise
+            _print_traceback()
+            sys.exit(1)
         echo_error(
             f"{type(err).__name__}: {err}",
             "rerun with --debug to see the traceback, and please report it",

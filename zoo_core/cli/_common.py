@@ -12,7 +12,7 @@ import click
 from zoo_core.cli.complete import complete_set_keys
 from zoo_core.plugins.registry import Registry, ZooPluginWarning, get_registry
 from zoo_core.units import human_bytes
-from zoo_core.untrusted import clean_lines, clean_text
+from zoo_core.untrusted import clean_lines, clean_text, redact
 
 __all__ = [
     "echo_error",
@@ -56,17 +56,18 @@ def echo_error(message: str, hint: str | None = None, *, prefix: str = "zoo: err
     has escaped it where it was quoted, and this is the net under that: no
     terminal escape, and no line a file wrote, reaches the terminal.
     """
-    click.echo(f"{prefix}{clean_lines(message)}", err=True)
+    click.echo(f"{prefix}{clean_lines(redact(message))}", err=True)
     if hint:
         click.echo(f"  {clean_text(hint, None)}", err=True)
 
 
 def show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
     """``warnings.showwarning`` for the command line: zoo's own warnings as ``zoo: warning:``."""
+    text = clean_lines(redact(str(message)))
     if getattr(category, "__module__", "").startswith("zoo_core"):
-        click.echo(f"zoo: warning: {clean_lines(str(message))}", err=True)
+        click.echo(f"zoo: warning: {text}", err=True)
     else:
-        click.echo(f"warning: {category.__name__}: {clean_lines(str(message))}", err=True)
+        click.echo(f"warning: {category.__name__}: {text}", err=True)
 
 
 def echo_json(data: Any) -> None:

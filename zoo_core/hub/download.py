@@ -49,7 +49,7 @@ from zoo_core.storage.record import (
     read_json,
     recorded_weights,
 )
-from zoo_core.untrusted import clean_text
+from zoo_core.untrusted import clean_text, remember_secret
 
 __all__ = [
     "CARD_NAME",
@@ -320,6 +320,7 @@ def resolve_hf_source(
             matching its recorded hash.
         PluginNotInstalledError: the architecture's plugin is missing.
     """
+    remember_secret(token)  # never shown, even when a server quotes it back
     repo_id, revision = parse_hf_source(text)
     source = f"{HF_PREFIX}{repo_id}" + (f"@{revision}" if revision else "")
     with hub_errors(repo_id, revision):

@@ -1176,7 +1176,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             raise repo_not_found(repo_id)
         fault = repo.faults.get("upload")
         if fault is not None:
-            raise HubError(int(fault.get("status", 500)), str(fault.get("message", "upload failed")))
+            raise HubError(
+                int(fault.get("status", 500)), str(fault.get("message", "upload failed"))
+            )
         repo.ingest_blob(self._iter_body(), oid, size)
         self._send(200)
 

@@ -134,7 +134,9 @@ def test_every_huggingface_hub_failure_is_a_zoo_error(open_hub: Hub, tmp_path: P
         "from huggingface_hub import HfApi\nresult = HfApi().create_repo('zoo/refused').repo_id",
     )
     repo = open_hub.root / "models" / "zoo" / "refused"
-    (repo / "faults.json").write_text(json.dumps({"upload": {"status": 400, "message": "disk full"}}))
+    (repo / "faults.json").write_text(
+        json.dumps({"upload": {"status": 400, "message": "disk full"}})
+    )
     got = run_python(
         env,
         """

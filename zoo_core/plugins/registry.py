@@ -6,17 +6,20 @@ the ``ZOO_PLUGINS`` environment variable) and registered with a pluggy
 import, raises or returns garbage is recorded as broken while the others work.
 
 A plugin is trusted code, but its mistakes must not become zoo's. Each one is
-imported and its hook called under a guard (:func:`run_guarded`: an alarm in
-the main thread, a worker thread elsewhere) that
+imported and each of its hooks called (``zoo_register_weights`` too, with or
+without the plugin cache) under a guard (:func:`run_guarded`: a worker thread
+the caller waits for) that
 
 - sends whatever it prints to stderr, so ``zoo list --json`` stays JSON;
 - turns ``sys.exit``, ``SystemExit`` and any other ``BaseException`` it raises
   into a broken plugin instead of the end of the process;
-- is stopped (or, in a worker thread, abandoned) after ``ZOO_PLUGIN_TIMEOUT``
-  seconds (default 20), marking the plugin broken, so an endless hook cannot
-  hang every command;
+- abandons it after ``ZOO_PLUGIN_TIMEOUT`` seconds (default 20, at most
+  :data:`MAX_PLUGIN_TIMEOUT`), marking the plugin broken, so an endless hook
+  cannot hang every command, even one that catches every exception;
 - is timed: one slower than :data:`SLOW_PLUGIN_SECONDS` is named in a warning,
   because every command waits for it.
+
+Plugins the cache remembers (:mod:`zoo_core.plugins.cache`) run no code at all.
 
 A user's Ctrl-C still interrupts discovery; a ``KeyboardInterrupt`` a plugin
 raises by itself marks it broken.
@@ -38,6 +41,7 @@ import fnmatch
 import importlib
 import os
 import re
+import time
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -84,6 +88,8 @@ __all__ = [
 
 TIMEOUT_ENV = "ZOO_PLUGIN_TIMEOUT"
 DEFAULT_PLUGIN_TIMEOUT = 20.0
+# A hook taking an hour is broken; a larger value is a mistake (1e10 once broke every plugin).
+MAX_PLUGIN_TIMEOUT = 3600.0
 # Importing a hook module and calling its hook should take milliseconds; past this, every
 # command is visibly slower, so the plugin is named.
 SLOW_PLUGIN_SECONDS = 1.0
@@ -238,11 +244,8 @@ class Registry:
         """
         known = self.hook_outcomes.setdefault(hook_name(plugin), {})
         if hook not in known:
-            try:
-                impls = hook_impls(self.manager, hook, plugin) if self.manager else []
-                known[hook] = [impl.function() for impl in impls]
-            except Exception as err:  # third-party code: the caller reports it
-                known[hook] = err
+            impls = hook_impls(self.manager, hook, plugin) if self.manager else []
+            known[hook] = _guarded_hook(plugin, hook, impls) if impls else []
         if isinstance(known[hook], Exception):
             raise known[hook]
         return known[hook]
@@ -379,6 +382,25 @@ class Registry:
         return self.resolve(architecture)
 
 
+def _guarded_hook(plugin: PluginInfo, hook: str, impls: list[Any]) -> list[Any] | Exception:
+    """Call a plugin's implementations of ``hook`` under the guard, as discovery does.
+
+    Returns their results, or the exception to report: what it raised (an
+    ``Exception``), or a :class:`PluginError` for a ``BaseException`` such as
+    ``SystemExit`` or a ``KeyboardInterrupt`` it raised itself, or for a call
+    still running after ``ZOO_PLUGIN_TIMEOUT`` seconds.
+    """
+    timeout = env_seconds(TIMEOUT_ENV, DEFAULT_PLUGIN_TIMEOUT, maximum=MAX_PLUGIN_TIMEOUT)
+    ((outcome, value, _),) = run_guarded([lambda: [impl.function() for impl in impls]], timeout)
+    if outcome == "ok":
+        return value
+    if outcome == "timeout":
+        return PluginError(f"its {hook} hook did not finish within {TIMEOUT_ENV}={timeout:g} s")
+    if isinstance(value, Exception):
+        return value
+    return PluginError(f"its {hook} hook raised {_describe(value)}")
+
+
 def _describe(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
@@ -415,7 +437,7 @@ def _discover() -> Registry:
     outcomes: dict[str, dict[str, Any]] = {}
     # pluggy refuses a module registered twice: such plugins always take the uncached path.
     repeated = {m for m, n in Counter(info.module for info, _ in candidates).items() if n > 1}
-    timeout = env_seconds(TIMEOUT_ENV, DEFAULT_PLUGIN_TIMEOUT)
+    timeout = env_seconds(TIMEOUT_ENV, DEFAULT_PLUGIN_TIMEOUT, maximum=MAX_PLUGIN_TIMEOUT)
     enabled: list[tuple[PluginInfo, Any]] = []
     for info, load in candidates:
         keys = {canonical_name(info.name), canonical_name(info.entry_point or info.name)}
@@ -423,15 +445,21 @@ def _discover() -> Registry:
             plugins.append(replace(info, status="disabled", error="listed in ZOO_DISABLE_PLUGINS"))
         else:
             enabled.append((info, load))
+    # What the cache remembers needs no plugin code (and no guard); the rest runs guarded.
+    outcomes_by_plugin: list[tuple[str, Any, float] | None] = [
+        None if cache is None or info.module in repeated else _remembered(cache, info)
+        for info, _ in enabled
+    ]
     calls = [
         lambda info=info, load=load: _cached_call(
             None if info.module in repeated else cache, manager, info, load
         )
-        for info, load in enabled
+        for (info, load), known in zip(enabled, outcomes_by_plugin, strict=True)
+        if known is None
     ]
-    for (info, _), (outcome, value, seconds) in zip(
-        enabled, run_guarded(calls, timeout), strict=True
-    ):
+    guarded = iter(run_guarded(calls, timeout))
+    results = [known or next(guarded) for known in outcomes_by_plugin]
+    for (info, _), (outcome, value, seconds) in zip(enabled, results, strict=True):
         info = replace(info, seconds=seconds)
         if outcome == "timeout":
             _forget(manager, info)
@@ -482,29 +510,42 @@ def _encode(results: list[Any], cls: type) -> list[dict[str, Any]] | None:
     return [{f: getattr(i, f) for f in _FIELDS[cls]} for r in results for i in r]
 
 
+def _identity(info: PluginInfo) -> tuple[Any, ...]:
+    return (info.source, info.name, info.distribution, info.version, info.entry_point)
+
+
+def _remembered(cache: PluginCache, info: PluginInfo) -> tuple[str, Any, float] | None:
+    """What the plugin's hooks returned last time, if its files are unchanged (an "ok" outcome
+    of :func:`run_guarded`, with the other cached hooks' results); else None."""
+    started = time.perf_counter()
+    record = cache.lookup(_identity(info), info.module)
+    if record is None:
+        return None
+    try:
+        hooks = {h: [cls(**d) for d in record["hooks"][h]] for h, cls in _CACHED_HOOKS.items()}
+        api_version = record["api_version"]
+        if api_version is None or type(api_version) is int:
+            specs = hooks.pop("zoo_register_models")
+            others = {hook: [items] for hook, items in hooks.items()}
+            return "ok", (specs, api_version, others), time.perf_counter() - started
+    except (KeyError, TypeError, ValueError):
+        pass  # not what this zoo-core stores: ask the plugin
+    return None
+
+
 def _cached_call(
     cache: PluginCache | None, manager: pluggy.PluginManager, info: PluginInfo, load: Any
 ) -> tuple[list[ModelSpec], int | None, dict[str, Any]]:
-    """:func:`_call_plugin`, or what it returned last time if the plugin's files are unchanged.
+    """:func:`_call_plugin` after a cache miss (see :func:`_remembered`), storing its results.
 
     Also returns the outcome of the plugin's other cached hooks (see
-    :meth:`Registry.hook_results`): from the cache, or called now so that the
-    cache can keep them. A plugin is stored only when every hook worked.
+    :meth:`Registry.hook_results`), called now so that the cache can keep them.
+    A plugin is stored only when every hook worked.
     """
     if cache is None:
         specs, api_version = _call_plugin(manager, info, load)
         return specs, api_version, {}
-    identity = (info.source, info.name, info.distribution, info.version, info.entry_point)
-    record = cache.lookup(identity, info.module)
-    if record is not None:
-        try:
-            hooks = {h: [cls(**d) for d in record["hooks"][h]] for h, cls in _CACHED_HOOKS.items()}
-            api_version = record["api_version"]
-            if api_version is None or type(api_version) is int:
-                specs = hooks.pop("zoo_register_models")
-                return specs, api_version, {hook: [items] for hook, items in hooks.items()}
-        except (KeyError, TypeError, ValueError):
-            pass  # not what this zoo-core stores: ask the plugin
+    identity = _identity(info)
     specs, api_version = _call_plugin(manager, info, load)
     outcomes: dict[str, Any] = {}
     stored = {"zoo_register_models": _encode([specs], ModelSpec)}

@@ -27,7 +27,7 @@ import time
 import warnings
 from typing import Any
 
-__all__ = ["PluginStdout", "run_guarded"]
+__all__ = ["PluginStdout", "call_hook", "describe", "run_guarded"]
 
 
 class PluginStdout:
@@ -83,6 +83,32 @@ def run_guarded(calls: list[Any], timeout: float) -> list[tuple[str, Any, float]
     if not calls:
         return []
     return _run_threaded(calls, timeout)
+
+
+def call_hook(hook: str, impls: list[Any], timeout: float, env: str) -> list[Any] | Exception:
+    """Call a plugin's implementations of ``hook`` under the guard, as discovery does.
+
+    Returns their results, or the exception to report: what it raised (an
+    ``Exception``), or a :class:`~zoo_core.errors.PluginError` for a
+    ``BaseException`` such as ``SystemExit`` or a ``KeyboardInterrupt`` it raised
+    itself, or for a call still running after ``timeout`` seconds (set by ``env``).
+    """
+    from zoo_core.errors import PluginError
+
+    ((outcome, value, _),) = run_guarded([lambda: [impl.function() for impl in impls]], timeout)
+    if outcome == "ok":
+        return value
+    if outcome == "timeout":
+        return PluginError(f"its {hook} hook did not finish within {env}={timeout:g} s")
+    if isinstance(value, Exception):
+        return value
+    return PluginError(f"its {hook} hook raised {describe(value)}")
+
+
+def describe(err: BaseException) -> str:
+    """``Type: first line of the message`` of what a plugin raised."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def _run_threaded(calls: list[Any], timeout: float) -> list[tuple[str, Any, float]]:

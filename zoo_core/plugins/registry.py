@@ -67,7 +67,7 @@ from zoo_core.plugins.contract import (
     WeightsSpec,
     plugin_api_problem,
 )
-from zoo_core.plugins.guard import run_guarded
+from zoo_core.plugins.guard import call_hook, describe, run_guarded
 from zoo_core.storage.limits import env_seconds
 from zoo_core.untrusted import clean_text, install_requirement
 from zoo_core.version import __version__
@@ -231,6 +231,8 @@ class Registry:
     entries: list[ModelEntry] = field(default_factory=list)
     manager: pluggy.PluginManager | None = None
     hook_outcomes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    # Why the plugin cache was ignored in this discovery (see plugins.cache), or None.
+    cache_problem: str | None = None
 
     def hook_results(self, plugin: PluginInfo, hook: str) -> list[Any]:
         """What each of ``plugin``'s implementations of ``hook`` returned, one item each.
@@ -245,7 +247,8 @@ class Registry:
         known = self.hook_outcomes.setdefault(hook_name(plugin), {})
         if hook not in known:
             impls = hook_impls(self.manager, hook, plugin) if self.manager else []
-            known[hook] = _guarded_hook(plugin, hook, impls) if impls else []
+            timeout = env_seconds(TIMEOUT_ENV, DEFAULT_PLUGIN_TIMEOUT, maximum=MAX_PLUGIN_TIMEOUT)
+            known[hook] = call_hook(hook, impls, timeout, TIMEOUT_ENV) if impls else []
         if isinstance(known[hook], Exception):
             raise known[hook]
         return known[hook]
@@ -382,30 +385,6 @@ class Registry:
         return self.resolve(architecture)
 
 
-def _guarded_hook(plugin: PluginInfo, hook: str, impls: list[Any]) -> list[Any] | Exception:
-    """Call a plugin's implementations of ``hook`` under the guard, as discovery does.
-
-    Returns their results, or the exception to report: what it raised (an
-    ``Exception``), or a :class:`PluginError` for a ``BaseException`` such as
-    ``SystemExit`` or a ``KeyboardInterrupt`` it raised itself, or for a call
-    still running after ``ZOO_PLUGIN_TIMEOUT`` seconds.
-    """
-    timeout = env_seconds(TIMEOUT_ENV, DEFAULT_PLUGIN_TIMEOUT, maximum=MAX_PLUGIN_TIMEOUT)
-    ((outcome, value, _),) = run_guarded([lambda: [impl.function() for impl in impls]], timeout)
-    if outcome == "ok":
-        return value
-    if outcome == "timeout":
-        return PluginError(f"its {hook} hook did not finish within {TIMEOUT_ENV}={timeout:g} s")
-    if isinstance(value, Exception):
-        return value
-    return PluginError(f"its {hook} hook raised {_describe(value)}")
-
-
-def _describe(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 def _env_list(name: str) -> list[str]:
     return [s.strip() for s in os.environ.get(name, "").split(",") if s.strip()]
 
@@ -475,7 +454,7 @@ def _discover() -> Registry:
             continue
         if outcome == "raised":  # third-party code: any failure, SystemExit too, marks it broken
             _forget(manager, info)
-            plugins.append(replace(info, status="broken", error=_describe(value)))
+            plugins.append(replace(info, status="broken", error=describe(value)))
             continue
         specs, api_version, outcomes[hook_name(info)] = value
         info = replace(info, models=tuple(s.name for s in specs), api_version=api_version)
@@ -490,7 +469,16 @@ def _discover() -> Registry:
         for info, specs in collected
         for s in specs
     ]
-    return Registry(plugins=plugins, entries=entries, manager=manager, hook_outcomes=outcomes)
+    problem = None
+    if cache is not None and cache.problem is not None:
+        problem = f"ignoring the plugin cache {cache.path}: {cache.problem}"
+    return Registry(
+        plugins=plugins,
+        entries=entries,
+        manager=manager,
+        hook_outcomes=outcomes,
+        cache_problem=problem,
+    )
 
 
 # What, besides the plugins, shapes the cached results: this zoo-core, the code
@@ -640,6 +628,7 @@ def hook_impls(manager: pluggy.PluginManager, hook: str, info: PluginInfo) -> li
 
 
 _REGISTRY: Registry | None = None
+_SAID: set[str] = set()
 
 
 def get_registry(*, refresh: bool = False) -> Registry:
@@ -652,8 +641,13 @@ def get_registry(*, refresh: bool = False) -> Registry:
     if _REGISTRY is None or refresh:
         _REGISTRY = _discover()
         for message in plugin_warnings(_REGISTRY):
+            warnings.warn(message, ZooPluginWarning, stacklevel=2)
+        problem = _REGISTRY.cache_problem
+        if problem is not None and problem not in _SAID:
+            _SAID.add(problem)  # once per process: every discovery would find it again
             warnings.warn(
-                message,
+                f"{problem}; zoo works without it (make the folder and the file yours alone, "
+                "e.g. chmod go-w, or remove them)",
                 ZooPluginWarning,
                 stacklevel=2,
             )

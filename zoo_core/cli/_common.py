@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -71,7 +72,22 @@ def show_warning(message: Warning | str, category: type[Warning], *_: Any, **__:
 
 
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    """Print ``data`` as JSON; a non-finite float (NaN, infinity) is written as ``null``.
+
+    Python's ``json`` would write a bare ``NaN``, which is not JSON: a model's
+    output may hold one, and ``--json`` output must stay parseable.
+    """
+    click.echo(json.dumps(_finite(data), indent=2, default=str, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:

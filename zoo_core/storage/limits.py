@@ -28,6 +28,7 @@ __all__ = [
     "max_card_bytes",
     "max_checkpoint_overhead",
     "max_config_bytes",
+    "max_image_pixels",
     "max_index_bytes",
     "max_tensors",
 ]
@@ -72,6 +73,9 @@ LIMITS: dict[str, Limit] = {
         "bytes a .pt checkpoint may unpack to beyond its own size (torch.save does not compress)",
     ),
     "lock": Limit("ZOO_LOCK_TIMEOUT", 300, "seconds a save waits for another save's lock"),
+    "image_pixels": Limit(
+        "ZOO_MAX_IMAGE_PIXELS", 4096 * 4096, "pixels of an image given to zoo predict"
+    ),
 }
 
 
@@ -112,6 +116,10 @@ def max_card_bytes() -> int:
 
 def max_buffer_bytes() -> int:
     return int(LIMITS["buffers"]())
+
+
+def max_image_pixels() -> int:
+    return int(LIMITS["image_pixels"]())
 
 
 def max_checkpoint_overhead() -> int:

@@ -73,6 +73,11 @@ LIMITS: dict[str, Limit] = {
         "bytes a .pt checkpoint may unpack to beyond its own size (torch.save does not compress)",
     ),
     "lock": Limit("ZOO_LOCK_TIMEOUT", 300, "seconds a save waits for another save's lock"),
+    "build_seconds": Limit(
+        "ZOO_MAX_BUILD_SECONDS",
+        60,
+        "seconds a model's constructor may run when zoo builds it on meta from a config",
+    ),
     "image_pixels": Limit(
         "ZOO_MAX_IMAGE_PIXELS", 4096 * 4096, "pixels of an image given to zoo predict"
     ),

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ZOO
-from zoo_core.plugins.cache import CACHE_FILE, MAX_CACHE_BYTES
+from zoo_core.plugins.cache import CACHE_FILE
 from zoo_core.plugins.registry import ZooPluginWarning, get_registry
 
 NOBODY = 65534
+MAX_CACHE_BYTES = 32 * 1024 * 1024  # zoo_core.plugins.cache.MAX_CACHE_BYTES
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from zoo_core.errors import UsageError
-from zoo_core.pretrained.transforms import load_input_file, native_array
+from zoo_core.pretrained.transforms import load_input_file
 
 LINEAR = "linear_regression.diabetes"  # 10 features in, one value out
 
@@ -68,6 +68,8 @@ def test_dtypes_a_model_cannot_take_are_refused_plainly(
 
 
 def test_arrays_given_in_python_are_checked_alike() -> None:
+    from zoo_core.pretrained.transforms import native_array
+
     with pytest.raises(UsageError, match="time spans"):
         native_array(np.zeros(3, dtype="m8[s]"))
     with pytest.raises(UsageError, match="beyond what int64 holds"):

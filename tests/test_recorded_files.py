@@ -22,7 +22,6 @@ from tests.hubserver import start_server_subprocess, stop_server_subprocess
 from tests.test_hub import Hub, run_python
 from tests.test_variants import Publisher, shipped_spec
 from zoo_core.errors import WeightsError
-from zoo_core.storage.weights import UnrecordedFileWarning
 
 
 def _sharded_linear(directory: Path, value: float = 1.0) -> Path:
@@ -61,7 +60,7 @@ def test_a_planted_single_file_never_replaces_recorded_shards(
 ) -> None:
     saved = _sharded_linear(tmp_path / "lr")
     _plant(saved)
-    with pytest.warns(UnrecordedFileWarning, match="ignoring 'model.safetensors'"):
+    with pytest.warns(UserWarning, match="ignoring 'model.safetensors'"):
         model = zoo_core.load_model(saved)
     assert float(model.linear.weight.detach()[0, 0]) == 1.0
     # The command line says so too.
@@ -96,7 +95,7 @@ def test_a_pinned_sharded_variant_loads_its_recorded_shards(tmp_path: Path, monk
     )
     publisher.hook("planted_hook", shipped_spec("linear_regression", path))
     _plant(path)
-    with pytest.warns(UnrecordedFileWarning):
+    with pytest.warns(UserWarning):
         loaded = zoo_core.load_model("linear_regression.ones")
     assert float(loaded.linear.weight.detach()[0, 0]) == 1.0
 
@@ -116,7 +115,7 @@ def test_a_resave_keeps_an_unrecorded_weights_file_and_warns_when_it_replaces_on
     # The new save writes shards; a planted model.safetensors it does not write is kept...
     sharded = _sharded_linear(tmp_path / "lr")
     _plant(sharded)
-    with pytest.warns(UnrecordedFileWarning):
+    with pytest.warns(UserWarning):
         big = zoo_core.load_model(sharded)
     zoo_core.save_model(big, sharded, max_shard_size=16_500)
     assert (sharded / "model.safetensors").exists()

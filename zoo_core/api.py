@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from zoo_core.distributed import sharding as distributed
+from zoo_core.distributed.agreement import agree_on_source
 from zoo_core.errors import UsageError, WeightsError
 from zoo_core.hub.download import check_revision, parse_hf_source
 from zoo_core.hub.push import push_saved
@@ -32,7 +33,7 @@ from zoo_core.pretrained.catalogue import is_variant_name
 from zoo_core.pretrained.metadata import check_weights_section
 from zoo_core.pretrained.prediction import Prediction, check_top_k, predict_with
 from zoo_core.progress import ProgressCallback
-from zoo_core.sources.resolve import resolve
+from zoo_core.sources.resolve import Source, resolve
 from zoo_core.storage.snapshot import Vanished
 from zoo_core.storage.weights import reads_on_first_use
 from zoo_core.untrusted import remember_secret
@@ -257,11 +258,9 @@ def open_model(
     when first used (a plain CPU load), after ``load_seconds`` has been taken.
     """
     started = time.perf_counter()
-    # On a mesh, a rank that cannot resolve the source fails every rank (no hang).
-    with distributed.agreement(mesh) if mesh is not None else contextlib.nullcontext():
-        target_device = parse_device(device)
-        target_dtype = parse_dtype(dtype)
-        source_found = resolve(
+
+    def find() -> Source:
+        found = resolve(
             source,
             overrides=overrides,
             from_strings=from_strings,
@@ -270,13 +269,21 @@ def open_model(
             pretrained=pretrained,
             names_only=names_only,
         )
-        if mesh is not None and source_found.finetuning:
-            source_found.close()
+        if mesh is not None and found.finetuning:
+            found.close()
             raise UsageError(
-                f"{source_found.display}: config overrides of a weights variant are not "
+                f"{found.display}: config overrides of a weights variant are not "
                 "supported with mesh=",
                 hint="load the variant sharded without overrides, or without mesh= to fine-tune",
             )
+        return found
+
+    # On a mesh, a rank that cannot resolve the source fails every rank (no hang), and the
+    # ranks agree on one snapshot, checked, before any of them reads (see agree_on_source).
+    with distributed.agreement(mesh) if mesh is not None else contextlib.nullcontext():
+        target_device = parse_device(device)
+        target_dtype = parse_dtype(dtype)
+    source_found = find() if mesh is None else agree_on_source(mesh, find)
     with source_found as found:
         entry = found.arch.entry
         assert entry is not None

@@ -46,11 +46,11 @@ __all__ = ["shard_limit", "write_directory"]
 class _Old:
     """What a re-save knows of the directory it replaces: architecture, recorded files, entries."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path | None) -> None:
         self.architecture: str | None = None
         self.recorded: set[str] | None = None
         self.names: list[str] = []
-        if not os.path.isdir(directory):
+        if directory is None or not os.path.isdir(directory):
             return
         try:
             with OpenedDirectory(directory) as opened:
@@ -109,7 +109,7 @@ def write_directory(
     directory = Path(directory)
     metadata = record_to_metadata(record)
     split = _split(state_dict, max_shard_size)
-    old = _Old(Path())
+    old = _Old(None)
     try:
         # ``keep`` is asked after the block (under the same lock): old is read by then.
         with atomic_directory(

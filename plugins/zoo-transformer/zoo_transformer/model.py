@@ -35,9 +35,10 @@ _MAXIMA = {
     "num_heads": 1_024,
     "num_layers": 1_024,
     "dim_feedforward": 1_048_576,
-    "max_len": 1_048_576,
+    # The positional table a long max_len computes is bounded by zoo's own buffer limit.
+    "max_len": 16_777_216,
     "num_classes": 1_000_000,
-    "seq_len": 1_048_576,
+    "seq_len": 16_777_216,
 }
 
 

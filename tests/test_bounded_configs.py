@@ -12,32 +12,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import warnings
 from pathlib import Path
 
 import pytest
 
 import zoo_core
 from tests.conftest import run_zoo
-from tests.hubserver import start_server_subprocess, stop_server_subprocess
-from tests.test_hub import Hub, upload_files
+from tests.test_hub import running_hub, upload_files
 from zoo_core.errors import ConfigError, ZooError
 from zoo_core.models.build import Architecture
 from zoo_core.testing import run_checks
 
 BUNDLED = ["linear_regression", "simple_cnn", "simple_rnn", "tiny_transformer"]
 ABSURD = 2**40  # what the kit's bounded-sizes check tries (zoo_core.kit.checks_limits)
-
-
-def run_cli(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    from zoo_core.cli import main
-
-    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() replaces it
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out = capsys.readouterr()
-    return int(info.value.code or 0), out.out, out.err
 
 
 @pytest.mark.parametrize("name", BUNDLED)
@@ -60,12 +47,12 @@ def _edited(tmp_path: Path, name: str, **config: int) -> Path:
 
 
 def test_a_hostile_config_json_is_refused_before_anything_is_built(
-    tmp_path: Path, capsys, monkeypatch
+    tmp_path: Path, zoo_main
 ) -> None:
     directory = _edited(tmp_path, "tiny_transformer", num_layers=200_000)
     assert (directory / "config.json").stat().st_size < 2_000
     started = time.monotonic()
-    code, _, err = run_cli(capsys, monkeypatch, "info", str(directory))
+    code, _, err = zoo_main("info", str(directory))
     assert code == 1, err
     assert "num_layers must be at most 1,024" in err
     with pytest.raises(ZooError, match="num_layers must be at most"):
@@ -74,14 +61,12 @@ def test_a_hostile_config_json_is_refused_before_anything_is_built(
 
 
 def test_an_unbounded_plugin_is_stopped_by_the_tensor_budget(
-    tmp_path: Path, fixture_plugins, capsys, monkeypatch
+    tmp_path: Path, fixture_plugins, zoo_main, monkeypatch
 ) -> None:
     fixture_plugins("unbounded_plugin")
     monkeypatch.setenv("ZOO_MAX_TENSORS", "1000")
     started = time.monotonic()
-    code, _, err = run_cli(
-        capsys, monkeypatch, "info", "unbounded_stack", "--set", "layers=100000000"
-    )
+    code, _, err = zoo_main("info", "unbounded_stack", "--set", "layers=100000000")
     assert code == 1, err
     assert "building unbounded_stack from its config made over 1000 tensors (ZOO_MAX_TENSORS)" in (
         err
@@ -117,21 +102,12 @@ def test_the_kit_flags_a_config_that_bounds_no_size(fixture_plugins) -> None:
 
 @pytest.mark.slow
 def test_zoo_info_hf_refuses_a_hostile_config_after_downloading_only_it(tmp_path: Path) -> None:
-    root = tmp_path / "hub"
-    url, process = start_server_subprocess(root, token=None, user="zoo")
-    try:
-        hub = Hub(url=url, root=root)
-        directory = _edited(tmp_path, "tiny_transformer", num_layers=200_000)
-        home = tmp_path / "home"
-        upload_files(
-            hub,
-            home,
-            "zoo/deep",
-            {n: directory / n for n in ("config.json", "model.safetensors")},
-        )
+    directory = _edited(tmp_path, "tiny_transformer", num_layers=200_000)
+    home = tmp_path / "home"
+    files = {n: directory / n for n in ("config.json", "model.safetensors")}
+    with running_hub(tmp_path / "hub", token=None) as hub:
+        upload_files(hub, home, "zoo/deep", files)
         result = run_zoo("info", "hf://zoo/deep", **hub.env(home, token=None))
-    finally:
-        stop_server_subprocess(process)
     assert result.returncode == 1, result.stderr
     assert "num_layers must be at most 1,024" in result.stderr
     assert "model.safetensors" not in {p.name for p in (home / "hub").rglob("*")}

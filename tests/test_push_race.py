@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,7 @@ import pytest
 
 import zoo_core
 from tests.conftest import run_zoo
-from tests.hubserver import start_server_subprocess, stop_server_subprocess
-from tests.test_hub import Hub, run_python
+from tests.test_hub import Hub, run_python, running_hub
 
 SAVER = textwrap.dedent(
     """
@@ -76,13 +76,9 @@ def commit_problems(repo: Path, sha: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def open_hub(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("hub-race")
-    url, process = start_server_subprocess(root, token=None, user="zoo")
-    try:
-        yield Hub(url=url, root=root)
-    finally:
-        stop_server_subprocess(process)
+def open_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    with running_hub(tmp_path_factory.mktemp("hub-race"), token=None) as server:
+        yield server
 
 
 @pytest.mark.slow

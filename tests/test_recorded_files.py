@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,7 @@ from safetensors.torch import save_file
 
 import zoo_core
 from tests.conftest import run_zoo
-from tests.hubserver import start_server_subprocess, stop_server_subprocess
-from tests.test_hub import Hub, run_python
+from tests.test_hub import Hub, run_python, running_hub
 from tests.test_variants import Publisher, shipped_spec
 from zoo_core.errors import WeightsError
 
@@ -43,32 +43,16 @@ def _plant(directory: Path, value: float = 666.0) -> None:
     save_file(tensors, directory / "model.safetensors")
 
 
-def run_cli(capsys, monkeypatch, *args: str):
-    """The ``zoo`` entry point in-process (its warning printer included); exit status 0."""
-    from zoo_core.cli import main
-
-    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() replaces it
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    assert info.value.code == 0, capsys.readouterr().err
-    return capsys.readouterr()
-
-
-def test_a_planted_single_file_never_replaces_recorded_shards(
-    tmp_path: Path, capsys, monkeypatch
-) -> None:
+def test_a_planted_single_file_never_replaces_recorded_shards(tmp_path: Path, zoo_main) -> None:
     saved = _sharded_linear(tmp_path / "lr")
     _plant(saved)
     with pytest.warns(UserWarning, match="ignoring 'model.safetensors'"):
         model = zoo_core.load_model(saved)
     assert float(model.linear.weight.detach()[0, 0]) == 1.0
     # The command line says so too.
-    loaded = run_cli(capsys, monkeypatch, "load", str(saved), "--json")
-    assert "ignoring 'model.safetensors'" in loaded.err
-    assert all(
-        "model.safetensors.index" in f or "-of-" in f for f in json.loads(loaded.out)["files"]
-    )
+    code, out, err = zoo_main("load", str(saved), "--json")
+    assert code == 0 and "ignoring 'model.safetensors'" in err
+    assert all("model.safetensors.index" in f or "-of-" in f for f in json.loads(out)["files"])
 
 
 def test_an_index_naming_an_unrecorded_shard_is_refused(tmp_path: Path) -> None:
@@ -127,13 +111,9 @@ def test_a_resave_keeps_an_unrecorded_weights_file_and_warns_when_it_replaces_on
 
 
 @pytest.fixture(scope="module")
-def open_hub(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("hub-recorded")
-    url, process = start_server_subprocess(root, token=None, user="zoo")
-    try:
-        yield Hub(url=url, root=root)
-    finally:
-        stop_server_subprocess(process)
+def open_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    with running_hub(tmp_path_factory.mktemp("hub-recorded"), token=None) as server:
+        yield server
 
 
 @pytest.mark.slow

@@ -8,14 +8,14 @@ A server that quotes the request's ``Authorization`` header in its error answers
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import zoo_core
 from tests.conftest import run_zoo
-from tests.hubserver import start_server_subprocess, stop_server_subprocess
-from tests.test_hub import TOKEN, USER, Hub, run_python
+from tests.test_hub import TOKEN, USER, Hub, run_python, running_hub
 from zoo_core.errors import HubError, WeightsError
 
 
@@ -55,13 +55,9 @@ def test_the_configured_token_is_redacted_wherever_it_shows(monkeypatch, tmp_pat
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("hub-redaction")
-    url, process = start_server_subprocess(root, token=TOKEN, user=USER)
-    try:
-        yield Hub(url=url, root=root)
-    finally:
-        stop_server_subprocess(process)
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    with running_hub(tmp_path_factory.mktemp("hub-redaction"), token=TOKEN) as server:
+        yield server
 
 
 def _quote_auth(hub: Hub, repo: str, routes: list[str]) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,26 @@ def run_zoo(
 @pytest.fixture
 def zoo() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_zoo
+
+
+@pytest.fixture
+def zoo_main(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``zoo_main(*args)`` runs the ``zoo`` entry point in-process: (exit status, stdout, stderr).
+
+    Faster than a process where start-up does not matter; its warning printer and
+    exit codes are the real ones.
+    """
+    import warnings
+
+    from zoo_core.cli import main
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() replaces it
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            main(list(args))
+        out = capsys.readouterr()
+        return int(info.value.code or 0), out.out, out.err
+
+    return run

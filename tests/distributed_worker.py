@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,9 @@ def compare_load(
         "bytes_read": loaded.details["bytes_read"],
         "full_bytes": sum(t.numel() * t.element_size() for t in reference.state_dict().values()),
         "dtype": str(next(model.parameters()).dtype),
+        "weights_info_equal": getattr(model, "weights_info", None)
+        == getattr(reference, "weights_info", None),
+        "weights_info_set": getattr(model, "weights_info", None) is not None,
     }
 
 
@@ -156,6 +160,71 @@ def bad_plan(source: str) -> Any:
         TinyTransformer.tp_plan = saved
 
 
+SAVER = """
+import itertools, os, sys, torch, zoo_core
+directory, stop = sys.argv[1], sys.argv[2]
+model = zoo_core.create_model("linear_regression", input_dim=64, output_dim=63, seed=0)
+saves = 0
+for value in itertools.cycle([1.0, 2.0, 3.0]):
+    if os.path.exists(stop):
+        break
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(value)
+    # Alternate layouts too: one file, or the weight and the bias in two shards.
+    zoo_core.save_model(model, directory, max_shard_size=20_000 if saves % 2 else None)
+    saves += 1
+    if saves == 3:
+        open(stop + ".saving", "w").close()  # the loads may start: saves are under way
+print(saves)
+"""
+
+RACE_LOADS = 40
+
+
+def race_loads(directory: str, stop: str) -> dict[str, Any]:
+    """Sharded loads while another process saves into the directory (issue 19, item 2).
+
+    Every save fills all parameters with one value (1, 2 or 3): a load whose ranks hold
+    different values, or a rank holding two, mixed two saves.
+    """
+    import subprocess
+
+    saver = None
+    if RANK == 0:
+        saver = subprocess.Popen(
+            [sys.executable, "-c", SAVER, directory, stop], stdout=subprocess.PIPE, text=True
+        )
+        while not Path(stop + ".saving").exists() and saver.poll() is None:
+            time.sleep(0.05)
+    dist.barrier()
+    loads = errors = mixed = 0
+    messages: list[str] = []
+    for _ in range(RACE_LOADS):
+        try:
+            model = zoo_core.load_model(directory, mesh=MESH)
+        except zoo_core.ZooError as err:
+            errors += 1
+            messages.append(str(err)[:200])
+            continue
+        loads += 1
+        values = set()
+        for tensor in model.state_dict().values():
+            local = tensor.to_local() if isinstance(tensor, DTensor) else tensor
+            values |= set(local.unique().tolist())
+        seen: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(seen, sorted(values))
+        if len({v for vs in seen for v in vs}) != 1:
+            mixed += 1
+    saves = None
+    if saver is not None:
+        Path(stop).touch()
+        out, _ = saver.communicate(timeout=120)
+        saves = int(out.strip() or 0)
+    dist.barrier()
+    return {"loads": loads, "errors": errors, "mixed": mixed, "saves": saves, "messages": messages}
+
+
 def main() -> None:
     global MESH, RANK
     sources = json.loads(Path(sys.argv[1]).read_text())
@@ -200,6 +269,21 @@ def main() -> None:
         "rnn_lm_fsdp": lambda: compare_real(sources["rnn_lm"], "fsdp"),
         "save_gpt_fsdp": lambda: compare_save(sources["gpt"], "fsdp", out, "gpt-fsdp"),
         "save_gpt_tp": lambda: compare_save(sources["gpt"], "tp", out, "gpt-tp"),
+        # Issue 19: ranks agree on one snapshot, and on files that match config.json.
+        "copies_alike": lambda: compare_load(
+            sources["tt_single"] if RANK == 0 else sources["tt_copy"], "fsdp"
+        ),
+        "error_other_config": lambda: expect_error(
+            lambda: zoo_core.load_model(
+                sources["tt_single"] if RANK == 0 else sources["tt_other_config"], mesh=MESH
+            )
+        ),
+        "error_other_weights": lambda: expect_error(
+            lambda: zoo_core.load_model(
+                sources["tt_single"] if RANK == 0 else sources["tt_other_weights"], mesh=MESH
+            )
+        ),
+        "race": lambda: race_loads(sources["race"], sources["race_stop"]),
         # After the errors: the job still works (no rank was left inside a collective).
         "after_errors": lambda: compare_load(sources["tt_single"], "tp"),
     }

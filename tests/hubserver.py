@@ -80,7 +80,12 @@ may hold ``faults.json`` (written by the test, re-read on every request), a JSON
   that status and ``"body"``), ``"headers"`` (set or, with null, remove answer headers, e.g. a
   lying ``X-Repo-Commit``), ``"body"`` (text sent instead of the file; ``Content-Length``
   follows unless ``"headers"`` sets it), ``"trickle": [BYTES, SECONDS]`` (send BYTES, then
-  sleep SECONDS, until done).
+  sleep SECONDS, until done);
+- ``"quote_auth"``: a list of route handler names (``repo_info``, ``preupload``, ``commit``,
+  ``resolve``, ...) that answer 400 with an error message quoting the request's
+  ``Authorization`` header, as a careless server might (tests of token redaction);
+- ``"upload"``: ``{"status": N, "message": TEXT}`` answers LFS uploads (the ``PUT`` of an
+  object's bytes) with that error.
 
 The whole listing can be hostile too: ``<root>/faults.json`` may hold ``"listing"``, an object
 with ``"status"`` and ``"body"`` (text sent instead of the listing), ``"repeat"`` (send the body
@@ -581,6 +586,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             for route_method, pattern, handler in ROUTES:
                 match = pattern.fullmatch(url.path) if route_method == method else None
                 if match:
+                    self.handler_name = handler
                     # Decode each captured segment only now, so an encoded "/" stays inside it.
                     params = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
                     getattr(self, handler)(**params)
@@ -715,6 +721,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         if user is None and repo.private:
             # The Hub answers 401 + RepoNotFound so as not to reveal that a private repo exists.
             raise repo_not_found(repo_id, status=401)
+        if getattr(self, "handler_name", None) in repo.faults.get("quote_auth", ()):
+            auth = self.headers.get("Authorization", "")
+            raise HubError(400, f"Cannot handle the request (Authorization={auth})")
         return repo
 
     def _check_namespace(self, user: str, namespace: str) -> None:
@@ -1165,6 +1174,11 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         repo = self.store.get(repo_type, repo_id)
         if repo is None:
             raise repo_not_found(repo_id)
+        fault = repo.faults.get("upload")
+        if fault is not None:
+            raise HubError(
+                int(fault.get("status", 500)), str(fault.get("message", "upload failed"))
+            )
         repo.ingest_blob(self._iter_body(), oid, size)
         self._send(200)
 

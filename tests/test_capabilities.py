@@ -212,7 +212,10 @@ def test_the_kit_passes_declared_and_reports_undeclared_capabilities(fixture_plu
     fixture_plugins("deploy_plugin")
     sharded = run_checks("sharded_mlp", only=CAPABILITY_CHECKS)
     assert statuses(sharded) == dict.fromkeys(CAPABILITIES, "pass")
-    assert "tp on a fake mesh of 2 (its plan): 3 of 4 parameters sharded" in sharded.results[-1].message
+    assert (
+        "tp on a fake mesh of 2 (its plan): 3 of 4 parameters sharded"
+        in sharded.results[-1].message
+    )
     modest = run_checks("modest_mlp", only=CAPABILITY_CHECKS)
     assert modest.passed and modest.undeclared == ["export", "onnx", "compile", "fsdp"]
     assert statuses(modest)["tp"] == "skip"  # no tp_plan: nothing to offer

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,22 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
             model = zoo_core.create_model(REAL[name], seed=0)
             sources[name] = zoo_core.save_model(model, root / name)
     reset_registry()
+    # Issue 19: "per-node copies", one per rank: alike, of another config, of other weights
+    # under the same config.json (which then records hashes they do not have).
+    sources["tt_copy"] = root / "tt-copy"
+    shutil.copytree(sources["tt_single"], sources["tt_copy"])
+    sources["tt_other_config"] = zoo_core.save_model(
+        zoo_core.create_model("tiny_transformer", seed=1, num_classes=3), root / "tt-config"
+    )
+    sources["tt_other_weights"] = root / "tt-weights"
+    shutil.copytree(sources["tt_single"], sources["tt_other_weights"])
+    other = zoo_core.save_model(zoo_core.create_model("tiny_transformer", seed=5), root / "tt5")
+    shutil.copy(other / "model.safetensors", sources["tt_other_weights"] / "model.safetensors")
+    constant = zoo_core.create_model("linear_regression", input_dim=64, output_dim=63)
+    for parameter in constant.parameters():
+        parameter.data.fill_(1.0)  # the race's saves fill every parameter with one value
+    sources["race"] = zoo_core.save_model(constant, root / "race")
+    sources["race_stop"] = root / "race-stop"
     # weights saved by another tool: no zoo record, loaded with arch=
     sources["foreign"] = root / "foreign.safetensors"
     save_file({k: v.contiguous() for k, v in tt.state_dict().items()}, sources["foreign"])
@@ -215,6 +232,52 @@ def test_a_rank_that_cannot_reach_the_file_fails_every_rank(reports) -> None:
     assert "nowhere" in rank1["message"]
     assert rank0["error"] == "DistributedError"
     assert rank0["message"].startswith("rank 1 of 2 failed: no such file or directory")
+
+
+# --- issue 19: one snapshot, the same files on every rank ----------------------------------
+
+
+@pytest.mark.slow
+def test_a_sharded_variant_carries_its_weights_info(reports) -> None:
+    for result in case(reports, "variant_fsdp"):
+        assert result["weights_info_set"] and result["weights_info_equal"]
+
+
+@pytest.mark.slow
+def test_ranks_reading_identical_copies_load(reports) -> None:
+    for result in case(reports, "copies_alike"):
+        assert result["wrong_shards"] == [] and result["bit_exact"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("error_other_config", "the ranks opened different models"),
+        ("error_other_weights", "rank 1's copy of"),
+    ],
+)
+def test_ranks_reading_different_files_fail_on_every_rank(reports, name, said) -> None:
+    for result in case(reports, name):
+        assert result["error"] == "WeightsError", result
+        assert said in result["message"]
+    if name == "error_other_weights":
+        assert "model.safetensors" in result["message"] and "sha256" in result["message"]
+
+
+@pytest.mark.slow
+def test_sharded_loads_racing_saves_never_mix_two_saves(reports) -> None:
+    rank0, rank1 = case(reports, "race")
+    print(
+        f"saves={rank0['saves']} loads={rank0['loads']} (of {rank0['loads'] + rank0['errors']}) "
+        f"mixed={rank0['mixed']} refused={rank0['errors']}"
+    )
+    assert rank0["mixed"] == rank1["mixed"] == 0
+    assert rank0["loads"] == rank1["loads"] and rank0["errors"] == rank1["errors"]
+    assert rank0["saves"] >= 10
+    assert rank0["loads"] >= 30, rank0["messages"]  # a few may give up, saying so
+    for message in rank0["messages"]:
+        assert "replaced by saves" in message
 
 
 # --- plans, in-process ----------------------------------------------------------------------

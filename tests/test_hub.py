@@ -8,6 +8,7 @@ runs in a fresh process: the real ``zoo`` command (:func:`run_zoo`) or a Python 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -141,15 +142,21 @@ def all_bytes_under(*folders: Path) -> Iterator[tuple[Path, bytes]]:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """A Hub-protocol server subprocess requiring TOKEN for user 'zoo', shared by the module."""
-    root = tmp_path_factory.mktemp("hub-root")
-    url, process = start_server_subprocess(root, token=TOKEN, user=USER)
+@contextlib.contextmanager
+def running_hub(root: Path, token: str | None = TOKEN) -> Iterator[Hub]:
+    """A Hub-protocol server subprocess for user 'zoo' (requiring ``token``, if any)."""
+    url, process = start_server_subprocess(root, token=token, user=USER)
     try:
         yield Hub(url=url, root=root)
     finally:
         stop_server_subprocess(process)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """A Hub-protocol server subprocess requiring TOKEN for user 'zoo', shared by the module."""
+    with running_hub(tmp_path_factory.mktemp("hub-root")) as server:
+        yield server
 
 
 @dataclass

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from zoo_core.distributed import sharding as distributed
+from zoo_core.distributed.agreement import agree_on_source
 from zoo_core.errors import ModelNotFoundError, UsageError, WeightsError
 from zoo_core.hub.download import check_revision, parse_hf_source
 from zoo_core.hub.push import push_saved
@@ -35,9 +36,9 @@ from zoo_core.pretrained.catalogue import get_variants, is_variant_name
 from zoo_core.pretrained.prediction import Prediction, check_top_k, predict_with
 from zoo_core.progress import ProgressCallback
 from zoo_core.sources.resolve import Source, resolve, source_kind
-from zoo_core.storage.weights import (
-    reads_on_first_use,
-)
+from zoo_core.storage.snapshot import Vanished
+from zoo_core.storage.weights import reads_on_first_use
+from zoo_core.untrusted import remember_secret
 
 if TYPE_CHECKING:
     from torch.distributed.device_mesh import DeviceMesh
@@ -295,11 +296,9 @@ def open_model(
     :func:`load_model` returns it; :func:`create_model` switches to train).
     """
     started = time.perf_counter()
-    # On a mesh, a rank that cannot resolve the source fails every rank (no hang).
-    with distributed.agreement(mesh) if mesh is not None else contextlib.nullcontext():
-        target_device = parse_device(device)
-        target_dtype = parse_dtype(dtype)
-        source_found = resolve(
+
+    def find() -> Source:
+        found = resolve(
             source,
             overrides=overrides,
             from_strings=from_strings,
@@ -308,13 +307,21 @@ def open_model(
             pretrained=pretrained,
             names_only=names_only,
         )
-        if mesh is not None and source_found.finetuning:
-            source_found.close()
+        if mesh is not None and found.finetuning:
+            found.close()
             raise UsageError(
-                f"{source_found.display}: config overrides of a weights variant are not "
+                f"{found.display}: config overrides of a weights variant are not "
                 "supported with mesh=",
                 hint="load the variant sharded without overrides, or without mesh= to fine-tune",
             )
+        return found
+
+    # On a mesh, a rank that cannot resolve the source fails every rank (no hang), and the
+    # ranks agree on one snapshot, checked, before any of them reads (see agree_on_source).
+    with distributed.agreement(mesh) if mesh is not None else contextlib.nullcontext():
+        target_device = parse_device(device)
+        target_dtype = parse_dtype(dtype)
+    source_found = find() if mesh is None else agree_on_source(mesh, find)
     with source_found as found:
         entry = found.arch.entry
         assert entry is not None
@@ -426,6 +433,7 @@ def push_to_hub(
 
     >>> zoo_core.push_to_hub(model, "me/cnn-demo", license="mit")          # doctest: +SKIP
     """
+    remember_secret(token)  # never shown, even when a server quotes it back
     repo_id, inline_revision = parse_hf_source(repo_id)
     revision = check_revision(revision) or inline_revision
     options = dict(
@@ -448,9 +456,21 @@ def push_to_hub(
             hint="push a directory written by 'zoo save' or zoo_core.save_model, a weights "
             "variant NAME.TAG, or a ZooModel",
         )
-    with resolve(model_or_dir) as found:
-        assert found.saved is not None
-        return push_saved(found.saved, repo_id, revision, **options)
+    for _ in range(_PUSH_ATTEMPTS):
+        with resolve(model_or_dir) as found:
+            assert found.saved is not None
+            try:
+                return push_saved(found.saved, repo_id, revision, **options)
+            except Vanished:
+                continue  # a save replaced the directory before the push opened all of it
+    raise WeightsError(
+        f"{path} was replaced {_PUSH_ATTEMPTS} times while zoo opened it to push",
+        hint="wait until the saves into it finish, then push again",
+    )
+
+
+# How often a push opens the directory again because saves kept replacing it.
+_PUSH_ATTEMPTS = 20
 
 
 def predict(

@@ -13,17 +13,23 @@ no model named 'simple_cnx' (did you mean 'simple_cnn'?)
 
 from __future__ import annotations
 
+from zoo_core.untrusted import redact
+
 
 class ZooError(Exception):
     """Base class of every error zoo raises on purpose.
 
     ``exit_code`` is what the ``zoo`` command exits with: 1 for a problem with
-    the work, 2 for a mistake on the command line itself.
+    the work, 2 for a mistake on the command line itself. Message and hint
+    never hold a credential: a token quoted by a server is redacted here
+    (:func:`zoo_core.untrusted.redact`).
     """
 
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = redact(message)
+        hint = redact(hint) if hint else hint
         super().__init__(message)
         self.message = message
         self.hint = hint

@@ -16,7 +16,7 @@ import click
 
 from zoo_core.cli._common import echo_error, show_warning
 from zoo_core.errors import ZooError
-from zoo_core.untrusted import clean_lines
+from zoo_core.untrusted import clean_lines, redact
 from zoo_core.version import __version__
 
 __all__ = ["cli", "main"]
@@ -87,11 +87,22 @@ def _fail(
     CLASS, "exit_code": N}``.
     """
     if as_json:
-        data = {"error": clean_lines(message), "hint": hint, "type": kind, "exit_code": code}
+        hint = redact(hint) if hint else hint
+        data = {
+            "error": clean_lines(redact(message)),
+            "hint": hint,
+            "type": kind,
+            "exit_code": code,
+        }
         click.echo(json.dumps(data, indent=2))
     else:
         echo_error(message, hint, **extra)
     sys.exit(code)
+
+
+def _print_traceback() -> None:
+    """The traceback of the exception being handled (``--debug``), credentials redacted."""
+    sys.stderr.write(redact(traceback.format_exc()))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=argv, prog_name="zoo", standalone_mode=False)
     except ZooError as err:
         if _debug_enabled():
-            traceback.print_exc()
+            _print_traceback()
         _fail(as_json, type(err).__name__, err.message, err.hint, err.exit_code)
     except click.exceptions.ClickException as err:
         if not as_json:
@@ -126,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     except Exception as err:
         if _debug_enabled():
-            raise
+            _print_traceback()
+            sys.exit(1)
         _fail(
             as_json,
             "InternalError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -14,7 +15,7 @@ import click
 from zoo_core.cli.complete import complete_set_keys
 from zoo_core.plugins.registry import Registry, ZooPluginWarning, get_registry
 from zoo_core.units import human_bytes
-from zoo_core.untrusted import clean_lines, clean_text
+from zoo_core.untrusted import clean_lines, clean_text, redact
 
 __all__ = [
     "echo_error",
@@ -69,21 +70,37 @@ def echo_error(message: str, hint: str | None = None, *, prefix: str = "zoo: err
     has escaped it where it was quoted, and this is the net under that: no
     terminal escape, and no line a file wrote, reaches the terminal.
     """
-    click.echo(f"{prefix}{clean_lines(message)}", err=True)
+    click.echo(f"{prefix}{clean_lines(redact(message))}", err=True)
     if hint:
         click.echo(f"  {clean_text(hint, None)}", err=True)
 
 
 def show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
     """``warnings.showwarning`` for the command line: zoo's own warnings as ``zoo: warning:``."""
+    text = clean_lines(redact(str(message)))
     if getattr(category, "__module__", "").startswith("zoo_core"):
-        click.echo(f"zoo: warning: {clean_lines(str(message))}", err=True)
+        click.echo(f"zoo: warning: {text}", err=True)
     else:
-        click.echo(f"warning: {category.__name__}: {clean_lines(str(message))}", err=True)
+        click.echo(f"warning: {category.__name__}: {text}", err=True)
 
 
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    """Print ``data`` as JSON; a non-finite float (NaN, infinity) is written as ``null``.
+
+    Python's ``json`` would write a bare ``NaN``, which is not JSON: a model's
+    output may hold one, and ``--json`` output must stay parseable.
+    """
+    click.echo(json.dumps(_finite(data), indent=2, default=str, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:

@@ -41,8 +41,15 @@ from zoo_core.hub.transport import (
     offline_error,
     resolve_commit,
 )
-from zoo_core.storage.record import CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME, check_record, read_json
-from zoo_core.untrusted import clean_text
+from zoo_core.storage.record import (
+    CONFIG_NAME,
+    INDEX_NAME,
+    WEIGHTS_NAME,
+    check_record,
+    read_json,
+    recorded_weights,
+)
+from zoo_core.untrusted import clean_text, remember_secret
 
 __all__ = [
     "CARD_NAME",
@@ -220,9 +227,25 @@ def _weight_names(
     sizes: dict[str, int | None],
     token: str | bool | None,
     source: str,
+    record: dict[str, Any],
 ) -> list[str]:
-    """The weight files to fetch: the single file, or the index and the shards it names."""
-    if WEIGHTS_NAME in sizes:
+    """The weight files to fetch: the single file, or the index and the shards it names.
+
+    The layout config.json records wins: a ``model.safetensors`` next to recorded
+    shards in the repository is not the model, and is not fetched.
+    """
+    named = recorded_weights(record)
+    if named is not None and (named & {WEIGHTS_NAME, INDEX_NAME}):
+        layout = INDEX_NAME if INDEX_NAME in named else WEIGHTS_NAME
+        if layout not in sizes:
+            raise HubError(
+                f"{source}: its {CONFIG_NAME} records {layout}, which the repository lacks",
+                hint="the repository's files do not match their config.json; push it again",
+            )
+    else:
+        named = None
+        layout = WEIGHTS_NAME if WEIGHTS_NAME in sizes else INDEX_NAME
+    if layout == WEIGHTS_NAME:
         return [WEIGHTS_NAME]
     if INDEX_NAME not in sizes:
         raise HubError(f"{source} has neither {WEIGHTS_NAME} nor {INDEX_NAME}")
@@ -238,9 +261,10 @@ def _weight_names(
     shards: list[str] = []
     for shard in dict.fromkeys(v if isinstance(v, str) else repr(v) for v in weight_map.values()):
         # The allow-list: an index may only send us to plain .safetensors names in the repo.
-        if not _SHARD_RE.fullmatch(shard) or ".." in shard:
+        if not _SHARD_RE.fullmatch(shard) or ".." in shard or (named and shard not in named):
             raise HubError(
                 f"{source}: {INDEX_NAME} names a file zoo will not fetch: {clean_text(shard, 80)!r}"
+                + (f" (its {CONFIG_NAME} does not record it)" if named else "")
             )
         shards.append(shard)
     return [INDEX_NAME, *sorted(shards)]
@@ -296,6 +320,7 @@ def resolve_hf_source(
             matching its recorded hash.
         PluginNotInstalledError: the architecture's plugin is missing.
     """
+    remember_secret(token)  # never shown, even when a server quotes it back
     repo_id, revision = parse_hf_source(text)
     source = f"{HF_PREFIX}{repo_id}" + (f"@{revision}" if revision else "")
     with hub_errors(repo_id, revision):
@@ -314,7 +339,7 @@ def resolve_hf_source(
         if weights:
             if not {WEIGHTS_NAME, INDEX_NAME} & set(sizes) and offline():
                 raise offline_error(repo_id, revision)  # only its config was fetched before
-            wanted = _weight_names(repo_id, commit, sizes, token, source)
+            wanted = _weight_names(repo_id, commit, sizes, token, source, record)
             if _card_wanted(sizes, source):
                 wanted.append(CARD_NAME)
             # Checking hashes costs a read of every byte: do it for what this call downloads.

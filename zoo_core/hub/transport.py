@@ -42,12 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo_core.errors import HubError, UsageError
+from zoo_core.errors import HubError, UsageError, ZooError
 from zoo_core.progress import binary_bar
 from zoo_core.storage.limits import env_seconds
 from zoo_core.untrusted import clean_text
 
 __all__ = [
+    "COMMIT_RE",
     "CONFIG_NAME",
     "DEADLINE_ENV",
     "LIBRARY_NAME",
@@ -57,7 +58,6 @@ __all__ = [
     "MAX_RESOLVES",
     "STALL_ENV",
     "TransferAborted",
-    "commit_operations",
     "download",
     "endpoint",
     "hub_errors",
@@ -65,7 +65,6 @@ __all__ = [
     "list_models",
     "offline",
     "offline_error",
-    "prepare_push",
     "resolve_commit",
     "transfer_limits",
 ]
@@ -102,11 +101,13 @@ _ONE_TRY_EVENTS = {
 # How often zoo follows a branch that moved between the model info and the download: twice
 # covers a push landing mid-resolve; more means the server contradicts itself.
 MAX_RESOLVES = 3
-_COMMIT_RE = re.compile(r"[0-9a-f]{40}")
+#: A full commit sha, as the Hub writes it.
+COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 _ETAG_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # What huggingface_hub raises on an answer of the wrong shape (or nested too deep to parse).
 _PARSE_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, LookupError, AttributeError)
 _PARSE_ERRORS += (ArithmeticError, RecursionError)
+_AGAIN = "run the command again; if it persists, check the repository on the Hub"
 # Cache write failures that are the machine's state, not zoo's bug.
 _CACHE_ERRNOS = {
     errno.EROFS: "the file system is read-only",
@@ -216,7 +217,7 @@ def _on_response(response: Any) -> None:
         return
     headers = response.headers
     commit = headers.get("X-Repo-Commit")
-    if commit is not None and not _COMMIT_RE.fullmatch(commit):
+    if commit is not None and not COMMIT_RE.fullmatch(commit):
         # huggingface_hub makes it a folder name of the cache.
         shown = clean_text(commit, 60)
         raise _aborted(transfer, f"the server sent a malformed commit id {shown!r}")
@@ -389,94 +390,108 @@ def hub_errors(repo_id: str, revision: str | None, *, writing: bool = False) -> 
         HubError: not found, no permission, offline, network, a limit, or the cache unwritable.
         UsageError: huggingface_hub refused the repository id or a limit variable is malformed.
     """
-    from huggingface_hub import errors as hf
-
     where = f"{repo_id}@{revision}" if revision else repo_id
     deadline, stall = transfer_limits()
     token = _CURRENT.set(_Transfer(where, time.monotonic() + deadline, stall))
     try:
         _install_hooks()
         yield
-    except hf.HFValidationError as err:
-        raise UsageError(
+    except Exception as err:
+        mapped = _translate(err, repo_id, revision, where, writing)
+        # huggingface_hub wraps some failures (an LFS upload: a bare RuntimeError); the cause
+        # says what happened.
+        for cause in list(_chain(err))[1:]:
+            if mapped is not None:
+                break
+            mapped = _translate(cause, repo_id, revision, where, writing)
+        if mapped is None and _raised_by_client(err):
+            why = "; ".join(f"{type(e).__name__}: {_first_line(e)}" for e in list(_chain(err))[:2])
+            mapped = HubError(f"the Hub client failed on {where}: {why}", hint=_AGAIN)
+        if mapped is None:
+            raise
+        raise mapped from None
+    finally:
+        _CURRENT.reset(token)
+
+
+def _translate(
+    err: BaseException, repo_id: str, revision: str | None, where: str, writing: bool
+) -> ZooError | None:
+    """The zoo error for one exception of huggingface_hub or the network, or None."""
+    from huggingface_hub import errors as hf
+
+    if isinstance(err, hf.HFValidationError):
+        return UsageError(
             f"the Hub client refuses {clean_text(where, 120)!r}: {_first_line(err)}",
             hint="a repository id is OWNER/NAME of letters, digits, '-', '_' and '.', "
             "not starting or ending with '-' or '.', without '--' or '..', at most 96 each",
-        ) from None
-    except hf.RevisionNotFoundError:
-        raise HubError(
+        )
+    if isinstance(err, hf.RevisionNotFoundError):
+        return HubError(
             f"revision {revision or 'main'!r} does not exist in {repo_id}",
             hint="give a branch, a tag or a full commit sha of that repository",
-        ) from None
-    except hf.RepositoryNotFoundError:
-        raise HubError(
+        )
+    if isinstance(err, hf.RepositoryNotFoundError):
+        return HubError(
             f"no repository {repo_id} on {endpoint()}",
             hint="check the name; a private repository needs HF_TOKEN set to a token that can "
             "read it",
-        ) from None
-    except hf.OfflineModeIsEnabled:
-        raise offline_error(repo_id, revision) from None
-    except hf.LocalEntryNotFoundError as err:
+        )
+    if isinstance(err, hf.OfflineModeIsEnabled):
+        return offline_error(repo_id, revision)
+    if isinstance(err, hf.LocalEntryNotFoundError):
         aborted = next((e for e in _chain(err) if isinstance(e, TransferAborted)), None)
         if aborted is not None:
-            raise _limit_error(aborted) from None
+            return _limit_error(aborted)
         if offline():
-            raise offline_error(repo_id, revision) from None
-        raise HubError(
+            return offline_error(repo_id, revision)
+        return HubError(
             f"cannot reach the Hub at {endpoint()} to fetch {where}: {_first_line(err)}",
             hint="check the network (and HF_ENDPOINT); files already fetched stay in the cache",
-        ) from None
-    except hf.HfHubHTTPError as err:
+        )
+    if isinstance(err, hf.HfHubHTTPError):
         status = getattr(getattr(err, "response", None), "status_code", None)
         if status == 401:
-            raise HubError(
+            return HubError(
                 f"the Hub at {endpoint()} refused the credentials for {where} (401)",
                 hint="check HF_TOKEN or run 'hf auth login' (the token is never shown)",
-            ) from None
+            )
         if status == 403:
             action = "write to" if writing else "read"
-            raise HubError(
+            return HubError(
                 f"no permission to {action} {repo_id} (403)",
                 hint="use a token with write access to that namespace, or push under your own name",
-            ) from None
-        raise HubError(
-            f"the Hub answered {clean_text(status)} for {where}: {_server_message(err)}",
-            hint="run the command again; if it persists, check the repository on the Hub",
-        ) from None
-    except TransferFailed as err:
-        raise HubError(err.message, hint=err.hint) from None
-    except TransferAborted as err:
-        raise _limit_error(err) from None
-    except OSError as err:
-        if err.errno in _CACHE_ERRNOS and not _is_network_error(err):
-            raise HubError(
-                f"cannot write the Hugging Face cache ({_cache_dir()}) while fetching {where}: "
-                f"{_CACHE_ERRNOS[err.errno]} ({clean_text(err.strerror or err)})",
-                hint="free some space or fix the permissions, or point HF_HUB_CACHE (or HF_HOME) "
-                "at a writable folder",
-            ) from None
-        if _is_network_error(err):
-            raise _network_error(where, err) from None
-        if err.errno is None and _raised_by_client(err):  # a download not what it announced
-            raise HubError(
-                f"the Hub at {endpoint()} sent {where} wrongly: {_first_line(err)}",
-                hint="run the command again; if it persists, the server is misbehaving",
-            ) from None
-        raise
-    except Exception as err:
-        if _is_network_error(err):
-            raise _network_error(where, err) from None
-        if isinstance(err, _PARSE_ERRORS) and _raised_by_client(err):
-            # huggingface_hub parses the server's answers without checking their shape (nor
-            # their depth); the same exception raised by zoo's own code stays an internal error.
-            raise HubError(
-                f"the Hub at {endpoint()} sent an answer zoo cannot use for {where}: "
-                f"{type(err).__name__}: {_first_line(err)}",
-                hint="check HF_ENDPOINT; if it is right, the server is misbehaving",
-            ) from None
-        raise
-    finally:
-        _CURRENT.reset(token)
+            )
+        text = f"the Hub answered {clean_text(status)} for {where}: {_server_message(err)}"
+        return HubError(text, hint=_AGAIN)
+    if isinstance(err, TransferFailed):
+        return HubError(err.message, hint=err.hint)
+    if isinstance(err, TransferAborted):
+        return _limit_error(err)
+    if isinstance(err, OSError) and err.errno in _CACHE_ERRNOS and not _is_network_error(err):
+        return HubError(
+            f"cannot write the Hugging Face cache ({_cache_dir()}) while fetching {where}: "
+            f"{_CACHE_ERRNOS[err.errno]} ({clean_text(err.strerror or err)})",
+            hint="free some space or fix the permissions, or point HF_HUB_CACHE (or HF_HOME) "
+            "at a writable folder",
+        )
+    if _is_network_error(err):
+        return _network_error(where, err)
+    if isinstance(err, OSError) and err.errno is None and _raised_by_client(err):
+        # huggingface_hub's own checks of a download (its size not what the server announced)
+        return HubError(
+            f"the Hub at {endpoint()} sent {where} wrongly: {_first_line(err)}",
+            hint=_AGAIN,
+        )
+    if isinstance(err, _PARSE_ERRORS) and _raised_by_client(err):
+        # huggingface_hub parses the server's answers without checking their shape (nor
+        # their depth); the same exception raised by zoo's own code stays an internal error.
+        return HubError(
+            f"the Hub at {endpoint()} sent an answer zoo cannot use for {where}: "
+            f"{type(err).__name__}: {_first_line(err)}",
+            hint="check HF_ENDPOINT; if it is right, the server is misbehaving",
+        )
+    return None
 
 
 def _raised_by_client(err: BaseException) -> bool:
@@ -618,7 +633,7 @@ def resolve_commit(
     for _ in range(MAX_RESOLVES):
         info = api.model_info(repo_id, revision=revision, files_metadata=True)
         sha = info.sha
-        if not isinstance(sha, str) or not _COMMIT_RE.fullmatch(sha):
+        if not isinstance(sha, str) or not COMMIT_RE.fullmatch(sha):
             raise _malformed(where, f"commit id {clean_text(sha, 60)!r}")
         sizes = _file_sizes(info, where)
         if CONFIG_NAME not in sizes:
@@ -643,50 +658,3 @@ def check_size(name: str, size: int | None, limit: int, where: str) -> None:
             f"{name} of {where} is {size} bytes, more than the {limit} zoo accepts for it",
             hint="this is not a file 'zoo push' writes; SECURITY.md lists the limits",
         )
-
-
-# -- pushing ----------------------------------------------------------------------------------
-
-
-def prepare_push(repo_id: str, revision: str | None, private: bool, token: str | None) -> set[str]:
-    """Create the repository (and branch) if missing; the names of the files it holds now."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token, library_name=LIBRARY_NAME)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    if revision is not None:
-        _ensure_branch(api, repo_id, revision)
-    return set(api.list_repo_files(repo_id, revision=revision))
-
-
-def commit_operations(
-    repo_id: str,
-    revision: str | None,
-    adds: dict[str, str | bytes],
-    deletes: list[str],
-    message: str,
-    token: str | None,
-) -> Any:
-    """One commit adding ``adds`` (name -> local path or bytes) and deleting ``deletes``."""
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-
-    operations: list[Any] = [
-        CommitOperationAdd(path_in_repo=name, path_or_fileobj=data) for name, data in adds.items()
-    ]
-    operations += [CommitOperationDelete(path_in_repo=name) for name in deletes]
-    api = HfApi(token=token, library_name=LIBRARY_NAME)
-    return api.create_commit(
-        repo_id, operations=operations, commit_message=message, revision=revision
-    )
-
-
-def _ensure_branch(api: Any, repo_id: str, revision: str) -> None:
-    refs = api.list_repo_refs(repo_id)
-    if revision in {b.name for b in refs.branches}:
-        return
-    if revision in {t.name for t in refs.tags} or _COMMIT_RE.fullmatch(revision):
-        raise HubError(
-            f"cannot push to {revision!r} in {repo_id}: it is a tag or a commit, not a branch",
-            hint="push to a branch (--revision BRANCH), then tag it on the Hub",
-        )
-    api.create_branch(repo_id, branch=revision, exist_ok=True)

@@ -39,6 +39,7 @@ from zoo_core.kit import checks_plugin  # noqa: F401
 from zoo_core.kit import checks_build  # noqa: F401
 from zoo_core.kit import checks_inputs  # noqa: F401
 from zoo_core.kit import checks_deploy  # noqa: F401
+from zoo_core.kit import checks_limits  # noqa: F401
 
 # isort: on
 from zoo_core.kit.framework import (

@@ -45,6 +45,7 @@ from zoo_core.errors import (
     ZooError,
     error_text,
 )
+from zoo_core.models.budget import meta_budget
 from zoo_core.models.config import build_config, config_kwargs, signature_config
 from zoo_core.models.model import ZooModel, call_model
 from zoo_core.models.tying import assign_tensors
@@ -328,12 +329,16 @@ class Architecture:
         on it blames the file, unless it also fails on the defaults: then the
         plugin's code is at fault, whatever the file says.
 
+        The constructor runs under :func:`~zoo_core.models.budget.meta_budget`: a
+        config asking for an absurd size is stopped, not built for minutes.
+
         Raises:
             WeightsError: with ``where``, the recorded config cannot be built.
             PluginCodeError: the constructor fails on ``meta`` whatever the config.
+            BuildBudgetExceeded: the build made too many tensors or took too long.
         """
         try:
-            with torch.device("meta"):
+            with meta_budget(self.name, where), torch.device("meta"):
                 return self.construct(config)
         except ZooError:
             raise
@@ -348,7 +353,7 @@ class Architecture:
     def builds_on_meta(self, config: Any) -> bool:
         """Whether ``config`` builds on ``meta`` (how every load starts)."""
         try:
-            with torch.device("meta"):
+            with meta_budget(self.name), torch.device("meta"):
                 self.construct(config)
         except Exception:
             return False

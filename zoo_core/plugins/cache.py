@@ -36,6 +36,14 @@ Writes are atomic (a temporary file in the same directory, then
 lost race costs a miss, never a broken file. A cache file that cannot be read
 or parsed is ignored and rewritten. ``ZOO_NO_CACHE=1`` turns all of it off.
 
+The cache says which code zoo imports and which weights a name resolves to, so
+it is trusted only as ssh trusts its files: the file and its directory must
+be owned by the current user and writable by nobody else. It is opened
+without following a symlink or blocking (a FIFO cannot hang zoo), only if it
+is a regular file, and only up to :data:`MAX_CACHE_BYTES`. A cache that fails
+any of this is ignored, never written, and the reason is given once
+(:attr:`PluginCache.problem`).
+
 The registry stores one record per plugin, ``{"api_version": ..., "hooks":
 {hook name: JSON-able result}}``: another hook's result can join ``hooks``.
 
@@ -46,8 +54,10 @@ The registry stores one record per plugin, ``{"api_version": ..., "hooks":
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import sys
 import time
 from importlib.machinery import BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SOURCE_SUFFIXES
@@ -56,13 +66,16 @@ from typing import Any
 
 __all__ = [
     "CACHE_FILE",
+    "MAX_CACHE_BYTES",
     "PluginCache",
+    "Untrusted",
     "cache_enabled",
     "cache_path",
     "entry_points",
     "imported_files",
     "load_entry_point",
     "module_files",
+    "read_trusted",
 ]
 
 CACHE_FILE = "plugins-v1.json"
@@ -73,6 +86,76 @@ _MAX_ENVIRONMENTS = 16
 _SOURCE = SOURCE_SUFFIXES[0]
 
 FileId = list[Any]  # [path, size, mtime_ns, ctime_ns, inode]
+#: The largest cache file zoo reads: 2,000 plugins' records fit in a few MB.
+MAX_CACHE_BYTES = 32 * 1024 * 1024
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NOCTTY", 0)
+)
+
+
+class Untrusted(Exception):
+    """The cache (or its directory) must not be trusted; the message says why."""
+
+
+def _check_owner(st: os.stat_result, what: str) -> None:
+    uid = os.geteuid() if hasattr(os, "geteuid") else None
+    if uid is not None and st.st_uid != uid:
+        raise Untrusted(f"{what} is owned by uid {st.st_uid}, not by you (uid {uid})")
+    if stat.S_IMODE(st.st_mode) & 0o022:
+        raise Untrusted(
+            f"{what} is writable by {'others' if st.st_mode & 0o002 else 'its group'} "
+            f"(mode {stat.S_IMODE(st.st_mode):o})"
+        )
+
+
+def read_trusted(path: Path) -> bytes | None:
+    """The bytes of the cache file at ``path``; None if there is none.
+
+    Raises:
+        Untrusted: the file or its directory is not the user's alone, the file
+            is not a regular file (a symlink, a FIFO, a device) or is too large.
+    """
+    if not hasattr(os, "O_DIRECTORY") or os.open not in os.supports_dir_fd:
+        try:  # no directory handles here (Windows): a plain, bounded read
+            with open(path, "rb") as f:
+                return f.read(MAX_CACHE_BYTES)
+        except FileNotFoundError:
+            return None
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | _OPEN_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise Untrusted(f"its directory cannot be opened safely ({err.strerror or err})") from None
+    try:
+        _check_owner(os.fstat(dfd), "its directory")
+        try:
+            fd = os.open(path.name, _OPEN_FLAGS, dir_fd=dfd)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise Untrusted(
+                "it is a symbolic link" if err.errno == errno.ELOOP else (err.strerror or str(err))
+            ) from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise Untrusted("it is not a regular file")
+            _check_owner(st, "it")
+            if st.st_size > MAX_CACHE_BYTES:
+                raise Untrusted(f"it is {st.st_size} bytes (at most {MAX_CACHE_BYTES})")
+            data = os.read(fd, MAX_CACHE_BYTES + 1)
+            if len(data) > MAX_CACHE_BYTES:
+                raise Untrusted(f"it is over {MAX_CACHE_BYTES} bytes")
+            return data
+        finally:
+            os.close(fd)
+    finally:
+        os.close(dfd)
 
 
 def cache_enabled() -> bool:
@@ -294,6 +377,8 @@ class PluginCache:
     def __init__(self, path: Path, salt: str) -> None:
         self.path = path
         self.salt = salt
+        #: Why the cache file is not trusted (then it is neither used nor written), or None.
+        self.problem: str | None = None
         self._environment = _environment()
         self._data = self._read()
         self._new_plugins: dict[str, Any] = {}
@@ -319,12 +404,19 @@ class PluginCache:
         return cls(path, json.dumps([salt, [_file_id(f) for f in code]]))
 
     def _read(self) -> dict[str, Any] | None:
+        empty = {"format": _FORMAT, "salt": self.salt, "environments": {}, "plugins": {}}
         try:
-            with open(self.path, encoding="utf-8") as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            return {"format": _FORMAT, "salt": self.salt, "environments": {}, "plugins": {}}
-        except (OSError, ValueError):
+            raw = read_trusted(self.path)
+        except Untrusted as err:
+            self.problem = str(err)
+            return empty
+        except OSError:
+            return None
+        if raw is None:
+            return empty
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
             return None
         if (
             not isinstance(data, dict)
@@ -424,14 +516,19 @@ class PluginCache:
     # -- writing --------------------------------------------------------------------------
 
     def save(self) -> None:
-        """Write what this run learnt, merged with the file as it is now; never raises."""
-        if not self._dirty:
+        """Write what this run learnt, merged with the file as it is now; never raises.
+
+        Nothing is written where the cache is not trusted (see :attr:`problem`).
+        """
+        if not self._dirty or self.problem is not None:
             return
         env = self._new_environment or self._env
         if env is not None:
             modules = {m: f for m, f in self._found.items() if f}
             env = {**env, "modules": {**env.get("modules", {}), **modules}, "stored": time.time()}
         current = self._read() or {}  # a concurrent writer may have added entries meanwhile
+        if self.problem is not None:
+            return
         plugins = {**current.get("plugins", {}), **self._new_plugins}
         environments = dict(current.get("environments", {}))
         if env is not None:
@@ -445,7 +542,8 @@ class PluginCache:
         # Not tempfile.mkstemp: importing tempfile costs more than this whole write.
         tmp = str(self.path.parent / f".{CACHE_FILE}.{os.getpid()}.{time.monotonic_ns()}.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # The user's alone, as the cache must be to be trusted.
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError:
             return  # a read-only or missing home: run without a cache

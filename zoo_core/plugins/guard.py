@@ -1,23 +1,33 @@
 """The plugin guard: third-party hook code runs here, contained.
 
 A plugin is trusted code, but its mistakes must not become zoo's. Each call
-(a hook module's import, a hook) runs under :func:`run_guarded`: an alarm in
-the main thread, a worker thread elsewhere. Whatever it prints goes to
+(a hook module's import, a hook) runs under :func:`run_guarded`, in a worker
+thread while the calling thread waits for it. Whatever it prints goes to
 stderr; ``sys.exit`` and any other ``BaseException`` it raises are recorded
-instead of ending the process; a call running past the timeout is stopped (or,
-in a worker thread, abandoned). A user's Ctrl-C still interrupts.
+instead of ending the process; a call still running when ``timeout`` seconds
+are up is abandoned, and the caller goes on at once. That bound holds
+whatever the call does: a loop that catches every exception (a bare
+``except:`` retrying forever) or code blocked in C cannot hold the caller
+longer, which an alarm raised into the calling thread could not promise. A
+user's Ctrl-C interrupts the waiting thread at once.
+
+Python cannot kill a thread: an abandoned call is told to stop (an exception
+raised into it, which a hook catching only ``Exception`` does not swallow), and
+otherwise keeps running in the background until the process exits; the
+plugin is reported broken and never called again.
 """
 
 from __future__ import annotations
 
-import signal
+import contextlib
+import ctypes
 import sys
 import threading
 import time
 import warnings
 from typing import Any
 
-__all__ = ["PluginStdout", "run_guarded"]
+__all__ = ["PluginStdout", "call_hook", "describe", "run_guarded"]
 
 
 class PluginStdout:
@@ -47,76 +57,58 @@ class PluginStdout:
 
 
 class _OutOfTime(BaseException):
-    """Raised into a plugin's import or hook by the alarm: a BaseException, so
-    ``except Exception`` in the plugin does not swallow it."""
+    """Raised into an abandoned plugin call: a BaseException, so ``except Exception`` in the
+    plugin does not swallow it."""
+
+
+def _stop(thread: threading.Thread) -> None:
+    """Ask an abandoned worker to stop: raise :class:`_OutOfTime` in it (best effort)."""
+    ident = thread.ident
+    if ident is None or not thread.is_alive():
+        return
+    # Not CPython (no pythonapi): the thread is left to run.
+    with contextlib.suppress(AttributeError, TypeError, ValueError):
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(ident), ctypes.py_object(_OutOfTime)
+        )
 
 
 def run_guarded(calls: list[Any], timeout: float) -> list[tuple[str, Any, float]]:
-    """Run each plugin's call, none for longer than ``timeout`` seconds; see :func:`_run_alarmed`.
+    """Run each plugin's call in a worker thread, none for longer than ``timeout`` seconds.
 
     Returns, per call, ("ok", value, seconds), ("raised", exception, seconds) or
-    ("timeout", None, seconds). In the main thread of a Unix process whose
-    SIGALRM and SIGINT are free, the calls run right there under an alarm (no
-    thread to hand over to, which costs milliseconds on a busy machine);
-    elsewhere in worker threads (:func:`_run_threaded`).
+    ("timeout", None, seconds). The caller waits at most ``timeout`` seconds per
+    call (plus the hand-over), however the call behaves; see the module docstring.
     """
-    if (
-        hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
-        and signal.getitimer(signal.ITIMER_REAL)[0] == 0
-        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    ):
-        return _run_alarmed(calls, timeout)
+    if not calls:
+        return []
     return _run_threaded(calls, timeout)
 
 
-def _run_alarmed(calls: list[Any], timeout: float) -> list[tuple[str, Any, float]]:
-    """The calls in this thread: an alarm ends one that runs too long, prints go to stderr.
+def call_hook(hook: str, impls: list[Any], timeout: float, env: str) -> list[Any] | Exception:
+    """Call a plugin's implementations of ``hook`` under the guard, as discovery does.
 
-    A ``KeyboardInterrupt`` the plugin raises itself marks it broken; one from
-    the user's Ctrl-C (seen by zoo's own SIGINT handler) still interrupts.
+    Returns their results, or the exception to report: what it raised (an
+    ``Exception``), or a :class:`~zoo_core.errors.PluginError` for a
+    ``BaseException`` such as ``SystemExit`` or a ``KeyboardInterrupt`` it raised
+    itself, or for a call still running after ``timeout`` seconds (set by ``env``).
     """
-    results: list[tuple[str, Any, float]] = []
-    saved = (sys.stdout, sys.stderr, list(warnings.filters))
-    pressed = {"ctrl_c": False}
+    from zoo_core.errors import PluginError
 
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise _OutOfTime
+    ((outcome, value, _),) = run_guarded([lambda: [impl.function() for impl in impls]], timeout)
+    if outcome == "ok":
+        return value
+    if outcome == "timeout":
+        return PluginError(f"its {hook} hook did not finish within {env}={timeout:g} s")
+    if isinstance(value, Exception):
+        return value
+    return PluginError(f"its {hook} hook raised {describe(value)}")
 
-    def on_interrupt(signum: int, frame: Any) -> None:
-        pressed["ctrl_c"] = True
-        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        for call in calls:
-            started = time.perf_counter()
-            try:
-                sys.stdout = saved[1]
-                signal.setitimer(signal.ITIMER_REAL, timeout)
-                try:
-                    outcome: tuple[str, Any] = ("ok", call())
-                finally:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-            except _OutOfTime:
-                outcome = ("timeout", None)
-            except KeyboardInterrupt as err:
-                if pressed["ctrl_c"]:
-                    raise
-                outcome = ("raised", err)
-            except BaseException as err:  # SystemExit and the like included: record, never exit
-                outcome = ("raised", err)
-            finally:
-                sys.stdout, sys.stderr = saved[0], saved[1]
-                warnings.filters[:] = saved[2]
-            results.append((*outcome, time.perf_counter() - started))
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    return results
+def describe(err: BaseException) -> str:
+    """``Type: first line of the message`` of what a plugin raised."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def _run_threaded(calls: list[Any], timeout: float) -> list[tuple[str, Any, float]]:
@@ -139,6 +131,10 @@ def _run_threaded(calls: list[Any], timeout: float) -> list[tuple[str, Any, floa
     left_behind = False
 
     def work(first: int) -> None:
+        with contextlib.suppress(_OutOfTime):  # landed after its call ended: nothing to stop
+            run_from(first)
+
+    def run_from(first: int) -> None:
         ident = threading.get_ident()
         proxy.plugin_threads.add(ident)
         for index in range(first, len(calls)):
@@ -175,6 +171,7 @@ def _run_threaded(calls: list[Any], timeout: float) -> list[tuple[str, Any, floa
                 if late:
                     results[index] = ("timeout", None, time.perf_counter() - started)
                     left_behind = True
+                    _stop(worker)
                     first = index + 1
                     break
                 worker.join(max(started + timeout - time.perf_counter(), 0.0))

@@ -6,17 +6,20 @@ the ``ZOO_PLUGINS`` environment variable) and registered with a pluggy
 import, raises or returns garbage is recorded as broken while the others work.
 
 A plugin is trusted code, but its mistakes must not become zoo's. Each one is
-imported and its hook called under a guard (:func:`run_guarded`: an alarm in
-the main thread, a worker thread elsewhere) that
+imported and each of its hooks called (``zoo_register_weights`` too, with or
+without the plugin cache) under a guard (:func:`run_guarded`: a worker thread
+the caller waits for) that
 
 - sends whatever it prints to stderr, so ``zoo list --json`` stays JSON;
 - turns ``sys.exit``, ``SystemExit`` and any other ``BaseException`` it raises
   into a broken plugin instead of the end of the process;
-- is stopped (or, in a worker thread, abandoned) after ``ZOO_PLUGIN_TIMEOUT``
-  seconds (default 20), marking the plugin broken, so an endless hook cannot
-  hang every command;
+- abandons it after ``ZOO_PLUGIN_TIMEOUT`` seconds (default 20, at most
+  :data:`MAX_PLUGIN_TIMEOUT`), marking the plugin broken, so an endless hook
+  cannot hang every command, even one that catches every exception;
 - is timed: one slower than :data:`SLOW_PLUGIN_SECONDS` is named in a warning,
   because every command waits for it.
+
+Plugins the cache remembers (:mod:`zoo_core.plugins.cache`) run no code at all.
 
 A user's Ctrl-C still interrupts discovery; a ``KeyboardInterrupt`` a plugin
 raises by itself marks it broken.
@@ -33,7 +36,6 @@ reported, never settled by load order. Nothing here imports torch.
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import importlib
 import os
@@ -61,11 +63,11 @@ from zoo_core.plugins.contract import (
     PLUGIN_API_VERSION,
     PROJECT_NAME,
     ModelSpec,
-    WeightsSpec,
     check_capabilities,
     plugin_api_problem,
 )
-from zoo_core.plugins.guard import run_guarded
+from zoo_core.plugins.guard import call_hook, describe, run_guarded
+from zoo_core.plugins.memo import CACHED_HOOKS, encode_results, plugin_identity, remembered
 from zoo_core.storage.limits import env_seconds
 from zoo_core.untrusted import clean_text, install_requirement
 from zoo_core.version import __version__
@@ -86,6 +88,8 @@ __all__ = [
 
 TIMEOUT_ENV = "ZOO_PLUGIN_TIMEOUT"
 DEFAULT_PLUGIN_TIMEOUT = 20.0
+# A hook taking an hour is broken; a larger value is a mistake (1e10 once broke every plugin).
+MAX_PLUGIN_TIMEOUT = 3600.0
 # Importing a hook module and calling its hook should take milliseconds; past this, every
 # command is visibly slower, so the plugin is named.
 SLOW_PLUGIN_SECONDS = 1.0
@@ -228,6 +232,8 @@ class Registry:
     entries: list[ModelEntry] = field(default_factory=list)
     manager: pluggy.PluginManager | None = None
     hook_outcomes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    # Why the plugin cache was ignored in this discovery (see plugins.cache), or None.
+    cache_problem: str | None = None
 
     def hook_results(self, plugin: PluginInfo, hook: str) -> list[Any]:
         """What each of ``plugin``'s implementations of ``hook`` returned, one item each.
@@ -241,11 +247,9 @@ class Registry:
         """
         known = self.hook_outcomes.setdefault(hook_name(plugin), {})
         if hook not in known:
-            try:
-                impls = hook_impls(self.manager, hook, plugin) if self.manager else []
-                known[hook] = [impl.function() for impl in impls]
-            except Exception as err:  # third-party code: the caller reports it
-                known[hook] = err
+            impls = hook_impls(self.manager, hook, plugin) if self.manager else []
+            timeout = env_seconds(TIMEOUT_ENV, DEFAULT_PLUGIN_TIMEOUT, maximum=MAX_PLUGIN_TIMEOUT)
+            known[hook] = call_hook(hook, impls, timeout, TIMEOUT_ENV) if impls else []
         if isinstance(known[hook], Exception):
             raise known[hook]
         return known[hook]
@@ -390,11 +394,6 @@ class Registry:
         return self.resolve(architecture)
 
 
-def _describe(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 def _env_list(name: str) -> list[str]:
     return [s.strip() for s in os.environ.get(name, "").split(",") if s.strip()]
 
@@ -426,7 +425,7 @@ def _discover() -> Registry:
     outcomes: dict[str, dict[str, Any]] = {}
     # pluggy refuses a module registered twice: such plugins always take the uncached path.
     repeated = {m for m, n in Counter(info.module for info, _ in candidates).items() if n > 1}
-    timeout = env_seconds(TIMEOUT_ENV, DEFAULT_PLUGIN_TIMEOUT)
+    timeout = env_seconds(TIMEOUT_ENV, DEFAULT_PLUGIN_TIMEOUT, maximum=MAX_PLUGIN_TIMEOUT)
     enabled: list[tuple[PluginInfo, Any]] = []
     for info, load in candidates:
         keys = {canonical_name(info.name), canonical_name(info.entry_point or info.name)}
@@ -434,15 +433,21 @@ def _discover() -> Registry:
             plugins.append(replace(info, status="disabled", error="listed in ZOO_DISABLE_PLUGINS"))
         else:
             enabled.append((info, load))
+    # What the cache remembers needs no plugin code (and no guard); the rest runs guarded.
+    outcomes_by_plugin: list[tuple[str, Any, float] | None] = [
+        None if cache is None or info.module in repeated else remembered(cache, info)
+        for info, _ in enabled
+    ]
     calls = [
         lambda info=info, load=load: _cached_call(
             None if info.module in repeated else cache, manager, info, load
         )
-        for info, load in enabled
+        for (info, load), known in zip(enabled, outcomes_by_plugin, strict=True)
+        if known is None
     ]
-    for (info, _), (outcome, value, seconds) in zip(
-        enabled, run_guarded(calls, timeout), strict=True
-    ):
+    guarded = iter(run_guarded(calls, timeout))
+    results = [known or next(guarded) for known in outcomes_by_plugin]
+    for (info, _), (outcome, value, seconds) in zip(enabled, results, strict=True):
         info = replace(info, seconds=seconds)
         if outcome == "timeout":
             _forget(manager, info)
@@ -458,7 +463,7 @@ def _discover() -> Registry:
             continue
         if outcome == "raised":  # third-party code: any failure, SystemExit too, marks it broken
             _forget(manager, info)
-            plugins.append(replace(info, status="broken", error=_describe(value)))
+            plugins.append(replace(info, status="broken", error=describe(value)))
             continue
         specs, api_version, outcomes[hook_name(info)] = value
         info = replace(info, models=tuple(s.name for s in specs), api_version=api_version)
@@ -473,53 +478,42 @@ def _discover() -> Registry:
         for info, specs in collected
         for s in specs
     ]
-    return Registry(plugins=plugins, entries=entries, manager=manager, hook_outcomes=outcomes)
+    problem = None
+    if cache is not None and cache.problem is not None:
+        problem = f"ignoring the plugin cache {cache.path}: {cache.problem}"
+    return Registry(
+        plugins=plugins,
+        entries=entries,
+        manager=manager,
+        hook_outcomes=outcomes,
+        cache_problem=problem,
+    )
 
 
 # What, besides the plugins, shapes the cached results: this zoo-core, the code
 # that calls the hooks and the contract that checks what they return.
 _CACHE_SALT = f"zoo-core {__version__}, plugin API {PLUGIN_API_VERSION}"
 _CACHE_CODE = (__file__, contract.__file__ or "")
+
+
 # The hooks whose results the plugin cache keeps, and the class of their items.
-_CACHED_HOOKS = {"zoo_register_models": ModelSpec, "zoo_register_weights": WeightsSpec}
-_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _CACHED_HOOKS.values()}
-
-
-def _encode(results: list[Any], cls: type) -> list[dict[str, Any]] | None:
-    """The items of every result as field dicts (not asdict: it deep-copies, slowly);
-    None unless each result is a list or tuple of exactly ``cls``."""
-    if not all(isinstance(r, (list, tuple)) and all(type(i) is cls for i in r) for r in results):
-        return None
-    return [{f: getattr(i, f) for f in _FIELDS[cls]} for r in results for i in r]
-
-
 def _cached_call(
     cache: PluginCache | None, manager: pluggy.PluginManager, info: PluginInfo, load: Any
 ) -> tuple[list[ModelSpec], int | None, dict[str, Any]]:
-    """:func:`_call_plugin`, or what it returned last time if the plugin's files are unchanged.
+    """:func:`_call_plugin` after a cache miss (see :func:`.memo.remembered`), storing its results.
 
     Also returns the outcome of the plugin's other cached hooks (see
-    :meth:`Registry.hook_results`): from the cache, or called now so that the
-    cache can keep them. A plugin is stored only when every hook worked.
+    :meth:`Registry.hook_results`), called now so that the cache can keep them.
+    A plugin is stored only when every hook worked.
     """
     if cache is None:
         specs, api_version = _call_plugin(manager, info, load)
         return specs, api_version, {}
-    identity = (info.source, info.name, info.distribution, info.version, info.entry_point)
-    record = cache.lookup(identity, info.module)
-    if record is not None:
-        try:
-            hooks = {h: [cls(**d) for d in record["hooks"][h]] for h, cls in _CACHED_HOOKS.items()}
-            api_version = record["api_version"]
-            if api_version is None or type(api_version) is int:
-                specs = hooks.pop("zoo_register_models")
-                return specs, api_version, {hook: [items] for hook, items in hooks.items()}
-        except (KeyError, TypeError, ValueError):
-            pass  # not what this zoo-core stores: ask the plugin
+    identity = plugin_identity(info)
     specs, api_version = _call_plugin(manager, info, load)
     outcomes: dict[str, Any] = {}
-    stored = {"zoo_register_models": _encode([specs], ModelSpec)}
-    for hook, cls in _CACHED_HOOKS.items():
+    stored = {"zoo_register_models": encode_results([specs], ModelSpec)}
+    for hook, cls in CACHED_HOOKS.items():
         if hook in stored:
             continue
         try:
@@ -527,8 +521,8 @@ def _cached_call(
         except Exception as err:  # third-party code: reported where the results are used
             outcomes[hook] = err
             continue
-        stored[hook] = _encode(outcomes[hook], cls)
-    if all(v is not None for v in stored.values()) and len(stored) == len(_CACHED_HOOKS):
+        stored[hook] = encode_results(outcomes[hook], cls)
+    if all(v is not None for v in stored.values()) and len(stored) == len(CACHED_HOOKS):
         cache.store(identity, info.module, {"api_version": api_version, "hooks": stored})
     return specs, api_version, outcomes
 
@@ -610,6 +604,7 @@ def hook_impls(manager: pluggy.PluginManager, hook: str, info: PluginInfo) -> li
 
 
 _REGISTRY: Registry | None = None
+_SAID: set[str] = set()
 
 
 def get_registry(*, refresh: bool = False) -> Registry:
@@ -622,8 +617,13 @@ def get_registry(*, refresh: bool = False) -> Registry:
     if _REGISTRY is None or refresh:
         _REGISTRY = _discover()
         for message in plugin_warnings(_REGISTRY):
+            warnings.warn(message, ZooPluginWarning, stacklevel=2)
+        problem = _REGISTRY.cache_problem
+        if problem is not None and problem not in _SAID:
+            _SAID.add(problem)  # once per process: every discovery would find it again
             warnings.warn(
-                message,
+                f"{problem}; zoo works without it (make the folder and the file yours alone, "
+                "e.g. chmod go-w, or remove them)",
                 ZooPluginWarning,
                 stacklevel=2,
             )

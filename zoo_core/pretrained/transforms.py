@@ -23,6 +23,7 @@ torch.Size([1, 2, 2])
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 
 from zoo_core.errors import MissingDependencyError, UsageError
+from zoo_core.storage import limits
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -38,6 +40,7 @@ __all__ = [
     "image_array",
     "load_image",
     "load_input_file",
+    "native_array",
     "preprocess_array",
 ]
 
@@ -54,11 +57,7 @@ def preprocess_array(array: Any, preprocessing: dict[str, Any] | None) -> torch.
             are not numbers.
     """
     pre = preprocessing or {}
-    data = np.asarray(array)
-    if data.dtype == object or not (
-        np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.bool_)
-    ):
-        raise UsageError(f"inputs must be numbers, not {data.dtype}")
+    data = native_array(np.asarray(array))
     if data.ndim < 1:
         raise UsageError("inputs need a leading batch dimension")
     shape = pre.get("reshape")
@@ -91,6 +90,51 @@ def preprocess_array(array: Any, preprocessing: dict[str, Any] | None) -> torch.
     if mean is not None or std is not None:
         tensor = _normalise(tensor, mean, std, pre.get("layout"))
     return tensor
+
+
+# What each kind of numpy dtype that a model cannot take is, for the message refusing it.
+_REFUSED_KINDS = {
+    "c": "complex numbers (zoo predict takes real values)",
+    "m": "time spans (timedelta64), not numbers a model takes; convert them, e.g. to seconds",
+    "M": "dates (datetime64), not numbers a model takes; convert them first",
+    "O": "Python objects",
+    "U": "text",
+    "S": "bytes",
+    "V": "raw or structured records",
+}
+
+
+def native_array(data: np.ndarray, where: str = "inputs") -> np.ndarray:
+    """``data`` as an array torch takes: native byte order, a bool, integer or float dtype.
+
+    Big-endian arrays (``>f4``, ``>i8``) are converted; unsigned integers wider
+    than 8 bits become int64 (refused if a value does not fit). Long double,
+    complex, time, date, object, text and structured arrays are refused.
+
+    Raises:
+        UsageError: a dtype zoo cannot feed a model, said plainly.
+    """
+    kind, shown = data.dtype.kind, str(data.dtype)
+    if kind in _REFUSED_KINDS:
+        raise UsageError(
+            f"{where} hold {shown} values: {_REFUSED_KINDS[kind]}",
+            hint="save bool, integer or float (16, 32 or 64 bit) values: numpy.save(path, "
+            "array.astype('float32'))",
+        )
+    if kind == "f" and data.dtype.itemsize > 8:
+        raise UsageError(
+            f"{where} hold {shown} (long double) values, which torch cannot take",
+            hint="save them as float64: numpy.save(path, array.astype('float64'))",
+        )
+    if kind not in "biuf":
+        raise UsageError(f"{where} must be numbers, not {shown}")
+    if not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))  # big-endian files are common enough
+    if kind == "u" and data.dtype.itemsize > 1:
+        if data.dtype.itemsize == 8 and data.size and int(data.max()) > np.iinfo(np.int64).max:
+            raise UsageError(f"{where} hold uint64 values beyond what int64 holds")
+        data = data.astype(np.int64)
+    return data
 
 
 def _normalise(
@@ -140,12 +184,36 @@ def load_image(path: str | Path, image: dict[str, Any]) -> np.ndarray:
         UsageError: the file is not an image Pillow can read.
     """
     pil = _pillow(str(path))
+    Image = pil.Image
+    limit = limits.max_image_pixels()
+    pillows = Image.MAX_IMAGE_PIXELS
+    # Decompression bombs: a small file that decodes to a huge picture. zoo's limit is far
+    # below Pillow's own (which lets a 20 KB PNG take 730 MB); checked from the header,
+    # before anything is decoded, and given to Pillow for its own checks too.
+    Image.MAX_IMAGE_PIXELS = None  # zoo says it (below); opening reads the header only
     try:
-        with pil.Image.open(path) as opened:
-            # Decompression bombs: Pillow's own pixel limit applies and raises here.
-            picture = pil.ImageOps.exif_transpose(opened).convert(image.get("mode", "RGB"))
-    except (pil.UnidentifiedImageError, OSError, pil.Image.DecompressionBombError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                Image.MAX_IMAGE_PIXELS = limit
+                width, height = opened.size
+                if width * height > limit:
+                    raise UsageError(
+                        f"{path} is {width}x{height} pixels; zoo reads images of at most "
+                        f"{limit} pixels",
+                        hint=f"resize it first; if it is genuine, raise "
+                        f"{limits.LIMITS['image_pixels'].env}=PIXELS (see SECURITY.md)",
+                    )
+                picture = pil.ImageOps.exif_transpose(opened).convert(image.get("mode", "RGB"))
+    except (
+        pil.UnidentifiedImageError,
+        OSError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as err:
         raise UsageError(f"cannot read {path} as an image: {err}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillows
     return image_array(picture, image)
 
 
@@ -196,10 +264,13 @@ def load_input_file(path: str | Path, preprocessing: dict[str, Any] | None) -> n
         if path.stat().st_size > _MAX_INPUT_BYTES:
             raise UsageError(f"{path} is larger than 1 GiB; split it into smaller batches")
         try:
-            return np.load(path, allow_pickle=False)
+            data = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as err:
             text = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise UsageError(f"{path} is not a readable .npy array: {text}") from None
+        if not isinstance(data, np.ndarray):
+            raise UsageError(f"{path} is not a .npy array", hint="give one array per file")
+        return native_array(data, str(path))
     if suffix in IMAGE_SUFFIXES:
         image = (preprocessing or {}).get("image")
         if image is None:

@@ -11,7 +11,11 @@ another gives up and names the process holding the lock.
 
 A save replaces only what zoo writes: other files and folders in the old
 directory (a model card, training logs) are hard-linked into the new one
-before the swap, so they survive it (see ``keep`` in :func:`atomic_directory`).
+before the swap, and whatever changed in the old one meanwhile is brought over
+after it, so they survive it even while something writes into the directory
+(see ``keep`` in :func:`atomic_directory` and :mod:`zoo_core.storage.carry`).
+A directory with a mount point inside is refused before anything is written,
+and nothing zoo removes is ever looked for on another file system.
 """
 
 from __future__ import annotations
@@ -22,20 +26,30 @@ import ctypes.util
 import errno
 import glob
 import os
-import shutil
 import sys
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from zoo_core.errors import WeightsError
+from zoo_core.errors import WeightsError, ZooWarning
+from zoo_core.storage.carry import MountInside, carry, drain, mounts_inside, remove_tree
 
-__all__ = ["atomic_directory", "current_umask", "fsync_directory", "lock_holder", "recover"]
+__all__ = [
+    "MountInside",
+    "atomic_directory",
+    "current_umask",
+    "fsync_directory",
+    "lock_holder",
+    "recover",
+]
 
 _TMP = ".zoo-tmp-"
 _OLD = ".zoo-old-"
+# The old directory of a save whose user files could not all be brought over: kept, not removed.
+_KEPT = ".zoo-kept-"
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -143,12 +157,12 @@ def recover(target: Path) -> None:
     the parent's lock, or know that no save is running.
     """
     for tmp in _siblings(target, _TMP):
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
     olds = _siblings(target, _OLD)
     if olds and not os.path.lexists(target):
         os.rename(olds.pop(), target)
     for old in olds:
-        shutil.rmtree(old, ignore_errors=True)
+        remove_tree(old)
 
 
 def try_recover(target: Path) -> None:
@@ -209,31 +223,6 @@ def _finish_files(directory: Path) -> None:
     fsync_directory(directory)
 
 
-def _carry_over(old: Path, new: Path, keep: Callable[[str], bool]) -> None:
-    """Hard-link the entries of ``old`` that ``keep`` accepts into ``new`` (copy if linking fails).
-
-    Links cost nothing and leave the user's files exactly as they were (mode,
-    owner, content); the old directory keeps its own links until it is removed.
-    """
-    for name in sorted(os.listdir(old)):
-        if not keep(name) or os.path.lexists(new / name):
-            continue
-        src, dst = old / name, new / name
-        if src.is_dir() and not src.is_symlink():
-            shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
-        elif src.is_symlink():
-            os.symlink(os.readlink(src), dst)
-        else:
-            _link_or_copy(src, dst)
-
-
-def _link_or_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-    try:
-        os.link(src, dst, follow_symlinks=False)
-    except OSError:
-        shutil.copy2(src, dst, follow_symlinks=False)
-
-
 def _existing_parent(parent: Path) -> None:
     """Create ``parent``, saying plainly when a component of it is a file."""
     try:
@@ -281,27 +270,75 @@ def atomic_directory(
                 raise FileExistsError(
                     errno.EEXIST, "it exists and is not a zoo model directory", str(target)
                 )
+            _refuse_mounts(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}{_TMP}", dir=parent))
         try:
             yield tmp
             _finish_files(tmp)
             if os.path.lexists(target):
-                if keep is not None:
-                    _carry_over(target, tmp, keep)
-                    fsync_directory(tmp)
-                if _exchange(tmp, target):
-                    # tmp now holds the old model; readers that mapped its files keep them.
-                    fsync_directory(parent)
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    return
-                aside = parent / f".{target.name}{_OLD}{uuid.uuid4().hex[:8]}"
-                os.rename(target, aside)
-                os.rename(tmp, target)
-                fsync_directory(parent)
-                shutil.rmtree(aside, ignore_errors=True)
+                _swap(target, tmp, keep)
             else:
                 os.rename(tmp, target)
                 fsync_directory(parent)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_tree(tmp)
             raise
+
+
+def _refuse_mounts(target: Path) -> None:
+    """A mount point inside ``target`` cannot be carried into a new directory: refuse."""
+    inside = mounts_inside(target)
+    if inside:
+        raise MountInside(inside[0])
+
+
+def _swap(target: Path, tmp: Path, keep: Callable[[str], bool] | None) -> None:
+    """Put the complete new directory ``tmp`` in place of ``target``, keeping the user's files.
+
+    The user's entries are linked in before the swap (:func:`~zoo_core.storage.carry.carry`);
+    what changed in the old directory meanwhile is brought over after it, and the old
+    directory emptied and removed (:func:`~zoo_core.storage.carry.drain`), never
+    descending into another file system. A mount that appeared inside the old
+    directory during the save undoes the swap (the old model, mount and all, goes
+    back in place) and fails the save.
+    """
+    parent = target.parent
+    carried = carry(target, tmp, os.stat(target).st_dev, keep) if keep is not None else None
+    fsync_directory(tmp)
+    if _exchange(tmp, target):
+        old, undo = tmp, lambda: _exchange(tmp, target)  # tmp now holds the old model
+    else:
+        old = parent / f".{target.name}{_OLD}{uuid.uuid4().hex[:8]}"
+        os.rename(target, old)
+        os.rename(tmp, target)
+
+        def undo() -> None:
+            os.rename(target, tmp)
+            os.rename(old, target)
+
+    fsync_directory(parent)
+    raced = mounts_inside(old)
+    if raced:
+        undo()
+        fsync_directory(parent)
+        remove_tree(tmp)
+        raise MountInside(target / raced[0].relative_to(os.path.realpath(old)))
+    # Readers that mapped the old files keep them: unlinking a name does not free a mapping.
+    if carried is None:
+        remove_tree(old)
+        return
+    try:
+        drained = drain(old, target, carried, keep)
+        problem = "files kept arriving in it"
+    except OSError as err:
+        drained, problem = False, err.strerror or str(err)
+    if not drained:
+        # Never delete what could not be brought over: keep the old directory, and say so.
+        kept = parent / f".{target.name}{_KEPT}{uuid.uuid4().hex[:8]}"
+        os.rename(old, kept)
+        warnings.warn(
+            f"{target} was saved, but what was written into the old directory during the "
+            f"save could not all be moved into the new one ({problem}); it is kept as {kept}",
+            ZooWarning,
+            stacklevel=2,
+        )

@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "LIMITS",
+    "MAX_SECONDS",
     "Limit",
     "buffer_problem",
     "env_seconds",
@@ -27,6 +28,7 @@ __all__ = [
     "max_card_bytes",
     "max_checkpoint_overhead",
     "max_config_bytes",
+    "max_image_pixels",
     "max_index_bytes",
     "max_tensors",
 ]
@@ -71,6 +73,14 @@ LIMITS: dict[str, Limit] = {
         "bytes a .pt checkpoint may unpack to beyond its own size (torch.save does not compress)",
     ),
     "lock": Limit("ZOO_LOCK_TIMEOUT", 300, "seconds a save waits for another save's lock"),
+    "build_seconds": Limit(
+        "ZOO_MAX_BUILD_SECONDS",
+        60,
+        "seconds a model's constructor may run when zoo builds it on meta from a config",
+    ),
+    "image_pixels": Limit(
+        "ZOO_MAX_IMAGE_PIXELS", 4096 * 4096, "pixels of an image given to zoo predict"
+    ),
 }
 
 
@@ -113,18 +123,29 @@ def max_buffer_bytes() -> int:
     return int(LIMITS["buffers"]())
 
 
+def max_image_pixels() -> int:
+    return int(LIMITS["image_pixels"]())
+
+
 def max_checkpoint_overhead() -> int:
     return int(LIMITS["checkpoint"]())
 
 
-def env_seconds(variable: str, default: float) -> float:
+# The longest any of zoo's time limits may be set to (a week): beyond it, a value is a mistake
+# (and the OS timers it would reach overflow).
+MAX_SECONDS = 7 * 24 * 3600.0
+
+
+def env_seconds(variable: str, default: float, *, maximum: float = MAX_SECONDS) -> float:
     """A positive number of seconds from the environment variable ``variable``, else ``default``.
 
     Unlike the size limits above, a malformed value here is refused rather than
     ignored: a timeout the user meant to set and mistyped would otherwise hang.
+    So is one above ``maximum`` (default :data:`MAX_SECONDS`).
 
     Raises:
-        UsageError: the variable is set to something other than a positive number.
+        UsageError: the variable is set to something other than a positive number,
+            or to more than ``maximum``.
 
     >>> env_seconds("ZOO_PLUGIN_TIMEOUT", 20.0)                # doctest: +SKIP
     20.0
@@ -143,6 +164,11 @@ def env_seconds(variable: str, default: float) -> float:
         raise UsageError(
             f"{variable}={clean_text(raw, 40)} is not a number of seconds",
             hint=f"set {variable} to a positive number, e.g. {default:g}, or unset it",
+        )
+    if value > maximum:
+        raise UsageError(
+            f"{variable}={clean_text(raw, 40)} is more than zoo allows ({maximum:g} s)",
+            hint=f"set {variable} to a number of seconds up to {maximum:g}, or unset it",
         )
     return value
 

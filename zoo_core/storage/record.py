@@ -43,6 +43,7 @@ __all__ = [
     "read_member_bytes",
     "read_member_json",
     "record_to_metadata",
+    "recorded_weights",
     "stays_inside",
 ]
 
@@ -338,3 +339,18 @@ def is_zoo_file(name: str) -> bool:
         or name.endswith(".safetensors")
         or name.endswith(".safetensors.index.json")
     )
+
+
+def recorded_weights(record: dict[str, Any]) -> set[str] | None:
+    """The weight files (``*.safetensors``, the index) a record's ``files`` names; None if none.
+
+    These are the files a load reads, a push uploads and a re-save replaces: a
+    weights file in the directory that the record does not name is not the
+    model's (a stray ``model.safetensors`` beside recorded shards, a user's own
+    file) and is left alone. A record without ``files`` (another tool's
+    ``config.json``) names nothing: None.
+    """
+    files = record.get(FILES_KEY)
+    if not isinstance(files, dict):
+        return None
+    return {n for n in files if isinstance(n, str) and n != CONFIG_NAME and is_zoo_file(n)}

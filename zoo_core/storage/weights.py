@@ -9,13 +9,14 @@ data is raw bytes. A directory is read as one snapshot (see
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from zoo_core.errors import WeightsError
+from zoo_core.errors import WeightsError, ZooWarning
 from zoo_core.progress import ProgressCallback
 from zoo_core.storage import limits
 from zoo_core.storage.aliases import same_tensor_groups
@@ -27,23 +28,27 @@ from zoo_core.storage.record import (
     META_PREFIX,
     WEIGHTS_NAME,
     check_record,
+    is_zoo_file,
     metadata_to_record,
     parse_json,
     plain_name,
     read_member_bytes,
     read_member_json,
+    recorded_weights,
 )
 from zoo_core.storage.safetensors_io import Header, read_header
 from zoo_core.storage.snapshot import Handles, OpenedDirectory, Vanished, open_regular
 
 __all__ = [
     "SavedModel",
+    "UnrecordedFileWarning",
     "check_structure",
     "read_opened",
     "read_saved",
     "read_tensors",
     "reads_on_first_use",
     "structure_problems",
+    "unrecorded_files",
 ]
 
 # How often a read starts again because saves kept replacing the directory under it.
@@ -209,16 +214,51 @@ def read_opened(opened: OpenedDirectory, *, foreign: bool = False) -> SavedModel
         opened=opened,
         config_bytes=raw,
     )
-    if opened.lexists(WEIGHTS_NAME):
+    # Exactly the files config.json records are the model: a stray model.safetensors dropped
+    # beside recorded shards (or a user's own weights file) is never what a load reads.
+    recorded = None if foreign else recorded_weights(record)
+    if recorded is not None and INDEX_NAME in recorded:
+        _map_index(saved, opened, recorded)
+    elif recorded is not None and WEIGHTS_NAME in recorded:
+        _map_single(saved, _member(opened, WEIGHTS_NAME, config_path))
+    elif opened.lexists(WEIGHTS_NAME):
         _map_single(saved, _member(opened, WEIGHTS_NAME, path))
     elif opened.lexists(INDEX_NAME):
-        _map_index(saved, opened)
+        _map_index(saved, opened, None)
     else:
         if opened.replaced():
             raise Vanished(str(path))
         raise WeightsError(f"{path} has neither {WEIGHTS_NAME} nor {INDEX_NAME}")
+    if recorded is not None:
+        _warn_unrecorded(opened, recorded)
     _check_tensor_count(saved)
     return saved
+
+
+class UnrecordedFileWarning(ZooWarning):
+    """A weights file in a model directory that its ``config.json`` does not record (ignored)."""
+
+
+def unrecorded_files(names: list[str], recorded: set[str]) -> list[str]:
+    """The weights files among ``names`` (a directory's entries) that the record does not name."""
+    return sorted(n for n in names if is_zoo_file(n) and n != CONFIG_NAME and n not in recorded)
+
+
+def _warn_unrecorded(opened: OpenedDirectory, recorded: set[str]) -> None:
+    try:
+        names = opened.names()
+    except OSError:
+        return
+    stray = unrecorded_files(names, recorded)
+    if stray:
+        shown = ", ".join(repr(n[:80]) for n in stray[:5]) + (" ..." if len(stray) > 5 else "")
+        warnings.warn(
+            f"{opened.path}: ignoring {shown}: its {CONFIG_NAME} does not record "
+            f"{'them' if len(stray) > 1 else 'it'}, so {'they are' if len(stray) > 1 else 'it is'} "
+            "not part of the model",
+            UnrecordedFileWarning,
+            stacklevel=2,
+        )
 
 
 def _read_lone_file(path: Path, foreign: bool) -> SavedModel:
@@ -276,8 +316,9 @@ def _map_single(saved: SavedModel, file: Path, header: Header | None = None) -> 
     saved.aliases = _aliases(header.metadata, saved.key_to_file)
 
 
-def _map_index(saved: SavedModel, opened: OpenedDirectory) -> None:
-    index_path = _member(opened, INDEX_NAME, saved.path)
+def _map_index(saved: SavedModel, opened: OpenedDirectory, recorded: set[str] | None) -> None:
+    where = saved.path if recorded is None else saved.path / CONFIG_NAME
+    index_path = _member(opened, INDEX_NAME, where)
     index = read_member_json(opened, INDEX_NAME)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict):
@@ -296,6 +337,12 @@ def _map_index(saved: SavedModel, opened: OpenedDirectory) -> None:
                 "not a shard file name"
             )
         if name not in files:
+            if recorded is not None and name not in recorded:
+                raise WeightsError(
+                    f"{index_path} names the shard {str(name)[:80]!r}, which "
+                    f"{CONFIG_NAME} does not record",
+                    hint="the directory was changed after it was saved; save the model again",
+                )
             files[name] = _member(opened, name, index_path)
         saved.key_to_file[key] = files[name]
     for name, file in files.items():

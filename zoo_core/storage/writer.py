@@ -1,7 +1,9 @@
 """Writing a saved model: the weights (one file or shards + index) and ``config.json``, atomically.
 
-A re-save replaces only zoo's files (:func:`~zoo_core.storage.record.is_zoo_file`);
-everything else the user keeps in the directory survives.
+A re-save replaces ``config.json`` and the weight files the old ``config.json``
+records; everything else the user keeps in the directory survives (a
+``*.safetensors`` file the record does not name too, unless the new save writes
+that very name: then it is replaced, with a warning).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from zoo_core.errors import UsageError, WeightsError, ZooWarning
 from zoo_core.progress import ProgressCallback, part_of
 from zoo_core.storage.aliases import same_tensor_groups
-from zoo_core.storage.atomic import atomic_directory
+from zoo_core.storage.atomic import MountInside, atomic_directory
 from zoo_core.storage.record import (
     CONFIG_NAME,
     FILES_KEY,
@@ -27,6 +29,7 @@ from zoo_core.storage.record import (
     is_zoo_file,
     read_member_json,
     record_to_metadata,
+    recorded_weights,
 )
 from zoo_core.storage.safetensors_io import (
     FileRecord,
@@ -36,6 +39,7 @@ from zoo_core.storage.safetensors_io import (
     write_file,
 )
 from zoo_core.storage.snapshot import OpenedDirectory, Vanished
+from zoo_core.storage.weights import UnrecordedFileWarning, unrecorded_files
 
 __all__ = ["TIED_KEY", "shard_limit", "split_aliases", "write_directory"]
 
@@ -43,14 +47,38 @@ __all__ = ["TIED_KEY", "shard_limit", "split_aliases", "write_directory"]
 TIED_KEY = "tied_weights"
 
 
-def _old_architecture(directory: Path) -> str | None:
-    try:
-        with OpenedDirectory(directory) as opened:
-            data = read_member_json(opened, CONFIG_NAME)
-    except (OSError, WeightsError, Vanished):
-        return None
-    value = data.get("architecture") if isinstance(data, dict) else None
-    return value if isinstance(value, str) else None
+class _Old:
+    """What a re-save knows of the directory it replaces: architecture, recorded files, entries."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.architecture: str | None = None
+        self.recorded: set[str] | None = None
+        self.names: list[str] = []
+        if directory is None or not os.path.isdir(directory):
+            return
+        try:
+            with OpenedDirectory(directory) as opened:
+                data = read_member_json(opened, CONFIG_NAME)
+                self.names = opened.names()
+        except (OSError, WeightsError, Vanished):
+            return
+        if not isinstance(data, dict):
+            return
+        value = data.get("architecture")
+        self.architecture = value if isinstance(value, str) else None
+        self.recorded = recorded_weights(data)
+
+    def keeps(self, name: str) -> bool:
+        """Whether the entry ``name`` is the user's: not zoo's, or a weights file never recorded."""
+        if not is_zoo_file(name):
+            return True
+        return self.recorded is not None and name != CONFIG_NAME and name not in self.recorded
+
+    def replaced_unrecorded(self, written: set[str]) -> list[str]:
+        """The user's weights files (unrecorded) that the new save overwrites with its own."""
+        if self.recorded is None:
+            return []
+        return [n for n in unrecorded_files(self.names, self.recorded) if n in written]
 
 
 def write_directory(
@@ -75,24 +103,31 @@ def write_directory(
     ``"alias": "kept"``, and in ``config.json`` under ``tied_weights``. The
     same tensors and record always give byte-identical files.
 
-    Replacing an existing zoo model replaces only zoo's files (see
-    :func:`is_zoo_file`): a model card, logs or folders the user added are
-    kept. Replacing a model of another architecture warns
-    (:class:`~zoo_core.errors.ZooWarning`).
+    Replacing an existing zoo model replaces ``config.json`` and the weight
+    files its ``config.json`` records: a model card, logs, folders and any
+    other file the user added are kept (a ``*.safetensors`` file the record
+    does not name too, unless this save writes that very name, which then
+    warns with :class:`~zoo_core.storage.weights.UnrecordedFileWarning`), even
+    files written into the directory while it is saved. Replacing a model of
+    another architecture warns (:class:`~zoo_core.errors.ZooWarning`).
 
     Raises:
-        WeightsError: ``directory`` exists and is not a zoo model, or the
-            filesystem refused the write (read-only, full, busy); nothing is
-            changed in either case.
+        WeightsError: ``directory`` exists and is not a zoo model, holds a mount
+            point, or the filesystem refused the write (read-only, full, busy);
+            nothing is changed in any case.
         UsageError: ``max_shard_size`` is not a size.
     """
     directory = Path(directory)
     state_dict, tied = split_aliases(state_dict, aliases)
     metadata = {**record_to_metadata(record), **tied}
     split = _split(state_dict, max_shard_size)
+    old = _Old(None)
     try:
-        with atomic_directory(directory, may_replace=is_zoo_directory, keep=_not_zoo_file) as tmp:
-            old = _old_architecture(directory) if os.path.isdir(directory) else None
+        # ``keep`` is asked after the block (under the same lock): old is read by then.
+        with atomic_directory(
+            directory, may_replace=is_zoo_directory, keep=lambda n: old.keeps(n)
+        ) as tmp:
+            old = _Old(directory)
             files = _write_weights(state_dict, split, metadata, tmp, max_shard_size, progress)
             full = {**record, **({TIED_KEY: tied} if tied else {})}
             full[FILES_KEY] = {n: files[n].as_dict() for n in sorted(files)}
@@ -104,11 +139,27 @@ def write_directory(
             f"refusing to write into {directory}: {err.strerror}",
             hint="choose a new directory, or remove this one first",
         ) from None
+    except MountInside as err:
+        raise WeightsError(
+            f"cannot save to {directory}: {err.mount} is a mount point inside it "
+            "(nothing was changed)",
+            hint="a save replaces the whole directory and cannot carry a mount across: "
+            "unmount it, or save elsewhere and keep the mount outside the model directory",
+        ) from None
     except OSError as err:
         raise _save_error(directory, err) from None
-    if old is not None and old != record.get("architecture"):
+    replaced = old.replaced_unrecorded(set(files))
+    if replaced:
         warnings.warn(
-            f"{directory} held a {old} model; it now holds {record.get('architecture')}",
+            f"{directory}: this save replaces {', '.join(replaced)}, which the old "
+            f"{CONFIG_NAME} did not record (a file of yours of the same name as one zoo writes)",
+            UnrecordedFileWarning,
+            stacklevel=3,
+        )
+    if old.architecture is not None and old.architecture != record.get("architecture"):
+        warnings.warn(
+            f"{directory} held a {old.architecture} model; it now holds "
+            f"{record.get('architecture')}",
             ZooWarning,
             stacklevel=3,
         )
@@ -149,10 +200,6 @@ def split_aliases(
             )
     kept_only = {k: t for k, t in state_dict.items() if k not in tied}
     return kept_only, dict(sorted(tied.items()))
-
-
-def _not_zoo_file(name: str) -> bool:
-    return not is_zoo_file(name)
 
 
 def _save_error(directory: Path, err: OSError) -> WeightsError:

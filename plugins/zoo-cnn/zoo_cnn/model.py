@@ -18,6 +18,10 @@ from torch import nn
 
 from zoo_core import ZooModel
 
+# The largest value of each size field that SimpleCNNConfig accepts, and of the classifier.
+_MAXIMA = {"in_channels": 4_096, "image_size": 16_384, "channels": 4_096, "num_classes": 1_000_000}
+_MAX_WEIGHTS = 2**31
+
 
 @dataclass
 class SimpleCNNConfig:
@@ -27,11 +31,23 @@ class SimpleCNNConfig:
     num_classes: int = field(default=10, metadata={"help": "number of output classes"})
 
     def __post_init__(self) -> None:
-        for name in ("in_channels", "channels", "num_classes"):
-            if getattr(self, name) < 1:
+        # The maxima are far beyond any honest model of this kind: a config.json asking
+        # for more is a mistake or an attack.
+        for name, most in _MAXIMA.items():
+            value = getattr(self, name)
+            if value < 1:
                 raise ValueError(f"{name} must be at least 1")
+            if value > most:
+                raise ValueError(f"{name} must be at most {most:,}, not {value:,}")
         if self.image_size < 2:
             raise ValueError("image_size must be at least 2 (the 2x2 pooling halves it)")
+        features = self.channels * (self.image_size // 2) ** 2
+        if features * self.num_classes > _MAX_WEIGHTS:
+            raise ValueError(
+                f"the classifier would hold {features * self.num_classes:,} weights "
+                f"(at most {_MAX_WEIGHTS:,}); use fewer channels, a smaller image_size or "
+                "fewer classes"
+            )
 
 
 class SimpleCNN(ZooModel):

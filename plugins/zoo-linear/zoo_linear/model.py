@@ -18,6 +18,10 @@ from torch import nn
 
 from zoo_core import ZooModel
 
+# The largest input or output size LinearRegressionConfig accepts, and weight count.
+_MAX_DIM = 1_048_576
+_MAX_WEIGHTS = 2**31
+
 
 @dataclass
 class LinearRegressionConfig:
@@ -27,6 +31,15 @@ class LinearRegressionConfig:
     def __post_init__(self) -> None:
         if self.input_dim < 1 or self.output_dim < 1:
             raise ValueError("input_dim and output_dim must be at least 1")
+        # Far beyond any honest linear model: a config.json asking for more is a mistake.
+        for name in ("input_dim", "output_dim"):
+            if getattr(self, name) > _MAX_DIM:
+                raise ValueError(f"{name} must be at most {_MAX_DIM:,}")
+        if self.input_dim * self.output_dim > _MAX_WEIGHTS:
+            raise ValueError(
+                f"input_dim x output_dim is {self.input_dim * self.output_dim:,} weights "
+                f"(at most {_MAX_WEIGHTS:,})"
+            )
 
 
 class LinearRegression(ZooModel):

@@ -22,6 +22,16 @@ from zoo_core import ZooModel
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
+# The largest value of each size field that SimpleRNNConfig accepts.
+_MAXIMA = {
+    "input_size": 1_048_576,
+    "hidden_size": 65_536,
+    "output_size": 1_000_000,
+    "num_layers": 1_024,
+    "seq_len": 1_048_576,
+}
+
+
 @dataclass
 class SimpleRNNConfig:
     input_size: int = field(default=10, metadata={"help": "features per time step"})
@@ -34,9 +44,14 @@ class SimpleRNNConfig:
     seq_len: int = field(default=20, metadata={"help": "time steps in example_input"})
 
     def __post_init__(self) -> None:
-        for name in ("input_size", "hidden_size", "output_size", "num_layers", "seq_len"):
-            if getattr(self, name) < 1:
+        # The maxima are far beyond any honest model of this kind: a config.json asking
+        # for more is a mistake or an attack.
+        for name, most in _MAXIMA.items():
+            value = getattr(self, name)
+            if value < 1:
                 raise ValueError(f"{name} must be at least 1")
+            if value > most:
+                raise ValueError(f"{name} must be at most {most:,}, not {value:,}")
 
 
 class SimpleRNN(ZooModel):

@@ -27,6 +27,20 @@ from torch import nn
 
 from zoo_core import InputShapeError, ZooModel
 
+# The largest value of each size field that TinyTransformerConfig accepts.
+_MAXIMA = {
+    "vocab_size": 10_000_000,
+    "in_features": 1_048_576,
+    "d_model": 65_536,
+    "num_heads": 1_024,
+    "num_layers": 1_024,
+    "dim_feedforward": 1_048_576,
+    # The positional table a long max_len computes is bounded by zoo's own buffer limit.
+    "max_len": 16_777_216,
+    "num_classes": 1_000_000,
+    "seq_len": 16_777_216,
+}
+
 
 @dataclass
 class TinyTransformerConfig:
@@ -50,11 +64,15 @@ class TinyTransformerConfig:
     seq_len: int = field(default=16, metadata={"help": "time steps in example_input"})
 
     def __post_init__(self) -> None:
-        # A ValueError here becomes a clear zoo ConfigError for the user.
-        for name in ("vocab_size", "in_features", "d_model", "num_heads", "num_layers",
-                     "dim_feedforward", "max_len", "num_classes", "seq_len"):  # fmt: skip
-            if getattr(self, name) < 1:
+        # A ValueError here becomes a clear zoo ConfigError for the user (or, for a
+        # config.json, an error naming the file). The maxima are far beyond any honest
+        # model of this kind: a config.json asking for more is a mistake or an attack.
+        for name, most in _MAXIMA.items():
+            value = getattr(self, name)
+            if value < 1:
                 raise ValueError(f"{name} must be at least 1")
+            if value > most:
+                raise ValueError(f"{name} must be at most {most:,}, not {value:,}")
         if self.d_model % self.num_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must divide d_model ({self.d_model})")
         if not 0.0 <= self.dropout < 1.0:

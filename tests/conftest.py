@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.forkserver import ForkedProcess, ForkServer
+
 # huggingface_hub reads these once, at import: set them before anything imports it,
 # so no test can reach (or write the cache of) the real Hub.
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
@@ -42,6 +44,31 @@ def _fresh_registry(monkeypatch: pytest.MonkeyPatch, _session_cache_home: Path) 
     reset_registry()
 
 
+@pytest.fixture(scope="session")
+def memory_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Path]]:
+    """Fresh folders in memory (``/dev/shm``) where the machine has it, else in pytest's tmp.
+
+    For tests that write thousands of small files (a Hub server's repositories and a
+    client's cache, one per fuzz case): on a busy disk each new file costs milliseconds.
+    """
+    import shutil
+    import tempfile
+
+    shm = Path("/dev/shm")
+    usable = shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free > 2**30
+    made: list[Path] = []
+
+    def make(name: str) -> Path:
+        if not usable:
+            return tmp_path_factory.mktemp(name)
+        made.append(Path(tempfile.mkdtemp(prefix=f"zoo-test-{name}-", dir=shm)))
+        return made[-1]
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture
 def fixture_plugins(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """Register hook modules from tests/fixtures via ZOO_PLUGINS, in-process and for children."""
@@ -60,12 +87,72 @@ def fixture_plugins(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     return use
 
 
+# The fork server starts with the session's environment; a run that changes what is read at
+# start-up or import (PYTHON*, TORCH*, OMP_*...) needs a new interpreter.
+_FORKS = ForkServer(dict(os.environ))
+
+
 def run_zoo(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``zoo`` console script and capture its output."""
+    """Run ``zoo ARGS`` as a process forked from a warm interpreter (tests/forkserver.py).
+
+    The same command line, environment, working directory, streams and exit status as
+    the ``zoo`` script, without its 2-4 s of start-up. A variable read at start-up
+    (``PYTHONPROFILEIMPORTTIME``, ``OMP_NUM_THREADS``...) sends the run to a real process.
+    """
+    full_env = {**os.environ, **env}
+    if not _FORKS.can_run(full_env, env):
+        return run_zoo_process(*args, cwd=cwd, **env)
+    return _FORKS.run(list(args), env=full_env, cwd=cwd)
+
+
+def run_python_code(
+    code: str, *args: str, cwd: Path | None = None, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``python -c CODE ARGS`` in a fork of the warm interpreter (see :func:`run_zoo`)."""
+    full_env = {**os.environ, **env}
+    if not _FORKS.can_run(full_env, env):
+        return subprocess.run(
+            [sys.executable, "-c", code, *args],
+            capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout,
+        )  # fmt: skip
+    return _FORKS.run(list(args), env=full_env, cwd=cwd, code=code, timeout=timeout)
+
+
+def start_zoo(
+    *args: str, cwd: Path | None = None, tty: str | None = None, **env: str
+) -> ForkedProcess | subprocess.Popen[bytes]:
+    """Start ``zoo ARGS`` in a fork and return at once (``Popen``-like).
+
+    Its output is discarded, or goes to the terminal ``tty`` (a device path), which
+    it gets as stdin, stdout and stderr in a session of its own.
+    """
+    full_env = {**os.environ, **env}
+    if _FORKS.can_run(full_env, env):
+        return _FORKS.spawn(list(args), env=full_env, cwd=cwd, tty=tty)
+    stream = os.open(tty or os.devnull, os.O_RDWR)
+    try:
+        return subprocess.Popen(
+            [ZOO, *args], stdin=stream, stdout=stream, stderr=stream, cwd=cwd, env=full_env,
+            start_new_session=tty is not None,
+        )  # fmt: skip
+    finally:
+        os.close(stream)
+
+
+def run_zoo_process(
+    *args: str, cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``zoo`` console script in a new interpreter: for start-up itself."""
     full_env = {**os.environ, **env}
     return subprocess.run(
         [ZOO, *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=120
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fork_server() -> Iterator[None]:
+    yield
+    _FORKS.close()
 
 
 @pytest.fixture

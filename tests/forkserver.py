@@ -1,0 +1,395 @@
+"""Run ``zoo`` commands (and Python snippets) as processes forked from a warm interpreter.
+
+Starting the real ``zoo`` console script costs 2-4 s, nearly all of it importing
+torch; the suite runs the command line hundreds of times. A server process
+started once per test session imports torch, numpy, safetensors, click and
+zoo_core (never a plugin, and never huggingface_hub, which reads ``HF_ENDPOINT``,
+``HF_HOME`` and ``HF_HUB_OFFLINE`` when it is imported), then forks one child per
+command. The child is a real process, set up as the console script would be:
+
+- its environment is exactly the one asked for, ``PYTHONPATH`` entries go on
+  ``sys.path`` after the script's folder, and the current directory is the one asked for;
+- file descriptors 0, 1 and 2 are ``/dev/null`` and two fresh files, so stdout,
+  stderr and ``isatty()`` are what a process with ``capture_output=True`` sees;
+- it runs ``zoo_core.cli.main`` (what the ``zoo`` script calls) or executes the snippet
+  as ``__main__``, then waits for non-daemon threads, runs ``atexit`` handlers and
+  exits with the code that ``SystemExit`` (or an uncaught exception) gives;
+- plugin discovery, the plugin cache and every hook module start from nothing,
+  since the server never touched them.
+
+What a fork cannot show is the interpreter's own start-up: which modules a command
+imports (``PYTHONPROFILEIMPORTTIME``), how long it takes, the console script
+itself. Runs that set a ``PYTHON*`` start-up variable other than ``PYTHONPATH`` go
+to a real ``zoo`` process automatically; tests about start-up use
+:func:`tests.conftest.run_zoo_process`.
+
+``python tests/forkserver.py`` is the server: it reads one JSON request per line on
+stdin and answers ``{"pid": N}`` when the child starts and ``{"status": S}`` (the
+``returncode`` of :mod:`subprocess`: negative for a signal) and its CPU seconds when it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import locale
+import os
+import select
+import shutil
+import signal
+import site
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+SERVER = Path(__file__).resolve()
+ZOO = str(Path(sys.executable).with_name("zoo"))
+# Variables read when the interpreter starts (PYTHON*, but PYTHONPATH is applied in the
+# child) or when the preloaded modules are imported (torch, numpy and their thread pools):
+# a fork cannot honour a change of these.
+STARTUP = "PYTHON"
+IMPORT_TIME = (STARTUP, "TORCH", "PYTORCH", "OMP_", "MKL_", "OPENBLAS_", "NPY_", "NUMPY_")
+
+
+# -- the server (runs in its own interpreter) ----------------------------------------------------
+
+
+def _preload() -> None:
+    # What every zoo command would import anyway, and the heavy parts of huggingface_hub's
+    # HTTP stack, which read no environment. huggingface_hub itself stays out (see above).
+    import importlib
+
+    # torch.distributed.tensor: sharded saves import it (through huggingface_hub), 2-4 s.
+    for name in ("click", "numpy", "safetensors.torch", "torch", "torch.distributed.tensor"):
+        importlib.import_module(name)
+    for name in ("zoo_core", "zoo_core.api", "zoo_core.cli"):
+        importlib.import_module(name)
+    # Not tqdm: it reads TQDM_* settings when it is imported.
+    for optional in ("httpx2", "httpcore2", "h11", "yaml", "filelock", "jinja2"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(optional)
+    assert "huggingface_hub" not in sys.modules, "the preload must not import huggingface_hub"
+
+
+def _exit_code(code: object) -> int:
+    """What the interpreter makes of ``sys.exit(code)``."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _stdio() -> None:
+    """New sys.stdin, stdout and stderr on file descriptors 0-2, made as the interpreter makes them.
+
+    Buffering follows the new descriptors (stdout is line-buffered on a terminal only).
+    """
+    import io
+
+    def stream(fd: int, errors: str, line_buffering: bool) -> io.TextIOWrapper:
+        raw = open(fd, "rb" if fd == 0 else "wb", closefd=False)  # noqa: SIM115
+        return io.TextIOWrapper(raw, encoding, errors, line_buffering=line_buffering)
+
+    encoding = locale.getpreferredencoding(False)
+    sys.stdin = sys.__stdin__ = stream(0, "strict", False)
+    sys.stdout = sys.__stdout__ = stream(1, "strict", os.isatty(1))
+    sys.stderr = sys.__stderr__ = stream(2, "backslashreplace", True)
+
+
+def _child(request: dict[str, Any], base_path: list[str], started: int) -> None:
+    """Become the requested process; never returns. Closes ``started`` once its streams are set."""
+    code = 1
+    try:
+        if "tty" in request:
+            os.setsid()  # opening the terminal makes it this session's controlling terminal
+            streams = [os.open(request["tty"], os.O_RDWR)] * 3
+        else:
+            os.setpgid(0, 0)  # a timeout kills the command and whatever it started
+            streams = [
+                os.open(os.devnull, os.O_RDONLY),
+                *(os.open(request[n], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                  for n in ("stdout", "stderr")),
+            ]  # fmt: skip
+        for fd, stream in enumerate(streams):
+            os.dup2(stream, fd)
+        for stream in set(streams):
+            os.close(stream)
+        os.close(started)  # the caller may let go of the terminal now: this process holds it
+        _stdio()
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
+        # python -c puts the current directory first; the zoo script, its own folder.
+        first = "" if "code" in request else str(Path(sys.executable).parent)
+        sys.path[:] = [first, *extra, *base_path]
+        import importlib
+
+        importlib.invalidate_caches()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            if "code" in request:
+                sys.argv = ["-c", *request["args"]]
+                exec(compile(request["code"], "<string>", "exec"), {"__name__": "__main__"})
+            else:
+                sys.argv = [ZOO, *request["args"]]
+                from zoo_core.cli import main
+
+                main(request["args"])
+            code = 0
+        except SystemExit as exit_:
+            code = _exit_code(exit_.code)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+        # What the interpreter does on its way out: wait for threads, run atexit, flush.
+        with contextlib.suppress(Exception):
+            threading._shutdown()  # type: ignore[attr-defined]
+        import atexit
+
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+    finally:
+        os._exit(code)
+
+
+def serve() -> None:
+    base_path = sys.path[1:]  # without this file's folder, as the console script would be
+    _preload()
+    out = sys.stdout
+    out.write('{"ready": true}\n')
+    out.flush()
+    for line in sys.stdin:
+        request = json.loads(line)
+        wait_for_start, started = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(wait_for_start)
+            _child(request, base_path, started)
+        os.close(started)
+        os.read(wait_for_start, 1)  # end of file: the child set up its streams (or died)
+        os.close(wait_for_start)
+        out.write(json.dumps({"pid": pid}) + "\n")
+        out.flush()
+        _, status, usage = os.wait4(pid, 0)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        cpu = usage.ru_utime + usage.ru_stime
+        out.write(json.dumps({"status": code, "cpu": cpu}) + "\n")
+        out.flush()
+
+
+# -- the client (in the pytest process) ----------------------------------------------------------
+
+
+def _site_stamp() -> tuple[int, ...]:
+    """Changes when something is installed into or removed from this environment."""
+    return tuple(os.stat(p).st_mtime_ns for p in site.getsitepackages() if os.path.isdir(p))
+
+
+def _text(data: bytes) -> str:
+    # What subprocess.run(text=True) returns: locale decoding and universal newlines.
+    text = data.decode(locale.getpreferredencoding(False))
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+class ForkServer:
+    """The client side: one server per test session, started on first use."""
+
+    def __init__(self, base_env: dict[str, str]) -> None:
+        self.base_env = {k: v for k, v in base_env.items() if k != "PYTHONPATH"}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.lock = threading.Lock()
+        self.buffer = b""
+        self.stamp: tuple[int, ...] = ()
+        self.scratch = Path(tempfile.mkdtemp(prefix="zoo-forkserver-"))
+        self.child_cpu = 0.0  # CPU seconds of every fork so far, for measuring the suite
+
+    def can_run(self, env: dict[str, str], asked: dict[str, str]) -> bool:
+        """Whether a fork sees ``env`` as a new process would.
+
+        ``asked``: the variables the caller sets on purpose. Those must not touch what is
+        read at import; the rest of ``env`` must not change what the interpreter reads at
+        start-up (``PYTHON*``). Libraries set some import-time variables in the test
+        process itself (torch: ``TORCHINDUCTOR_CACHE_DIR``); a fork can inherit those.
+        """
+
+        def startup(variables: dict[str, str]) -> dict[str, str]:
+            return {k: v for k, v in variables.items() if k.startswith(STARTUP)}
+
+        if any(k.startswith(IMPORT_TIME) and k != "PYTHONPATH" for k in asked):
+            return False
+        return {**startup(env), "PYTHONPATH": ""} == {**startup(self.base_env), "PYTHONPATH": ""}
+
+    def _start(self) -> None:
+        self.stop()
+        self.stamp = _site_stamp()
+        with open(self.scratch / "server.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(SERVER)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=self.base_env,
+                cwd=self.scratch,
+            )
+        self.buffer = b""
+        assert "ready" in self._read(180), "the fork server did not start"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.process.wait()
+            for stream in (self.process.stdin, self.process.stdout):
+                if stream is not None:
+                    stream.close()
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _finished(self, answer: dict[str, Any]) -> int:
+        self.child_cpu += answer["cpu"]
+        return answer["status"]
+
+    def _read(self, timeout: float | None) -> dict[str, Any]:
+        assert self.process is not None and self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                raise TimeoutError
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise RuntimeError("the fork server exited")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def _request(
+        self,
+        args: list[str],
+        env: dict[str, str],
+        cwd: Path | str | None,
+        code: str | None,
+        streams: dict[str, str],
+    ) -> int:
+        """Send one request (the lock held); returns the child's pid."""
+        if self.process is None or self.process.poll() is not None:
+            self._start()
+        elif _site_stamp() != self.stamp:
+            self._start()  # a package came or went: the server's sys.path may be stale
+        assert self.process is not None and self.process.stdin is not None
+        request: dict[str, Any] = {
+            "args": [str(a) for a in args],
+            "env": env,
+            "cwd": str(cwd if cwd is not None else os.getcwd()),
+            **streams,
+        }
+        if code is not None:
+            request["code"] = code
+        self.process.stdin.write(json.dumps(request).encode() + b"\n")
+        self.process.stdin.flush()
+        return self._read(60)["pid"]
+
+    def run(
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str],
+        cwd: Path | str | None = None,
+        code: str | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        """``zoo ARGS`` (or ``python -c CODE ARGS``) in a fresh fork, like ``subprocess.run``."""
+        command = [ZOO, *args] if code is None else [sys.executable, "-c", code, *args]
+        with self.lock:
+            stdout, stderr = self.scratch / "stdout", self.scratch / "stderr"
+            pid = self._request(
+                args, env, cwd, code, {"stdout": str(stdout), "stderr": str(stderr)}
+            )
+            try:
+                status = self._finished(self._read(timeout))
+            except TimeoutError:
+                os.killpg(pid, signal.SIGKILL)
+                self._read(60)
+                raise subprocess.TimeoutExpired(command, timeout) from None
+            out, err = _text(stdout.read_bytes()), _text(stderr.read_bytes())
+            return subprocess.CompletedProcess(command, status, out, err)
+
+    def spawn(
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str],
+        cwd: Path | str | None = None,
+        tty: str | None = None,
+    ) -> ForkedProcess:
+        """Start ``zoo ARGS`` and return at once, like ``subprocess.Popen``.
+
+        Its output is discarded, or with ``tty`` (a terminal's device path) the child
+        starts a new session with that terminal as stdin, stdout and stderr. The server
+        serves nobody else until the process has been waited for.
+        """
+        streams = {"tty": tty} if tty else {"stdout": os.devnull, "stderr": os.devnull}
+        self.lock.acquire()
+        try:
+            pid = self._request(args, env, cwd, None, streams)
+        except BaseException:
+            self.lock.release()
+            raise
+        return ForkedProcess(self, pid)
+
+
+class ForkedProcess:
+    """A running fork: ``pid``, ``poll()``, ``send_signal()``, ``wait()`` as on ``Popen``."""
+
+    def __init__(self, server: ForkServer, pid: int) -> None:
+        self.server, self.pid = server, pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                self._finish(0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            try:
+                self._finish(timeout)
+            except TimeoutError:
+                raise subprocess.TimeoutExpired([ZOO], timeout or 0) from None
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            # It may end just now: Popen.send_signal ignores that too.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def _finish(self, timeout: float | None) -> None:
+        self.returncode = self.server._finished(self.server._read(timeout))
+        self.server.lock.release()
+
+
+if __name__ == "__main__":
+    serve()

@@ -100,22 +100,54 @@ def run_zoo(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Compl
     (``PYTHONPROFILEIMPORTTIME``, ``OMP_NUM_THREADS``...) sends the run to a real process.
     """
     full_env = {**os.environ, **env}
-    if not _FORKS.can_run(full_env, env):
+    if not _FORKS.can_run(full_env):
         return run_zoo_process(*args, cwd=cwd, **env)
     return _FORKS.run(list(args), env=full_env, cwd=cwd)
 
 
 def run_python_code(
-    code: str, *args: str, cwd: Path | None = None, timeout: float = 120, **env: str
+    code: str,
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    environment: dict[str, str] | None = None,
+    **env: str,
 ) -> subprocess.CompletedProcess[str]:
-    """``python -c CODE ARGS`` in a fork of the warm interpreter (see :func:`run_zoo`)."""
-    full_env = {**os.environ, **env}
-    if not _FORKS.can_run(full_env, env):
+    """``python -c CODE ARGS`` in a fork of the warm interpreter (see :func:`run_zoo`).
+
+    Its environment is ``environment`` (default: this process's) updated with ``env``.
+    """
+    full_env = {**(os.environ if environment is None else environment), **env}
+    if not _FORKS.can_run(full_env):
         return subprocess.run(
             [sys.executable, "-c", code, *args],
             capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout,
         )  # fmt: skip
     return _FORKS.run(list(args), env=full_env, cwd=cwd, code=code, timeout=timeout)
+
+
+def run_python_script(
+    script: Path, *args: str, timeout: float = 600, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``python SCRIPT ARGS`` in a fork of the warm interpreter: the script runs as
+    ``__main__`` with its folder first on ``sys.path``, as a new interpreter would run it."""
+    code = (
+        f"import runpy, sys; sys.path[0] = {str(script.parent)!r}; sys.argv[0] = {str(script)!r}; "
+        f"runpy.run_path({str(script)!r}, run_name='__main__')"
+    )
+    return run_python_code(code, *args, timeout=timeout, **env)
+
+
+def start_python_code(code: str, *args: str, **env: str) -> ForkedProcess | subprocess.Popen[bytes]:
+    """Start ``python -c CODE ARGS`` in a fork and return at once (``Popen``-like, output
+    discarded): for processes that must run side by side."""
+    full_env = {**os.environ, **env}
+    if _FORKS.can_run(full_env):
+        return _FORKS.spawn(list(args), env=full_env, code=code)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=full_env,
+    )  # fmt: skip
 
 
 def start_zoo(
@@ -127,7 +159,7 @@ def start_zoo(
     it gets as stdin, stdout and stderr in a session of its own.
     """
     full_env = {**os.environ, **env}
-    if _FORKS.can_run(full_env, env):
+    if _FORKS.can_run(full_env):
         return _FORKS.spawn(list(args), env=full_env, cwd=cwd, tty=tty)
     stream = os.open(tty or os.devnull, os.O_RDWR)
     try:

@@ -31,6 +31,7 @@ stdin and answers ``{"pid": N}`` when the child starts and ``{"status": S}`` (th
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import locale
 import os
@@ -167,26 +168,52 @@ def _child(request: dict[str, Any], base_path: list[str], started: int) -> None:
 def serve() -> None:
     base_path = sys.path[1:]  # without this file's folder, as the console script would be
     _preload()
-    out = sys.stdout
-    out.write('{"ready": true}\n')
-    out.flush()
-    for line in sys.stdin:
-        request = json.loads(line)
-        wait_for_start, started = os.pipe()
-        pid = os.fork()
-        if pid == 0:
+    # A child's end wakes the loop below: SIGCHLD writes to this pipe.
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+
+    def answer(message: dict[str, Any]) -> None:
+        os.write(1, json.dumps(message).encode() + b"\n")
+
+    answer({"ready": True})
+    pending = b""
+    while True:
+        ready, _, _ = select.select([0, wake_read], [], [])
+        if wake_read in ready:
+            os.read(wake_read, 4096)
+        while True:  # every child that ended: its status and CPU seconds
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            answer({"pid": pid, "status": code, "cpu": usage.ru_utime + usage.ru_stime})
+        if 0 not in ready:
+            continue
+        chunk = os.read(0, 65536)
+        if not chunk:
+            return  # the client went away
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            request = json.loads(line)
+            wait_for_start, started = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(wait_for_start)
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                for fd in (wake_read, wake_write):
+                    os.close(fd)
+                _child(request, base_path, started)
+            os.close(started)
+            os.read(wait_for_start, 1)  # end of file: the child set up its streams (or died)
             os.close(wait_for_start)
-            _child(request, base_path, started)
-        os.close(started)
-        os.read(wait_for_start, 1)  # end of file: the child set up its streams (or died)
-        os.close(wait_for_start)
-        out.write(json.dumps({"pid": pid}) + "\n")
-        out.flush()
-        _, status, usage = os.wait4(pid, 0)
-        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        cpu = usage.ru_utime + usage.ru_stime
-        out.write(json.dumps({"status": code, "cpu": cpu}) + "\n")
-        out.flush()
+            answer({"id": request["id"], "started": pid})
 
 
 # -- the client (in the pytest process) ----------------------------------------------------------
@@ -204,30 +231,37 @@ def _text(data: bytes) -> str:
 
 
 class ForkServer:
-    """The client side: one server per test session, started on first use."""
+    """The client side: one server per test session, started on first use.
+
+    Children may run side by side (:meth:`spawn`); :meth:`run` waits for its own.
+    """
 
     def __init__(self, base_env: dict[str, str]) -> None:
         self.base_env = {k: v for k, v in base_env.items() if k != "PYTHONPATH"}
         self.process: subprocess.Popen[bytes] | None = None
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # one reader and one writer of the server's pipes
         self.buffer = b""
         self.stamp: tuple[int, ...] = ()
         self.scratch = Path(tempfile.mkdtemp(prefix="zoo-forkserver-"))
+        self.requests = itertools.count()
+        self.ended: dict[int, int] = {}  # pid -> status, of children nobody waited for yet
+        self.running = 0
         self.child_cpu = 0.0  # CPU seconds of every fork so far, for measuring the suite
 
-    def can_run(self, env: dict[str, str], asked: dict[str, str]) -> bool:
+    def can_run(self, env: dict[str, str]) -> bool:
         """Whether a fork sees ``env`` as a new process would.
 
-        ``asked``: the variables the caller sets on purpose. Those must not touch what is
-        read at import; the rest of ``env`` must not change what the interpreter reads at
-        start-up (``PYTHON*``). Libraries set some import-time variables in the test
-        process itself (torch: ``TORCHINDUCTOR_CACHE_DIR``); a fork can inherit those.
+        What ``env`` changes from this process's environment must not be read at import
+        (``TORCH*``, ``OMP_*``...), and its start-up variables (``PYTHON*``) must be the
+        server's. Variables that libraries set in this process (torch sets
+        ``TORCHINDUCTOR_CACHE_DIR`` when it first needs it) a fork may simply inherit.
         """
 
         def startup(variables: dict[str, str]) -> dict[str, str]:
             return {k: v for k, v in variables.items() if k.startswith(STARTUP)}
 
-        if any(k.startswith(IMPORT_TIME) and k != "PYTHONPATH" for k in asked):
+        changed = {k for k in {*env, *os.environ} if env.get(k) != os.environ.get(k)}
+        if any(k.startswith(IMPORT_TIME) and k != "PYTHONPATH" for k in changed):
             return False
         return {**startup(env), "PYTHONPATH": ""} == {**startup(self.base_env), "PYTHONPATH": ""}
 
@@ -255,16 +289,14 @@ class ForkServer:
                 if stream is not None:
                     stream.close()
         self.process = None
+        self.running = 0
 
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
-    def _finished(self, answer: dict[str, Any]) -> int:
-        self.child_cpu += answer["cpu"]
-        return answer["status"]
-
     def _read(self, timeout: float | None) -> dict[str, Any]:
+        """The server's next message (the lock held); TimeoutError if none came in time."""
         assert self.process is not None and self.process.stdout is not None
         fd = self.process.stdout.fileno()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -278,22 +310,50 @@ class ForkServer:
                 raise RuntimeError("the fork server exited")
             self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
+        message = json.loads(line)
+        if "status" in message:
+            self.ended[message["pid"]] = message["status"]
+            self.child_cpu += message["cpu"]
+            self.running -= 1
+        return message
 
+    def _start_child(self, request: dict[str, Any]) -> int:
+        """Send one request; returns the child's pid once its streams are set up."""
+        with self.lock:
+            if self.process is None or self.process.poll() is not None:
+                self._start()
+            elif self.running == 0 and _site_stamp() != self.stamp:
+                self._start()  # a package came or went: the server's sys.path may be stale
+            assert self.process is not None and self.process.stdin is not None
+            request["id"] = next(self.requests)
+            self.process.stdin.write(json.dumps(request).encode() + b"\n")
+            self.process.stdin.flush()
+            while True:
+                message = self._read(60)
+                if message.get("id") == request["id"]:
+                    self.running += 1
+                    return message["started"]
+
+    def status(self, pid: int, timeout: float | None) -> int | None:
+        """The exit status of ``pid`` once it ends (None if it has not within ``timeout``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.lock:
+            while pid not in self.ended:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    self._read(left)
+                except TimeoutError:
+                    return None
+            return self.ended.pop(pid)
+
+    @staticmethod
     def _request(
-        self,
         args: list[str],
         env: dict[str, str],
         cwd: Path | str | None,
         code: str | None,
         streams: dict[str, str],
-    ) -> int:
-        """Send one request (the lock held); returns the child's pid."""
-        if self.process is None or self.process.poll() is not None:
-            self._start()
-        elif _site_stamp() != self.stamp:
-            self._start()  # a package came or went: the server's sys.path may be stale
-        assert self.process is not None and self.process.stdin is not None
+    ) -> dict[str, Any]:
         request: dict[str, Any] = {
             "args": [str(a) for a in args],
             "env": env,
@@ -302,9 +362,7 @@ class ForkServer:
         }
         if code is not None:
             request["code"] = code
-        self.process.stdin.write(json.dumps(request).encode() + b"\n")
-        self.process.stdin.flush()
-        return self._read(60)["pid"]
+        return request
 
     def run(
         self,
@@ -317,19 +375,23 @@ class ForkServer:
     ) -> subprocess.CompletedProcess[str]:
         """``zoo ARGS`` (or ``python -c CODE ARGS``) in a fresh fork, like ``subprocess.run``."""
         command = [ZOO, *args] if code is None else [sys.executable, "-c", code, *args]
-        with self.lock:
-            stdout, stderr = self.scratch / "stdout", self.scratch / "stderr"
-            pid = self._request(
-                args, env, cwd, code, {"stdout": str(stdout), "stderr": str(stderr)}
+        name = f"run-{next(self.requests)}"
+        stdout, stderr = self.scratch / f"{name}.out", self.scratch / f"{name}.err"
+        streams = {"stdout": str(stdout), "stderr": str(stderr)}
+        pid = self._start_child(self._request(args, env, cwd, code, streams))
+        try:
+            status = self.status(pid, timeout)
+            if status is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+                self.status(pid, 60)
+                raise subprocess.TimeoutExpired(command, timeout)
+            return subprocess.CompletedProcess(
+                command, status, _text(stdout.read_bytes()), _text(stderr.read_bytes())
             )
-            try:
-                status = self._finished(self._read(timeout))
-            except TimeoutError:
-                os.killpg(pid, signal.SIGKILL)
-                self._read(60)
-                raise subprocess.TimeoutExpired(command, timeout) from None
-            out, err = _text(stdout.read_bytes()), _text(stderr.read_bytes())
-            return subprocess.CompletedProcess(command, status, out, err)
+        finally:
+            stdout.unlink(missing_ok=True)
+            stderr.unlink(missing_ok=True)
 
     def spawn(
         self,
@@ -337,22 +399,16 @@ class ForkServer:
         *,
         env: dict[str, str],
         cwd: Path | str | None = None,
+        code: str | None = None,
         tty: str | None = None,
     ) -> ForkedProcess:
-        """Start ``zoo ARGS`` and return at once, like ``subprocess.Popen``.
+        """Start ``zoo ARGS`` (or ``python -c CODE ARGS``) and return at once, like ``Popen``.
 
         Its output is discarded, or with ``tty`` (a terminal's device path) the child
-        starts a new session with that terminal as stdin, stdout and stderr. The server
-        serves nobody else until the process has been waited for.
+        starts a new session with that terminal as stdin, stdout and stderr.
         """
         streams = {"tty": tty} if tty else {"stdout": os.devnull, "stderr": os.devnull}
-        self.lock.acquire()
-        try:
-            pid = self._request(args, env, cwd, None, streams)
-        except BaseException:
-            self.lock.release()
-            raise
-        return ForkedProcess(self, pid)
+        return ForkedProcess(self, self._start_child(self._request(args, env, cwd, code, streams)))
 
 
 class ForkedProcess:
@@ -364,17 +420,14 @@ class ForkedProcess:
 
     def poll(self) -> int | None:
         if self.returncode is None:
-            with contextlib.suppress(TimeoutError):
-                self._finish(0)
+            self.returncode = self.server.status(self.pid, 0)
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
-            try:
-                self._finish(timeout)
-            except TimeoutError:
-                raise subprocess.TimeoutExpired([ZOO], timeout or 0) from None
-        assert self.returncode is not None
+            self.returncode = self.server.status(self.pid, timeout)
+            if self.returncode is None:
+                raise subprocess.TimeoutExpired([ZOO], timeout or 0)
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
@@ -385,10 +438,6 @@ class ForkedProcess:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
-
-    def _finish(self, timeout: float | None) -> None:
-        self.returncode = self.server._finished(self.server._read(timeout))
-        self.server.lock.release()
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ A loader process keeps loading the directory the whole time, through every
 kill, and must never get an error or a model mixing two saves.
 
 Each save is the ``zoo save`` command in its own process, forked from a warm
-interpreter (``tests/forkserver.py``): the kill hits a real process mid-write,
-but the 2-4 s of interpreter start-up before each of the 50 kills is gone.
+interpreter (``tests/forkserver.py``), and so is the loader: the kill hits a real
+process mid-write, but the 2-4 s of interpreter start-up before each of the 50
+kills is gone.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import zoo_core
-from tests.conftest import start_zoo
+from tests.conftest import start_python_code, start_zoo
 from tests.forkserver import ForkedProcess
 from zoo_core.sources.verify import verify_directory
 
@@ -101,7 +100,7 @@ def test_a_killed_save_leaves_the_old_model_or_the_new_one(tmp_path) -> None:
     outcomes = {"old": 0, "new": 0}
     leftovers_seen = 0
     stop, log = tmp_path / "stop", tmp_path / "loads.jsonl"
-    loader = subprocess.Popen([sys.executable, "-c", LOADER, str(target), str(stop), str(log)])
+    loader = start_python_code(LOADER, str(target), str(stop), str(log))
     try:
         for i in range(POINTS):
             proc = _start_save(target, seed=i + 1)

@@ -23,7 +23,7 @@ from tests.conftest import run_python_code, run_zoo, run_zoo_process
         ["list", "--json"],
         ["--version"],
         ["load"],  # a usage error: exit 2, the message on stderr
-        ["info", "no_such_model"],  # a zoo error: exit 1
+        ["check", "no_such_model"],  # a zoo error: exit 1
         ["list", "--colour"],
     ],
 )

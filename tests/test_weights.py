@@ -16,7 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import zoo_core
-from tests.conftest import run_zoo
+from tests.conftest import run_zoo, start_python_code
 from zoo_core.errors import UsageError, WeightsError, ZooWarning
 from zoo_core.storage.record import INDEX_NAME, make_record
 from zoo_core.storage.weights import read_saved, read_tensors
@@ -332,10 +332,7 @@ _CONCURRENT_SAVE = textwrap.dedent(
 
 def test_concurrent_saves_end_with_one_complete_model(tmp_path) -> None:
     target = tmp_path / "m"
-    procs = [
-        subprocess.Popen([sys.executable, "-c", _CONCURRENT_SAVE, str(target), dim, "4"])
-        for dim in ("600", "900")
-    ]
+    procs = [start_python_code(_CONCURRENT_SAVE, str(target), dim, "4") for dim in ("600", "900")]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     from zoo_core.sources.verify import verify_directory
 

@@ -1,4 +1,10 @@
-"""Shared fixtures: running the real ``zoo`` command, and registering fixture plugins."""
+"""Shared fixtures: running ``zoo`` and Python snippets as processes, and fixture plugins.
+
+Most runs are forks of a warm interpreter (tests/forkserver.py: the command's own
+process, its environment, folder, streams and exit status, without the 2-4 s of
+importing torch); :func:`run_zoo_process` starts the real console script, for tests
+of start-up itself.
+"""
 
 from __future__ import annotations
 

@@ -2,15 +2,17 @@
 
 Starting the real ``zoo`` console script costs 2-4 s, nearly all of it importing
 torch; the suite runs the command line hundreds of times. A server process
-started once per test session imports torch, numpy, safetensors, click and
-zoo_core (never a plugin, and never huggingface_hub, which reads ``HF_ENDPOINT``,
-``HF_HOME`` and ``HF_HUB_OFFLINE`` when it is imported), then forks one child per
-command. The child is a real process, set up as the console script would be:
+started once per test session imports torch (with ``torch.distributed.tensor``),
+numpy, safetensors, click and zoo_core (never a plugin; never huggingface_hub or
+tqdm, which read ``HF_*`` and ``TQDM_*`` settings when they are imported), then
+forks one child per command. The child is a real process, set up as the console
+script would be:
 
 - its environment is exactly the one asked for, ``PYTHONPATH`` entries go on
   ``sys.path`` after the script's folder, and the current directory is the one asked for;
-- file descriptors 0, 1 and 2 are ``/dev/null`` and two fresh files, so stdout,
-  stderr and ``isatty()`` are what a process with ``capture_output=True`` sees;
+- file descriptors 0, 1 and 2 are ``/dev/null`` and two fresh files (or a terminal,
+  in a session of its own), and ``sys.stdin``/``stdout``/``stderr`` are made anew on
+  them, so ``isatty()`` and buffering are what a new process would have;
 - it runs ``zoo_core.cli.main`` (what the ``zoo`` script calls) or executes the snippet
   as ``__main__``, then waits for non-daemon threads, runs ``atexit`` handlers and
   exits with the code that ``SystemExit`` (or an uncaught exception) gives;
@@ -19,13 +21,17 @@ command. The child is a real process, set up as the console script would be:
 
 What a fork cannot show is the interpreter's own start-up: which modules a command
 imports (``PYTHONPROFILEIMPORTTIME``), how long it takes, the console script
-itself. Runs that set a ``PYTHON*`` start-up variable other than ``PYTHONPATH`` go
-to a real ``zoo`` process automatically; tests about start-up use
-:func:`tests.conftest.run_zoo_process`.
+itself, and settings read at import (``PYTHON*``, ``TORCH*``, ``OMP_*``...). A run
+that changes one of those goes to a new interpreter automatically; tests of
+start-up use :func:`tests.conftest.run_zoo_process`. tests/test_forkserver.py holds
+the forks to the console script's own output. A fork also starts at once, where a
+new interpreter took seconds: a test must not lean on that delay.
 
-``python tests/forkserver.py`` is the server: it reads one JSON request per line on
-stdin and answers ``{"pid": N}`` when the child starts and ``{"status": S}`` (the
-``returncode`` of :mod:`subprocess`: negative for a signal) and its CPU seconds when it ends.
+``python tests/forkserver.py`` is the server. It reads one JSON request per line on
+stdin and answers ``{"id": I, "started": PID}`` once the child has set up its streams,
+then, whenever a child ends, ``{"pid": PID, "status": S, "cpu": SECONDS}`` (``S`` as
+the ``returncode`` of :mod:`subprocess`: negative for a signal). Children run side by
+side.
 """
 
 from __future__ import annotations
@@ -173,6 +179,8 @@ def serve() -> None:
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    # Ctrl-C at the terminal reaches pytest, which closes this server (each child resets it).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def answer(message: dict[str, Any]) -> None:
         os.write(1, json.dumps(message).encode() + b"\n")

@@ -14,7 +14,7 @@ import termios
 import time
 from pathlib import Path
 
-from tests.conftest import ZOO
+from tests.conftest import ZOO, start_zoo
 
 
 def open_terminal(columns: int) -> tuple[int, int]:
@@ -37,18 +37,17 @@ def read_some(fd: int, wait: float) -> bytes | None:
 def run_zoo_on_terminal(
     *args: str, cwd: Path | None = None, timeout: float = 120, **env: str
 ) -> tuple[int, str]:
-    """Run ``zoo`` with stdin, stdout and stderr on a new terminal; its exit code and all output."""
+    """Run ``zoo`` with stdin, stdout and stderr on a new terminal; its exit code and all output.
+
+    The command runs in a new session on that terminal, in a process forked from the
+    warm interpreter of tests/forkserver.py (what a terminal shows does not depend on
+    the interpreter's start-up).
+    """
     main, child = open_terminal(columns=120)
-    proc = subprocess.Popen(
-        [ZOO, *args],
-        stdin=child,
-        stdout=child,
-        stderr=child,
-        cwd=cwd,
-        env={**os.environ, "TERM": "xterm", **env},
-        start_new_session=True,
-    )
-    os.close(child)
+    try:
+        proc = start_zoo(*args, cwd=cwd, tty=os.ttyname(child), **{"TERM": "xterm", **env})
+    finally:
+        os.close(child)
     out = bytearray()
     deadline = time.monotonic() + timeout
     try:

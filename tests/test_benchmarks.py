@@ -1,4 +1,9 @@
-"""The benchmark scripts still run (tiny sizes, CPU): they are not timed here, only exercised."""
+"""The benchmark scripts still run (tiny sizes, CPU): they are not timed here, only exercised.
+
+Scripts whose own imports do not matter run in a fork of the suite's warm interpreter
+(tests/forkserver.py); the processes they start themselves are real. The listing
+benchmarks measure start-up, and run in a new interpreter.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_python_script
+
 BENCH = Path(__file__).parent.parent / "benchmarks"
 
 
 def test_gpu_check_dry_run_on_cpu() -> None:
     args = ["--device", "cpu", "--mib", "4", "--reps", "2"]
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "gpu_check.py"), *args],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = run_python_script(BENCH / "gpu_check.py", *args, timeout=300)
     lines = result.stdout.splitlines()
     assert sum(" ok " in line for line in lines) == 7, result.stdout + result.stderr
     assert any(line.startswith("zoo.load_model ") for line in lines)
@@ -27,11 +31,8 @@ def test_gpu_check_dry_run_on_cpu() -> None:
 
 @pytest.mark.slow
 def test_weights_benchmark_prints_its_tables(tmp_path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "bench_weights.py"), "--sizes", "2", "--reps", "1",
-         "--dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    args = ["--sizes", "2", "--reps", "1", "--dir", str(tmp_path)]
+    result = run_python_script(BENCH / "bench_weights.py", *args, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "**Load, 2 MiB" in result.stdout and "**Save, 2 MiB" in result.stdout
     assert "| zoo_core.load_model | " in result.stdout
@@ -51,10 +52,7 @@ def test_list_family_benchmark_prints_the_ratio() -> None:
 
 def test_gpu_load_benchmark_smoke_test_on_cpu() -> None:
     args = ["--device", "cpu", "--gib", "0.002", "--reps", "1", "--threads", "1,3"]
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "gpu_load.py"), *args],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = run_python_script(BENCH / "gpu_load.py", *args, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     for row in ("| safetensors load_file |", "| zoo load_model (pipeline) |",
                 "| zoo load_model (previous path) |", "| zoo pipeline, 3 threads |"):  # fmt: skip
@@ -76,11 +74,8 @@ def test_list_startup_with_throwaway_plugins() -> None:
 
 @pytest.mark.slow
 def test_distributed_benchmark_prints_its_table(tmp_path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "bench_distributed.py"), "--mib", "4", "--reps", "1",
-         "--dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    args = ["--mib", "4", "--reps", "1", "--dir", str(tmp_path)]
+    result = run_python_script(BENCH / "bench_distributed.py", *args, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "**Sharded load, 4 MiB (linear_regression" in result.stdout
     for label in ("fsdp, zoo pread of owned ranges", "fsdp, DCP HuggingFaceStorageReader"):

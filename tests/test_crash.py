@@ -2,6 +2,11 @@
 
 A loader process keeps loading the directory the whole time, through every
 kill, and must never get an error or a model mixing two saves.
+
+Each save is the ``zoo save`` command in its own process, forked from a warm
+interpreter (``tests/forkserver.py``), and so is the loader: the kill hits a real
+process mid-write, but the 2-4 s of interpreter start-up before each of the 50
+kills is gone.
 """
 
 from __future__ import annotations
@@ -9,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -18,13 +21,15 @@ from pathlib import Path
 import pytest
 
 import zoo_core
-from tests.conftest import ZOO
+from tests.conftest import start_python_code, start_zoo
+from tests.forkserver import ForkedProcess
 from zoo_core.sources.verify import verify_directory
 
 # 1024 x 4096 float32 = 16 MiB for the weight in a shard of its own and the bias in another
 # (4 MB shards): a kill can land inside a shard, between the files, and around the swap.
 DIMS = {"input_dim": 4096, "output_dim": 1024}
 SETS = ["--set", "input_dim=4096", "--set", "output_dim=1024", "--max-shard-size", "4MB"]
+# Kill points, spread over the whole save (see the schedule in the test).
 POINTS = 50
 
 LOADER = textwrap.dedent(
@@ -49,15 +54,13 @@ LOADER = textwrap.dedent(
 )
 
 
-def _start_save(target: Path, seed: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [ZOO, "save", "linear_regression", str(target), *SETS, "--seed", str(seed)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _start_save(target: Path, seed: int) -> ForkedProcess:
+    # `zoo save` in a fork of a warm interpreter (tests/forkserver.py): the command's own
+    # process, killed for real, without 2-4 s of start-up before each kill.
+    return start_zoo("save", "linear_regression", str(target), *SETS, "--seed", str(seed))
 
 
-def _wait_for_temporary(parent: Path, proc: subprocess.Popen[bytes]) -> float:
+def _wait_for_temporary(parent: Path, proc: ForkedProcess) -> float:
     """Block until the save has created its temporary directory; return that moment."""
     while proc.poll() is None:
         if any(p.name.startswith(".m.zoo-tmp-") for p in parent.iterdir()):
@@ -70,18 +73,18 @@ def _hashes(target: Path) -> str:
     return json.dumps(json.loads((target / "config.json").read_text())["files"], sort_keys=True)
 
 
-def _fingerprints(seeds: range) -> dict[tuple[float, ...], int]:
-    """Each seed's first bias values: which save a loaded bias came from."""
+def _fingerprints(seeds: range) -> dict[tuple[float, ...], tuple[int, list[float], list[float]]]:
+    """Each seed's first bias values, mapped to the seed and its weight's first and last rows."""
     out = {}
     for seed in seeds:
         model = zoo_core.create_model("linear_regression", seed=seed, **DIMS)
-        out[tuple(model.linear.bias[:4].tolist())] = seed
+        weight = model.linear.weight
+        out[tuple(model.linear.bias[:4].tolist())] = (
+            seed,
+            weight[0, :4].tolist(),
+            weight[-1, :4].tolist(),
+        )
     return out
-
-
-def _rows_of(seed: int) -> tuple[list[float], list[float]]:
-    model = zoo_core.create_model("linear_regression", seed=seed, **DIMS)
-    return model.linear.weight[0, :4].tolist(), model.linear.weight[-1, :4].tolist()
 
 
 @pytest.mark.slow
@@ -97,7 +100,7 @@ def test_a_killed_save_leaves_the_old_model_or_the_new_one(tmp_path) -> None:
     outcomes = {"old": 0, "new": 0}
     leftovers_seen = 0
     stop, log = tmp_path / "stop", tmp_path / "loads.jsonl"
-    loader = subprocess.Popen([sys.executable, "-c", LOADER, str(target), str(stop), str(log)])
+    loader = start_python_code(LOADER, str(target), str(stop), str(log))
     try:
         for i in range(POINTS):
             proc = _start_save(target, seed=i + 1)
@@ -137,17 +140,15 @@ def test_a_killed_save_leaves_the_old_model_or_the_new_one(tmp_path) -> None:
     assert not errors, errors[:3]
     assert len(rows) >= 50, len(rows)
     seed_of = _fingerprints(range(POINTS + 1))
-    seen = {}
+    seen: dict[int, int] = {}
     for row in rows:
-        seed = seed_of.get(tuple(row["bias"]))
-        assert seed is not None, f"a load returned a bias no save wrote: {row}"
-        seen.setdefault(seed, []).append(row)
-    for seed, loads in seen.items():
-        first_row, last_row = _rows_of(seed)
-        for row in loads:
-            assert row["first"] == first_row and row["last"] == last_row, (
-                f"a load mixed the bias of save {seed} with another save's weight"
-            )
+        found = seed_of.get(tuple(row["bias"]))
+        assert found is not None, f"a load returned a bias no save wrote: {row}"
+        seed, first_row, last_row = found
+        assert row["first"] == first_row and row["last"] == last_row, (
+            f"a load mixed the bias of save {seed} with another save's weight"
+        )
+        seen[seed] = seen.get(seed, 0) + 1
     print(
         f"kills: {POINTS}, outcomes: {outcomes}, leftovers seen: {leftovers_seen}, "
         f"loads during kills: {len(rows)}, saves seen by them: {len(seen)}"

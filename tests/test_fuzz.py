@@ -57,9 +57,15 @@ _SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2}
 
 
 @pytest.fixture(scope="module")
-def pristine() -> Iterator[Path]:
+def fuzz_root(memory_tmp: Callable[[str], Path]) -> Path:
+    """Where the cases live: thousands of small copies cost far less in memory than on disk."""
+    return memory_tmp("fuzz")
+
+
+@pytest.fixture(scope="module")
+def pristine(fuzz_root: Path) -> Iterator[Path]:
     """A valid small zoo model, saved once and sharded: two weight files and an index."""
-    root = Path(tempfile.mkdtemp(prefix="zoo-fuzz-"))
+    root = Path(tempfile.mkdtemp(prefix="zoo-fuzz-", dir=fuzz_root))
     model = zoo_core.create_model("linear_regression", input_dim=40, output_dim=30, seed=0)
     zoo_core.save_model(model, root / "single")
     zoo_core.save_model(model, root / "sharded", max_shard_size=1000)
@@ -74,14 +80,14 @@ def pristine() -> Iterator[Path]:
 
 
 @pytest.fixture
-def scratch(request: pytest.FixtureRequest) -> Iterator[Callable[[str], Path]]:
+def scratch(request: pytest.FixtureRequest, fuzz_root: Path) -> Iterator[Callable[[str], Path]]:
     """Fresh copies of the pristine directories, one per hypothesis example."""
     made: list[Path] = []
     name = request.node.originalname
 
     def copy(src: Path) -> Path:
         CASES[name] += 1
-        dst = Path(tempfile.mkdtemp(prefix="zoo-case-")) / "m"
+        dst = Path(tempfile.mkdtemp(prefix="zoo-case-", dir=fuzz_root)) / "m"
         shutil.copytree(src, dst, symlinks=True)
         made.append(dst.parent)
         return dst

@@ -23,7 +23,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +119,10 @@ class _ReadLine:
 
 
 @pytest.fixture(scope="module")
-def fuzz_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubServer, Worker]]:
-    root = tmp_path_factory.mktemp("fuzz-hub")
+def fuzz_hub(memory_tmp: Callable[[str], Path]) -> Iterator[tuple[HubServer, Worker]]:
+    # Each case writes a repository and downloads into a cache: a dozen small files that
+    # cost far less in memory than on a busy disk.
+    root = memory_tmp("fuzz-hub")
     server = HubServer(root / "repos")
     url = server.start()
     env = {

@@ -2,8 +2,9 @@
 
 Everything runs the real huggingface_hub client against ``tests/hubserver.py`` on 127.0.0.1.
 huggingface_hub reads HF_ENDPOINT and HF_HOME when it is imported, so every Hub-touching call
-runs in a fresh process: the real ``zoo`` command (:func:`run_zoo`) or a Python snippet
-(:func:`run_python`), each with its own environment and cache. Nothing touches ~/.cache.
+runs in a fresh process: the ``zoo`` command (:func:`run_zoo`) or a Python snippet
+(:func:`run_python`), each with its own environment and cache, forked from a warm interpreter
+that has not imported huggingface_hub (tests/forkserver.py). Nothing touches ~/.cache.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pytest
 from safetensors.torch import load_file
 
 import zoo_core
-from tests.conftest import run_zoo
+from tests.conftest import run_python_code, run_zoo, start_zoo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hubserver import start_server_subprocess, stop_server_subprocess
@@ -66,10 +67,7 @@ def run_python(env: dict[str, str], code: str, **params: Any) -> Any:
         + textwrap.dedent(code)
         + "\nprint('RESULT:' + json.dumps(result))\n"
     )
-    full_env = {**os.environ, **env, "HUBTEST_PARAMS": json.dumps(params)}
-    proc = subprocess.run(
-        [sys.executable, "-c", script], env=full_env, capture_output=True, text=True, timeout=120
-    )
+    proc = run_python_code(script, **env, HUBTEST_PARAMS=json.dumps(params))
     assert proc.returncode == 0, proc.stderr
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT:")][-1]
     return json.loads(line.removeprefix("RESULT:"))
@@ -598,7 +596,9 @@ def test_interrupted_downloads_resume(published: Published, tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_progress_bars_on_a_terminal_only(hub: Hub, published: Published, tmp_path: Path) -> None:
+def test_progress_bars_on_a_terminal_only(
+    hub: Hub, published: Published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = {**os.environ, **hub.env(tmp_path / "piped")}
     env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
     piped = subprocess.run(
@@ -611,19 +611,19 @@ def test_progress_bars_on_a_terminal_only(hub: Hub, published: Published, tmp_pa
     assert piped.returncode == 0, piped.stderr
     assert "%|" not in piped.stderr
 
+    # On a terminal (in a process forked from the warm interpreter, which has not imported
+    # huggingface_hub: it reads HF_HUB_DISABLE_PROGRESS_BARS at import, in the child).
     env = {**os.environ, **hub.env(tmp_path / "tty")}
     env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
     leader, follower = pty.openpty()
     # A pty starts 0 columns wide, and tqdm draws nothing in 0 columns.
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("zoo")), "pull", "zoo/cnn"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=follower,
-    )
-    os.close(follower)
+    with monkeypatch.context() as patch:
+        patch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+        try:
+            process = start_zoo("pull", "zoo/cnn", tty=os.ttyname(follower), **env)
+        finally:
+            os.close(follower)
     chunks = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

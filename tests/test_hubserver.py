@@ -1,7 +1,7 @@
 """End-to-end tests of ``tests/hubserver.py`` with the real ``huggingface_hub`` client.
 
 The client reads ``HF_ENDPOINT``, ``HF_HOME`` and ``HF_HUB_DISABLE_XET`` when it is imported, so
-every client call runs in a fresh interpreter (:func:`run_client`) whose environment points it at
+every client call runs in a fresh process (:func:`run_client`) whose environment points it at
 the server. The server runs as a subprocess for most tests, like the project's shared fixture will,
 and in-process where a test inspects what it served.
 """
@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import random
-import subprocess
 import sys
 import textwrap
 import urllib.error
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import run_python_code
 
 # Import by path so this works whether or not tests/ is a package.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -75,13 +76,15 @@ def client_env(url: str, hf_home: Path, token: str | None) -> dict[str, str]:
 
 
 def run_client(url: str, hf_home: Path, code: str, token: str | None = TOKEN, **params: Any) -> Any:
-    """Run a client snippet in a fresh interpreter and return the ``result`` it computed."""
+    """Run a client snippet in a fresh process and return the ``result`` it computed.
+
+    The process is forked from the suite's warm interpreter (tests/forkserver.py), which
+    has not imported huggingface_hub: it reads this environment when the snippet imports it.
+    """
     env = client_env(url, hf_home, token)
     env["HUBTEST_PARAMS"] = json.dumps(params)
     script = CLIENT_PRELUDE + textwrap.dedent(code) + CLIENT_EPILOGUE
-    proc = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
-    )
+    proc = run_python_code(script, environment=env)
     if proc.returncode != 0:
         pytest.fail(f"client snippet failed:\n{proc.stderr}")
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT:")]

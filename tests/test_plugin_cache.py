@@ -2,8 +2,8 @@
 
 Plugins here are real: hook modules named in ``ZOO_PLUGINS``, wheels installed
 with pip, an editable install; each hook module appends a line to a marker
-file when it is imported, so a test counts imports. Every command is a real
-``zoo`` process with its own ``XDG_CACHE_HOME``.
+file when it is imported, so a test counts imports. Every command is a ``zoo``
+process of its own (see tests/forkserver.py) with its own ``XDG_CACHE_HOME``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,21 @@ def zoo_register_models():
 """
 
 
+def settle(*paths: Path) -> None:
+    """Wait until the files' last change is old enough for the plugin cache to trust it.
+
+    The cache stores nothing from a file changed within 50 ms (2 s where the file system
+    keeps whole seconds) before the import that read it: an edit within the same tick
+    could go unseen. A new interpreter took longer than that to start; the suite's
+    ``zoo`` runs are forks of a warm one (tests/forkserver.py) and start at once.
+    """
+    for path in paths:
+        changed = path.stat().st_ctime_ns
+        margin = 2_000_000_000 if changed % 1_000_000_000 == 0 else 50_000_000
+        while time.time_ns() <= changed + margin:
+            time.sleep(0.01)
+
+
 def write_hook(path: Path, marker: Path, models: list[str], *, body: str | None = None) -> Path:
     """A hook module at ``path`` registering ``models`` (targets in the conflicting fixture)."""
     specs = ", ".join(
@@ -49,6 +64,7 @@ def write_hook(path: Path, marker: Path, models: list[str], *, body: str | None 
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(HOOK.format(marker=str(marker), body=body or f"return [{specs}]"))
+    settle(path)
     return path
 
 
@@ -129,6 +145,7 @@ def test_touching_or_editing_a_hook_module_or_its_package_is_seen(tmp_path) -> N
     assert set(zoo.models()) == set(before) | {"edited_b"}
     assert imports(marker) == 3
     (package / "__init__.py").write_text("# the package changed\n")
+    settle(package / "__init__.py")
     zoo.models()
     assert imports(marker) == 4
     zoo.models()

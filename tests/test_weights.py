@@ -16,7 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import zoo_core
-from tests.conftest import run_zoo
+from tests.conftest import run_python_code, run_zoo, start_python_code
 from zoo_core.errors import UsageError, WeightsError, ZooWarning
 from zoo_core.storage.record import INDEX_NAME, make_record
 from zoo_core.storage.weights import read_saved, read_tensors
@@ -332,10 +332,7 @@ _CONCURRENT_SAVE = textwrap.dedent(
 
 def test_concurrent_saves_end_with_one_complete_model(tmp_path) -> None:
     target = tmp_path / "m"
-    procs = [
-        subprocess.Popen([sys.executable, "-c", _CONCURRENT_SAVE, str(target), dim, "4"])
-        for dim in ("600", "900")
-    ]
+    procs = [start_python_code(_CONCURRENT_SAVE, str(target), dim, "4") for dim in ("600", "900")]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     from zoo_core.sources.verify import verify_directory
 
@@ -528,9 +525,7 @@ def test_a_write_the_filesystem_refuses_is_a_plain_error_and_changes_nothing(tmp
     zoo_core.save_model(zoo_core.create_model("linear_regression"), target)
     before = sorted(os.listdir(target)), (target / "config.json").read_bytes()
     # A file size limit makes the write fail the way a full disk does (EFBIG, ENOSPC).
-    result = subprocess.run(
-        [sys.executable, "-c", _LIMITED_SAVE, str(target)], capture_output=True, text=True
-    )
+    result = run_python_code(_LIMITED_SAVE, str(target))  # the limit holds in that process only
     assert result.returncode == 1, result.stderr
     assert f"cannot save to {target}: File too large (nothing was changed)" in result.stderr
     assert "internal error" not in result.stderr

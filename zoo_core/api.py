@@ -184,6 +184,8 @@ def save_model(
     model = unwrap(model)  # torch.compile's, DDP's and DataParallel's wrappers: save what's inside
     arch, config = identify(model)
     record = model_record(arch, config)
+    if isinstance(weights, dict):
+        weights = {k: v for k, v in weights.items() if k != "cost"}  # zoo counts it
     section = section_to_save(model, weights)
     if section is not None:
         # Counted by zoo, never taken from the caller or an older file.

@@ -20,14 +20,16 @@ import difflib
 import fnmatch
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from zoo_core.errors import (
     AmbiguousModelError,
     ModelNotFoundError,
     PluginError,
+    ZooError,
 )
-from zoo_core.plugins.contract import WeightsSpec
+from zoo_core.plugins.contract import WeightsSpec, check_capabilities
 from zoo_core.plugins.registry import (
     ModelEntry,
     PluginInfo,
@@ -48,6 +50,7 @@ __all__ = [
     "list_models",
     "reset_variants",
     "split_variant_name",
+    "variant_supports",
 ]
 
 PACKAGE_PREFIX = "package://"
@@ -317,7 +320,9 @@ def reset_variants() -> None:
     _VARIANTS = None
 
 
-def list_models(pattern: str | None = None, *, pretrained: bool = False) -> list[str]:
+def list_models(
+    pattern: str | None = None, *, pretrained: bool = False, supports: Sequence[str] = ()
+) -> list[str]:
     """Names of the installed models, sorted, optionally filtered by an fnmatch ``pattern``.
 
     A name registered by two plugins is listed once per plugin, qualified as
@@ -326,16 +331,21 @@ def list_models(pattern: str | None = None, *, pretrained: bool = False) -> list
     ``PUBLISHER:NAME.TAG`` where two publishers offer one): ``pattern``
     matches the variant's name, its qualified name or its model's name, so
     ``list_models("simple_cnn", pretrained=True)`` lists that model's variants
-    (timm's convention). Nothing here imports torch.
+    (timm's convention). ``supports`` keeps the models (or variants) that
+    declare every capability named (see :class:`~zoo_core.ModelSpec`; a
+    variant's own ``supports``, else its model's). Nothing here imports torch.
 
     >>> import zoo_core
     >>> zoo_core.list_models("simple_*")                        # doctest: +SKIP
     ['simple_cnn', 'simple_rnn']
     >>> zoo_core.list_models("simple_*", pretrained=True)       # doctest: +SKIP
     ['simple_cnn.digits', 'simple_rnn.digits']
+    >>> zoo_core.list_models(supports=["export", "compile"])    # doctest: +SKIP
+    ['linear_regression', 'simple_cnn', 'tiny_transformer']
     """
     if not pretrained:
-        return list_architectures(pattern)
+        return list_architectures(pattern, supports=supports)
+    wanted = check_capabilities(list(supports), "list_models")
     found = [
         v
         for v in get_variants().find()
@@ -345,4 +355,16 @@ def list_models(pattern: str | None = None, *, pretrained: bool = False) -> list
         or fnmatch.fnmatchcase(v.spec.model_name, pattern)
         or fnmatch.fnmatchcase(v.spec.model, pattern)
     ]
+    if wanted:
+        found = [v for v in found if set(wanted) <= set(variant_supports(v))]
     return sorted({v.display_name for v in found})
+
+
+def variant_supports(variant: Variant) -> list[str]:
+    """The capabilities of a variant: its own ``WeightsSpec.supports``, else its model's."""
+    if variant.spec.supports is not None:
+        return list(variant.spec.supports)
+    try:
+        return list(variant.model_entry().spec.supports)
+    except ZooError:  # the architecture's plugin is missing: nothing is known to work
+        return []

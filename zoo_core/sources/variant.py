@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from zoo_core.errors import HubError, WeightsError, ZooError
 from zoo_core.plugins.registry import ModelEntry, Registry, get_registry
-from zoo_core.pretrained.catalogue import PACKAGE_PREFIX, Variant, get_variants, is_variant_name
+from zoo_core.pretrained.catalogue import (
+    PACKAGE_PREFIX,
+    Variant,
+    get_variants,
+    is_variant_name,
+    variant_supports,
+)
 from zoo_core.pretrained.info import PretrainedInfo
 from zoo_core.pretrained.metadata import check_weights_section, headline_metric, plain_text
 
@@ -33,7 +39,6 @@ __all__ = [
     "get_pretrained",
     "locate",
     "package_directory",
-    "variant_supports",
 ]
 
 _CONFIG = "config.json"
@@ -248,16 +253,6 @@ def _header_counts(directory: Path, files: dict[str, Any]) -> tuple[int, int]:
             count += numel
             size += info.end - info.begin
     return count, size
-
-
-def variant_supports(variant: Variant) -> list[str]:
-    """The capabilities of a variant: its own ``WeightsSpec.supports``, else its model's."""
-    if variant.spec.supports is not None:
-        return list(variant.spec.supports)
-    try:
-        return list(variant.model_entry().spec.supports)
-    except ZooError:  # the architecture's plugin is missing: nothing is known to work
-        return []
 
 
 def describe_variant(variant: Variant) -> dict[str, Any]:

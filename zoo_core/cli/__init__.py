@@ -14,7 +14,7 @@ import warnings
 
 import click
 
-from zoo_core.cli._common import echo_error, show_warning
+from zoo_core.cli._common import JSON_WRITTEN, echo_error, show_warning
 from zoo_core.errors import ZooError
 from zoo_core.untrusted import clean_lines, redact
 from zoo_core.version import __version__
@@ -84,9 +84,11 @@ def _fail(
 
     With ``--json``, stdout holds JSON whatever happens (a script parses it and
     reads the exit status): ``{"error": MESSAGE, "hint": HINT or null, "type":
-    CLASS, "exit_code": N}``.
+    CLASS, "exit_code": N}``. A command that already wrote its JSON result (a
+    ``zoo check --json`` report that says what failed) keeps stdout to that one
+    document; the error line then goes to stderr.
     """
-    if as_json:
+    if as_json and not JSON_WRITTEN:
         hint = redact(hint) if hint else hint
         data = {
             "error": clean_lines(redact(message)),
@@ -108,6 +110,7 @@ def _print_traceback() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``zoo`` console script: runs a command, maps errors to exit codes."""
     as_json = _wants_json(argv)
+    JSON_WRITTEN.clear()
     if not sys.stderr.isatty():
         # Hub transfers draw huggingface_hub's progress bars on a terminal only; it reads
         # this at import, which no command has done yet. An explicit setting wins.

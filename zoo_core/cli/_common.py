@@ -91,6 +91,12 @@ def echo_json(data: Any) -> None:
     output may hold one, and ``--json`` output must stay parseable.
     """
     click.echo(json.dumps(_finite(data), indent=2, default=str, allow_nan=False))
+    JSON_WRITTEN.append(True)
+
+
+#: Set once a command has written its JSON result: an error after it (``zoo check`` that
+#: failed) goes to stderr, so stdout stays one JSON document. ``main`` clears it.
+JSON_WRITTEN: list[bool] = []
 
 
 def _finite(value: Any) -> Any:

@@ -258,7 +258,7 @@ def test_zoo_export_command(tmp_path) -> None:
     assert "verified  with torch.export.load at batch 1 and 2: max abs difference" in text.stdout
     assert "note      built fresh from its name: the weights are random" in text.stdout
     bad = run_zoo("export", "linear_regression", str(tmp_path), "--json")
-    assert bad.returncode == 2 and "is a directory" in bad.stderr
+    assert bad.returncode == 2 and "is a directory" in json.loads(bad.stdout)["error"]
     env = fixture_env("deploy_plugin")
     failed = run_zoo("export", "branchy_export", str(tmp_path / "b.onnx"), **env)
     assert failed.returncode == 1 and "Traceback" not in failed.stderr

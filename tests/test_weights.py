@@ -236,7 +236,7 @@ def test_save_torch_model_directories_load_with_arch_and_set(tmp_path) -> None:
     sets = ["--set", "cell=lstm", "--set", "hidden_size=64", "--set", "num_layers=3"]
     result = run_zoo("load", str(tmp_path / "hf"), "--arch", "simple_rnn", *sets, "--json")
     assert result.returncode == 1
-    assert "fc.weight [7, 64] (model expects [5, 64])" in result.stderr
+    assert "fc.weight [7, 64] (model expects [5, 64])" in json.loads(result.stdout)["error"]
     result = run_zoo(
         "load", str(tmp_path / "hf"), "--arch", "simple_rnn", *sets, "--set", "output_size=7"
     )

@@ -158,8 +158,12 @@ def agree_on_source(mesh: Any, open_source: Callable[[], Any]) -> Any:
                 found.close()
                 raise
             return found
+        # Asked again now, after every rank opened: a save landing between two ranks' opens
+        # leaves the first rank's snapshot replaced only by the time the second one opened.
+        opened = found.saved.opened if found.saved is not None else None
+        replaced_now = _gather(group, bool(opened is not None and opened.replaced()))
         found.close()
-        if not any(p["replaced"] for p in prints):
+        if not any(p["replaced"] for p in prints) and not any(replaced_now):
             raise _different(found, prints)
         time.sleep(0.005 * (attempt + 1))  # a save replaced it under a rank: open again
     raise WeightsError(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import signal
 import sys
 import threading
 import time
@@ -116,9 +117,10 @@ def _run_threaded(calls: list[Any], timeout: float) -> list[tuple[str, Any, floa
 
     Returns, per call, ("ok", value, seconds), ("raised", exception, seconds) or
     ("timeout", None, seconds). One worker runs the calls in turn (a thread per
-    call would cost a hand-over each); the main thread wakes only when the
-    worker is done or the call it runs is out of time, and then leaves that
-    worker behind and starts a fresh one on the next call. The workers' prints
+    call would cost a hand-over each); the main thread wakes when the worker
+    is done, when the call it runs is out of time (it then leaves that worker
+    behind and starts a fresh one on the next call), and twice a second to
+    handle a signal such as Ctrl-C, which the workers block. The workers' prints
     go to stderr; ``sys.stderr`` and the warning filters are put back after
     each call if a plugin changed them.
     """
@@ -135,6 +137,10 @@ def _run_threaded(calls: list[Any], timeout: float) -> list[tuple[str, Any, floa
             run_from(first)
 
     def run_from(first: int) -> None:
+        if hasattr(signal, "pthread_sigmask"):
+            # Ctrl-C and a TERM go to the waiting main thread, never to this one: a signal
+            # the kernel hands to the thread that happens to run would not wake the wait.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         ident = threading.get_ident()
         proxy.plugin_threads.add(ident)
         for index in range(first, len(calls)):
@@ -174,7 +180,8 @@ def _run_threaded(calls: list[Any], timeout: float) -> list[tuple[str, Any, floa
                     _stop(worker)
                     first = index + 1
                     break
-                worker.join(max(started + timeout - time.perf_counter(), 0.0))
+                # Woken at least twice a second: a pending signal is handled then at the latest.
+                worker.join(min(max(started + timeout - time.perf_counter(), 0.0), 0.5))
                 if not worker.is_alive():
                     first = len(calls)
                     break

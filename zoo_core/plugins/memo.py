@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from zoo_core.plugins.cache import PluginCache
 from zoo_core.plugins.contract import ModelSpec, WeightsSpec
-
-if TYPE_CHECKING:
-    from zoo_core.plugins.registry import PluginInfo
 
 __all__ = ["CACHED_HOOKS", "encode_results", "plugin_identity", "remembered"]
 
@@ -31,12 +28,13 @@ def encode_results(results: list[Any], cls: type) -> list[dict[str, Any]] | None
     return [{f: getattr(i, f) for f in _FIELDS[cls]} for r in results for i in r]
 
 
-def plugin_identity(info: PluginInfo) -> tuple[Any, ...]:
-    """What the cache files a plugin under: where it came from, its name and version."""
+def plugin_identity(info: Any) -> tuple[Any, ...]:
+    """What the cache files a plugin (a registry ``PluginInfo``) under: where it came from,
+    its name and version."""
     return (info.source, info.name, info.distribution, info.version, info.entry_point)
 
 
-def remembered(cache: PluginCache, info: PluginInfo) -> tuple[str, Any, float] | None:
+def remembered(cache: PluginCache, info: Any) -> tuple[str, Any, float] | None:
     """What the plugin's hooks returned last time, if its files are unchanged (an "ok" outcome
     of :func:`run_guarded`, with the other cached hooks' results); else None."""
     started = time.perf_counter()

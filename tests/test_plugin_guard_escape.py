@@ -69,6 +69,10 @@ def test_ctrl_c_ends_the_command_while_a_hook_swallows_it(fixture_plugins) -> No
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "ZOO_PLUGIN_TIMEOUT": "600"},
+        # As from a terminal: a test run started in the background (`pytest &`, nohup) has
+        # Ctrl-C ignored, which a child inherits, and Python then never raises
+        # KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert process.stderr is not None

@@ -18,6 +18,7 @@ from tests.conftest import run_python_script
 BENCH = Path(__file__).parent.parent / "benchmarks"
 
 
+@pytest.mark.slow
 def test_gpu_check_dry_run_on_cpu() -> None:
     args = ["--device", "cpu", "--mib", "4", "--reps", "2"]
     result = run_python_script(BENCH / "gpu_check.py", *args, timeout=300)

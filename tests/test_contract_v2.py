@@ -33,6 +33,7 @@ def test_tuple_dict_and_factory_models_pass_the_whole_kit(fixture_plugins, name)
     assert statuses["export"] == "warn" and "export" in report.undeclared
 
 
+@pytest.mark.slow
 def test_expected_failures_are_reported_not_failed(fixture_plugins) -> None:
     fixture_plugins("multi_input_plugin")
     reason = "a plain nn.Module with an input function gets no shape check"

@@ -95,6 +95,7 @@ def pt2_exports(tmp_path_factory) -> dict[str, object]:
     return {source: export_model(source, out / f"{source}.pt2") for source in SOURCES}
 
 
+@pytest.mark.slow
 def test_every_bundled_model_and_variant_exports_to_pt2(pt2_exports) -> None:
     for source, report in pt2_exports.items():
         assert report.format == "pt2" and report.path.is_file(), source
@@ -108,6 +109,7 @@ def test_every_bundled_model_and_variant_exports_to_pt2(pt2_exports) -> None:
         )
 
 
+@pytest.mark.slow
 def test_pt2_exports_run_in_plain_torch_without_zoo(pt2_exports, tmp_path) -> None:
     saved = tmp_path / "runs.pt"
     files = [str(pt2_exports[s].path) for s in [*VARIANTS, "tiny_transformer"]]
@@ -188,6 +190,7 @@ def test_every_bundled_model_and_variant_exports_to_onnx(tmp_path) -> None:
     assert tt["names"] == ["x", "mask"] and tt["dims"] == [["batch", 16], ["batch", 16]]
 
 
+@pytest.mark.slow
 def test_tuple_and_dict_inputs_export_with_their_names(fixture_plugins, tmp_path) -> None:
     fixture_plugins("multi_input_plugin")
     pair = export_model("pair_regressor", tmp_path / "pair.pt2")

@@ -39,6 +39,7 @@ def test_check_passes_every_installed_model() -> None:
     assert rows == dict.fromkeys(BUNDLED, "pass")
 
 
+@pytest.mark.slow
 def test_check_json_names_and_plugins() -> None:
     result = run_zoo("check", "simple_cnn", "--plugin", "zoo-rnn", "--json")
     assert result.returncode == 0, result.stderr

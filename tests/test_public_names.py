@@ -15,6 +15,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 import zoo_core
 
 ORDERS = 10
@@ -82,6 +84,7 @@ def test_no_submodule_is_named_like_a_public_name() -> None:
     assert {"predict", "preprocess", "pull", "search", "list_models"}.isdisjoint(modules)
 
 
+@pytest.mark.slow
 def test_every_public_name_is_itself_in_every_order_of_imports() -> None:
     script = f"ORDERS = {ORDERS}\n" + _SCRIPT
     done = subprocess.run(

@@ -215,6 +215,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_no_user_file_is_lost_while_a_writer_races_resaves(tmp_path: Path) -> None:
     directory = zoo_core.save_model(_model(), tmp_path / "lr")
     stop, report = tmp_path / "stop", tmp_path / "report.json"

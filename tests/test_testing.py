@@ -136,6 +136,7 @@ def test_a_hook_module_that_loads_slowly_fails(fixture_plugins) -> None:
     assert "takes" in result.message and "budget" in result.message
 
 
+@pytest.mark.slow
 def test_warning_level_checks_do_not_fail_the_model(fixture_plugins) -> None:
     fixture_plugins("bad_models", "conflicting")
     exported = run_checks("not_exportable")
@@ -153,6 +154,7 @@ def test_warning_level_checks_do_not_fail_the_model(fixture_plugins) -> None:
     assert check_model("other_linear").passed
 
 
+@pytest.mark.slow
 def test_a_config_can_be_given_as_overrides_or_an_instance(fixture_plugins) -> None:
     report = check_model("simple_rnn", {"cell": "gru", "num_layers": 2})
     assert report.passed

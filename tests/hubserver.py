@@ -1443,6 +1443,23 @@ class HubServer:
         self.stop()
 
 
+def client_env(url: str, home: Path, token: str | None = None) -> dict[str, str]:
+    """The environment of a huggingface_hub client process talking to a test Hub at ``url``.
+
+    Its own cache under ``home``, online, no Xet (the test Hub speaks plain LFS), no
+    telemetry; ``token`` as ``HF_TOKEN`` (none: an empty one).
+    """
+    return {
+        "HF_ENDPOINT": url,
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(home / "hub"),
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_OFFLINE": "0",
+        "HF_TOKEN": token or "",
+    }
+
+
 def start_server_subprocess(
     root: str | os.PathLike[str],
     token: str | None = None,

@@ -114,18 +114,11 @@ def test_zoo_check_passes_the_seed_plugin(seed) -> None:
 @pytest.mark.slow
 def test_seed_models_push_and_pull(seed, tmp_path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from hubserver import start_server_subprocess, stop_server_subprocess
+    from hubserver import client_env, start_server_subprocess, stop_server_subprocess
 
     url, process = start_server_subprocess(tmp_path / "hub", token="hf_byo_test", user="zoo")
     try:
-        env = {
-            "HF_ENDPOINT": url,
-            "HF_HOME": str(tmp_path / "home"),
-            "HF_HUB_CACHE": str(tmp_path / "home" / "hub"),
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_HUB_OFFLINE": "0",
-            "HF_TOKEN": "hf_byo_test",
-        }
+        env = client_env(url, tmp_path / "home", "hf_byo_test")
         for name in SEED:
             model = zoo_core.create_model(name, seed=0)
             path = zoo_core.save_model(model, tmp_path / name)

@@ -379,17 +379,10 @@ def test_create_model_trains_and_load_model_evaluates(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_zoo_push_a_variant_then_nothing_new(tmp_path: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from hubserver import start_server_subprocess, stop_server_subprocess
+    from hubserver import client_env, start_server_subprocess, stop_server_subprocess
 
     url, process = start_server_subprocess(tmp_path / "hub", token=None, user="zoo")
-    env = {
-        "HF_ENDPOINT": url,
-        "HF_HOME": str(tmp_path / "home"),
-        "HF_HUB_CACHE": str(tmp_path / "home" / "hub"),
-        "HF_HUB_DISABLE_XET": "1",
-        "HF_HUB_OFFLINE": "0",
-        "HF_TOKEN": "",
-    }
+    env = client_env(url, tmp_path / "home")
     try:
         first = run_zoo("push", "simple_cnn.digits", "zoo/digits", **env)
         assert first.returncode == 0, first.stderr

@@ -25,7 +25,7 @@ from zoo_core.distributed.sharding import plan_problems, tp_plan
 from zoo_core.plugins.registry import reset_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hubserver import start_server_subprocess, stop_server_subprocess
+from hubserver import client_env, start_server_subprocess, stop_server_subprocess
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 # A large config for linear_regression: 2 MB of weights, an odd output size so that
@@ -94,13 +94,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     # download into one cache, as processes on one machine do.
     url, server = start_server_subprocess(root / "hub", token=None, user="zoo")
     try:
-        hub_env = {
-            "HF_ENDPOINT": url,
-            "HF_HOME": str(root / "hf-home"),
-            "HF_HUB_CACHE": str(root / "hf-home" / "hub"),
-            "HF_HUB_OFFLINE": "0",
-            "HF_TOKEN": "",
-        }
+        hub_env = client_env(url, root / "hf-home")
         pushed = run_zoo("push", str(sources["tt_sharded"]), "zoo/tt", **hub_env)
         assert pushed.returncode == 0, pushed.stderr
         env = {**os.environ, **hub_env, "OMP_NUM_THREADS": "1", "ZOO_PLUGINS": "real_models_plugin"}

@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 import zoo_core
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hubserver import HubServer
+from hubserver import HubServer, client_env
 
 EXAMPLES = 1500 if os.environ.get("CI", "").lower() == "true" else 20
 # A hanging case is a failure: the worker gets this long per case (limits below are 3 s + 2 s).
@@ -127,14 +127,8 @@ def fuzz_hub(memory_tmp: Callable[[str], Path]) -> Iterator[tuple[HubServer, Wor
     url = server.start()
     env = {
         **os.environ,
-        "HF_ENDPOINT": url,
-        "HF_HOME": str(root / "home"),
-        "HF_HUB_CACHE": str(root / "home" / "hub"),
-        "HF_HUB_DISABLE_XET": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
+        **client_env(url, root / "home"),
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-        "HF_HUB_OFFLINE": "0",
-        "HF_TOKEN": "",
         "ZOO_HUB_TIMEOUT": "3",
         "ZOO_HUB_STALL_TIMEOUT": "2",
     }

@@ -34,7 +34,7 @@ import zoo_core
 from tests.conftest import run_python_code, run_zoo, start_zoo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hubserver import start_server_subprocess, stop_server_subprocess
+from hubserver import client_env, start_server_subprocess, stop_server_subprocess
 
 # Distinctive, so a leak anywhere (output, card, config, cache) is easy to find.
 TOKEN = "hf_zootest_N0tToBeSh0wn_5e1b9c"
@@ -48,16 +48,7 @@ class Hub:
 
     def env(self, hf_home: Path, *, token: str | None = TOKEN, **extra: str) -> dict[str, str]:
         """The environment of a client process: this server, a private cache, LFS uploads."""
-        env = {
-            "HF_ENDPOINT": self.url,
-            "HF_HOME": str(hf_home),
-            "HF_HUB_CACHE": str(hf_home / "hub"),
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_HUB_DISABLE_TELEMETRY": "1",
-            "HF_HUB_OFFLINE": "0",
-            "HF_TOKEN": token or "",
-        }
-        return {**env, **extra}
+        return {**client_env(self.url, hf_home, token), **extra}
 
 
 def run_python(env: dict[str, str], code: str, **params: Any) -> Any:

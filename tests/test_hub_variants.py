@@ -23,7 +23,7 @@ import zoo_core
 from tests.conftest import run_zoo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hubserver import start_server_subprocess, stop_server_subprocess
+from hubserver import client_env, start_server_subprocess, stop_server_subprocess
 
 # Each test runs the zoo command two or three times against a server process.
 pytestmark = pytest.mark.slow
@@ -43,12 +43,7 @@ class HubVariant:
     def env(self, home: Path, **extra: str) -> dict[str, str]:
         path = os.environ.get("PYTHONPATH", "")
         return {
-            "HF_ENDPOINT": self.url,
-            "HF_HOME": str(home),
-            "HF_HUB_CACHE": str(home / "hub"),
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_HUB_OFFLINE": "0",
-            "HF_TOKEN": TOKEN,
+            **client_env(self.url, home, TOKEN),
             "PYTHONPATH": os.pathsep.join(p for p in (str(self.site), path) if p),
             "ZOO_PLUGINS": "hub_publisher",
             **extra,
